@@ -1,0 +1,100 @@
+"""Model zoo: a gluoncv-style registry (:func:`get_model`) and the config boundary (:func:`build_model`).
+
+Only :func:`build_model` reads the configuration; blocks take explicit keyword arguments (as DETR's
+``build_model(args)``).
+"""
+from .backbones import BACKBONES, get_backbone
+from .lotr import LOTR, CNNFFN, he_init
+from .transformer import Transformer, MultiHeadAttention
+
+__all__ = ["get_model", "build_model", "MODELS", "PRESETS", "LOTR", "CNNFFN", "Transformer",
+           "MultiHeadAttention", "get_backbone", "BACKBONES", "model_kwargs_from_cfg", "count_params"]
+
+# registry of model classes (MODEL.NAME)
+MODELS = {"lotr": LOTR, "cnn_ffn": CNNFFN}
+
+# named models of the papers (LOTR Table I, Sec. IV-G-2)
+_PLUS = dict(upsample=True, upsample_reduce=256, upsample_filters=(128, 64))
+PRESETS = {
+    "lotr_m": ("lotr", dict(backbone="mobilenetv2_1.0")),
+    "lotr_m_plus": ("lotr", dict(backbone="mobilenetv2_1.0", **_PLUS)),
+    "lotr_r_plus": ("lotr", dict(backbone="resnet50_v1", **_PLUS)),
+    "lotr_hr_plus": ("lotr", dict(backbone="hrnet_w18", hrnet_stride=8)),
+    "cnn_ffn_mnv2": ("cnn_ffn", dict(backbone="mobilenetv2_1.0")),
+    "cnn_ffn_r50": ("cnn_ffn", dict(backbone="resnet50_v1")),
+}
+
+
+def _register_heatmap():
+    try:
+        from heatmap_baseline.model import EarpHeatmapNet  # noqa: F401
+    except ImportError:
+        return
+    MODELS.setdefault("earp_heatmap", EarpHeatmapNet)
+
+
+def get_model(name, **kwargs):
+    """Build a model by registry name (``lotr``, ``cnn_ffn``, ``earp_heatmap``) or paper preset
+    (``lotr_m``, ``lotr_m_plus``, ``lotr_r_plus``, ``lotr_hr_plus``, ``cnn_ffn_mnv2``, ``cnn_ffn_r50``).
+
+    Keyword arguments go to the block's constructor and override the preset's. The returned block is not
+    initialised; call ``net.initialize_params()``.
+
+    Raises
+    ------
+    KeyError
+        Unknown name; the message lists the valid names.
+    """
+    _register_heatmap()
+    if name in PRESETS:
+        cls_name, preset = PRESETS[name]
+        return MODELS[cls_name](**dict(preset, **kwargs))
+    if name in MODELS:
+        return MODELS[name](**kwargs)
+    raise KeyError("unknown model %r; valid: %s" % (name, ", ".join(sorted(set(MODELS) | set(PRESETS)))))
+
+
+def model_kwargs_from_cfg(cfg, anchors=None):
+    """Map the MODEL/DATA config onto the constructor keywords of ``MODEL.NAME``'s block."""
+    m = cfg.MODEL
+    common = dict(backbone=m.BACKBONE, num_points=m.NUM_POINTS, input_size=cfg.DATA.INPUT_SIZE,
+                  pretrained=m.PRETRAINED, pretrained_file=m.PRETRAINED_FILE, pretrained_root=m.PRETRAINED_ROOT,
+                  hrnet_stride=m.HRNET_STRIDE if m.BACKBONE.startswith("hrnet") else None)
+    if m.NAME == "earp_heatmap":
+        return dict(common, upsampler=m.UPSAMPLER, filters=m.UPSAMPLER_FILTERS)
+    if m.ANCHORS not in ("none", "mean_shape"):
+        raise ValueError("MODEL.ANCHORS must be 'none' or 'mean_shape', got %r" % (m.ANCHORS,))
+    common.update(hidden_dim=m.HIDDEN_DIM, head_hidden=tuple(m.HEAD_HIDDEN), coord_units=m.COORD_UNITS,
+                  use_anchors=m.ANCHORS != "none", anchors=anchors)
+    if m.NAME == "cnn_ffn":
+        return common
+    return dict(common, upsample=m.UPSAMPLE, upsample_reduce=m.UPSAMPLE_REDUCE,
+                upsample_filters=tuple(m.UPSAMPLE_FILTERS), upsample_kernel=m.UPSAMPLE_KERNEL,
+                upsample_batchnorm=m.UPSAMPLE_BATCHNORM, num_heads=m.NUM_HEADS,
+                num_encoder_layers=m.ENC_LAYERS, num_decoder_layers=m.DEC_LAYERS, ffn_hidden=m.FFN_HIDDEN,
+                dropout=m.DROPOUT, decoder_input=m.DECODER_INPUT, final_norm=m.FINAL_NORM,
+                query_init_std=m.QUERY_INIT_STD, pos_init_std=m.POS_INIT_STD, aux_outputs=m.AUX_LOSS)
+
+
+def build_model(cfg, anchors=None, ctx=None, initialize=True):
+    """The one place where the configuration meets the model code.
+
+    Parameters
+    ----------
+    cfg : CfgNode
+    anchors : array (N, 2) or None
+        Mean training shape in crop pixels, used when ``MODEL.ANCHORS = 'mean_shape'``.
+    ctx : Context or list of Context
+    initialize : bool
+        Initialise the parameters (He init; the backbone keeps loaded ImageNet weights).
+    """
+    net = get_model(cfg.MODEL.NAME, **model_kwargs_from_cfg(cfg, anchors))
+    if initialize:
+        net.initialize_params(ctx)
+    return net
+
+
+def count_params(net):
+    """Number of parameters (all, trainable or not, including BatchNorm statistics as gluoncv counts)."""
+    import numpy as np
+    return int(sum(np.prod(p.shape) for p in net.collect_params().values()))

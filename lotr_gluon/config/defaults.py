@@ -1,0 +1,117 @@
+"""Default configuration (yacs). Every key is commented; ``experiments/<dataset>/<name>.yaml`` overrides
+these, and ``tools/*.py --cfg FILE KEY VALUE ...`` overrides on the command line. An unknown key is an
+error that lists the valid keys (see :func:`lotr_gluon.config.load_config`).
+
+Defaults are the LOTR paper's (JD-landmark, LOTR-M) unless a comment says otherwise.
+"""
+from yacs.config import CfgNode as CN
+
+_C = CN()
+_C.CFG_NAME = ""             # set by load_config to the YAML file stem; names the run folder
+_C.OUTPUT_DIR = "output"        # runs go to OUTPUT_DIR/<DATA.NAME>/<config file stem>/
+_C.SEED = 0                     # seeds numpy, random and mxnet
+_C.DEVICES = []                 # [] = CPU; [0, 1] = GPUs 0 and 1 (data parallel with split_and_load)
+_C.NUM_CPU_CONTEXTS = 1         # with DEVICES empty: number of CPU contexts (>1 only to test data parallelism)
+_C.KVSTORE = "device"           # mxnet kvstore for gradient aggregation ('device', 'local', ...)
+_C.WORKERS = 0                  # DataLoader worker processes (0 = main process)
+
+# ---------------------------------------------------------------------------------------------- data
+_C.DATA = CN()
+_C.DATA.NAME = "jd"             # dataset name used in the output path (jd, wflw, 300w, datatang)
+_C.DATA.FORMAT = "jd"           # annotation format: datatang | jd | wflw | 300w
+_C.DATA.SCHEME = "jd106"        # landmark scheme (flip pairs, five points, NME normaliser): jd106 | wflw98 | 300w68 | datatang106
+_C.DATA.ROOT = "data/jd"        # dataset root (relative paths are taken from the current directory)
+_C.DATA.TRAIN_SPLIT = "Train"   # datatang: file of stems; jd/300w: sub-folder of ROOT; wflw: annotation list file
+_C.DATA.VAL_SPLIT = "Val"       # split used for validation during training ('' = no validation)
+_C.DATA.TEST_SPLIT = "Test"     # split evaluated by tools/test.py
+_C.DATA.ON_ERROR = "raise"      # bad annotation or image: 'raise' (default) or 'warn' (skip with a warning)
+_C.DATA.INPUT_SIZE = 192        # side of the aligned square crop, pixels (LOTR: 192 JD, 256 WFLW)
+_C.DATA.TEMPLATE_SCALE = 1.0    # scales insightface's ArcFace five-point template about its centre (1.0 = as is)
+_C.DATA.DETECTIONS = ""         # JSON of detected five points per image; '' = take five points from the ground truth (deviation)
+_C.DATA.FIVE_POINT_JITTER = 0.0 # std of gaussian noise added to ground-truth five points, fraction of the crop size (imitates a detector)
+_C.DATA.MEAN = [0.485, 0.456, 0.406]  # RGB normalisation mean (ImageNet, gluoncv)
+_C.DATA.STD = [0.229, 0.224, 0.225]   # RGB normalisation std
+_C.DATA.MAX_SAMPLES = 0         # use only the first N samples of each split (0 = all; for smoke runs)
+
+# ------------------------------------------------------------------------------------- augmentation
+_C.AUG = CN()
+_C.AUG.FLIP = True              # random horizontal flip with point permutation, p=0.5 (Earp 5.1, LOTR IV-C)
+_C.AUG.ROTATION = 15.0          # random rotation, uniform in +-ROTATION degrees (0 = off)
+_C.AUG.ERASING_PROB = 0.5       # random erasing probability (Zhong et al.; papers give no value; 0 = off)
+_C.AUG.PCA_STD = 0.05           # AlexNet PCA lighting noise std (0 = off)
+_C.AUG.JITTER = 0.4             # colour jitter: brightness/contrast/saturation (0 = off)
+_C.AUG.SCALE = [1.0, 1.0]       # random scale range (off by default)
+_C.AUG.SHIFT = 0.0              # random shift, fraction of the crop size (off by default)
+
+# -------------------------------------------------------------------------------------------- model
+_C.MODEL = CN()
+_C.MODEL.NAME = "lotr"          # registry name: lotr | cnn_ffn | earp_heatmap
+_C.MODEL.BACKBONE = "mobilenetv2_1.0"  # gluoncv backbone: mobilenetv2_1.0, resnet50_v1, hrnet_w18, ...
+_C.MODEL.PRETRAINED = True      # ImageNet weights from gluoncv (needs the network; offline: warning + random init)
+_C.MODEL.PRETRAINED_FILE = ""   # local .params of the gluoncv classifier (used instead of downloading)
+_C.MODEL.PRETRAINED_ROOT = ""   # gluoncv model store folder ('' = ~/.mxnet/models)
+_C.MODEL.HRNET_STRIDE = 4       # HRNet only: output stride of the concatenated HRNetV2 representation
+_C.MODEL.NUM_POINTS = 106       # N landmarks = N landmark queries
+_C.MODEL.HIDDEN_DIM = 64        # D, token width after the 1x1 conv (Table I: 64)
+_C.MODEL.UPSAMPLE = False       # "+" models: 1x1 conv to UPSAMPLE_REDUCE, then deconvolutions
+_C.MODEL.UPSAMPLE_REDUCE = 256  # channels of the 1x1 conv before the deconvolutions (Table I: 256)
+_C.MODEL.UPSAMPLE_FILTERS = [128, 64]  # filters of each stride-2 deconvolution (Table I: 128, 64; last = HIDDEN_DIM)
+_C.MODEL.UPSAMPLE_KERNEL = 4    # deconvolution kernel (Table I: 4x4)
+_C.MODEL.UPSAMPLE_BATCHNORM = False  # BatchNorm after deconvolutions (not in Table I)
+_C.MODEL.NUM_HEADS = 8          # attention heads
+_C.MODEL.ENC_LAYERS = 2         # Transformer encoder layers (Table I: 2; Table VII: 1-6)
+_C.MODEL.DEC_LAYERS = 2         # Transformer decoder layers (Table I: 2; Table VII: 1-6)
+_C.MODEL.FFN_HIDDEN = 0         # Transformer FFN: 0 = single D->D layer (eq. 13), >0 = two layers with this hidden size
+_C.MODEL.DROPOUT = 0.1          # Transformer dropout (LOTR: 0.1)
+_C.MODEL.DECODER_INPUT = "queries"  # first decoder input: 'queries' (LOTR eq. 14) or 'zeros' (DETR)
+_C.MODEL.FINAL_NORM = True      # LayerNorm after the last decoder layer (DETR; paper silent)
+_C.MODEL.QUERY_INIT_STD = 1e-4  # landmark-query init std (LOTR: 1e-4)
+_C.MODEL.POS_INIT_STD = 1.0     # positional-encoding init std (LOTR: standard normal)
+_C.MODEL.HEAD_HIDDEN = [512, 512]   # PFFN hidden sizes (eq. 19, Table I)
+_C.MODEL.COORD_UNITS = "input_frac" # head output unit: 'input_frac' (x input size -> pixels) or 'pixels' (paper silent)
+_C.MODEL.ANCHORS = "none"       # 'none' (paper) or 'mean_shape': predict offsets from the mean training shape, head's last layer at 0
+_C.MODEL.AUX_LOSS = False       # supervise every decoder layer (as MTLD); inference uses the last
+# heatmap baseline (Earp et al.), used when MODEL.NAME = earp_heatmap
+_C.MODEL.UPSAMPLER = "SDD"      # string of S (conv+BN+ReLU+pixel shuffle) and D (deconv+BN+ReLU) blocks
+_C.MODEL.UPSAMPLER_FILTERS = 256    # filters of each upsampling block (Earp: 256 or 128)
+_C.MODEL.HEATMAP_SIGMA = 1.5    # Gaussian target std, heatmap pixels (LOTR eq. 1)
+_C.MODEL.HEATMAP_DECODER = "dark"   # argmax | argmax_shift | dark | vector
+
+# --------------------------------------------------------------------------------------------- loss
+_C.LOSS = CN()
+_C.LOSS.NAME = "smooth_wing"    # l1 | l2 | smooth_l1 | wing | smooth_wing (LOTR Table VI)
+_C.LOSS.WING_W = 10.0           # Wing / smooth-Wing w, pixels (LOTR: 10)
+_C.LOSS.WING_EPS = 2.0          # Wing / smooth-Wing epsilon (LOTR: 2)
+_C.LOSS.SMOOTH_WING_T = 0.01    # smooth-Wing t, pixels (LOTR: 0.01)
+_C.LOSS.SMOOTH_L1_BETA = 1.0    # smooth-L1 threshold, pixels (eq. 6)
+
+# ----------------------------------------------------------------------------------------- training
+_C.TRAIN = CN()
+_C.TRAIN.OPTIMIZER = "lamb"     # lamb (paper) | adam | adamw | sgd
+_C.TRAIN.LR = 1e-3              # base learning rate (LOTR: 1e-3)
+_C.TRAIN.WD = 0.0               # weight decay
+_C.TRAIN.MOMENTUM = 0.9         # sgd only
+_C.TRAIN.LAMB_LOWER_BOUND = -1.0    # LAMB trust-ratio lower bound (mxnet lower_bound; <0 = none)
+_C.TRAIN.LAMB_UPPER_BOUND = -1.0    # LAMB trust-ratio upper bound (<0 = none)
+_C.TRAIN.LAMB_EXCLUDE_SMALL = False # no layer-wise adaptation (plain Adam step) for queries, pos-enc, biases and norms
+_C.TRAIN.EPOCHS = 100           # LOTR: 100
+_C.TRAIN.LR_STEPS = [50, 75]    # epochs where the lr is multiplied by LR_FACTOR (LOTR: 50, 75)
+_C.TRAIN.LR_FACTOR = 0.1
+_C.TRAIN.WARMUP_EPOCHS = 0.0    # linear warm-up from 0 (paper: none)
+_C.TRAIN.BATCH_SIZE = 32        # total over devices (LOTR: 32)
+_C.TRAIN.CLIP_GRAD = 0.0        # global gradient-norm clip (0 = off)
+_C.TRAIN.VAL_EVERY = 1          # validate every N epochs (0 = never)
+_C.TRAIN.LOG_EVERY = 10         # log the training loss every N steps
+_C.TRAIN.MAX_STEPS = 0          # stop after this many steps in total (0 = no limit; smoke runs)
+_C.TRAIN.HYBRIDIZE = True       # hybridize the network for speed
+
+# ----------------------------------------------------------------------------------------- testing
+_C.TEST = CN()
+_C.TEST.FLIP = False            # flip test: average the prediction and the un-mirrored prediction of the mirrored crop
+_C.TEST.BATCH_SIZE = 32
+_C.TEST.GRID_IMAGES = 20        # faces in the prediction grid PNG
+
+
+def get_defaults():
+    """A fresh, mutable copy of the defaults."""
+    return _C.clone()

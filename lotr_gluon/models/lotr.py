@@ -1,0 +1,223 @@
+"""LOTR: Localization Transformer (Watchareeruetai et al., 2021), Sec. III-A and Table I.
+
+backbone -> 1x1 conv -> [optional deconvolution upsampling, the "+" models] -> tokens + learnable 2-D
+positional encoding -> Transformer encoder/decoder with N learnable landmark queries -> position-wise FFN
+(PFFN, eq. 19) that regresses (x, y) for every landmark.
+
+Where the paper is silent, the choice is an argument with the default we use (all listed in README):
+- ``coord_units``: the head's output unit. ``'input_frac'`` (default): the PFFN predicts coordinates as a
+  fraction of the input size and the block multiplies by ``input_size``, so outputs are pixels of the
+  aligned crop either way; ``'pixels'``: the PFFN predicts pixels directly.
+- ``anchors``: optional per-landmark anchor (e.g. the mean training shape in the crop, pixels); the PFFN
+  then predicts an offset from it and its last layer starts at zero (a from-scratch aid, not in the paper).
+"""
+import numpy as np
+import mxnet as mx
+from mxnet.gluon import nn, HybridBlock
+
+from .backbones import get_backbone
+from .transformer import Transformer
+
+__all__ = ["LOTR", "CNNFFN", "he_init"]
+
+
+def he_init():
+    """He (Kaiming) normal initialisation, fan-in, gain sqrt(2) (LOTR III-A: "He initialization")."""
+    return mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2)
+
+
+class _Head(HybridBlock):
+    """PFFN (LOTR eq. 19): Dense(512)-ReLU-Dense(512)-ReLU-Dense(out), applied to each token.
+
+    ``zero_last``: initialise the last layer to zero (used with anchors, so the model starts at the anchor).
+    """
+
+    def __init__(self, in_units, hidden=(512, 512), out_units=2, flatten=False, zero_last=False, **kwargs):
+        super().__init__(**kwargs)
+        with self.name_scope():
+            self.net = nn.HybridSequential(prefix="")
+            units = in_units
+            for h in hidden:
+                self.net.add(nn.Dense(h, activation="relu", flatten=flatten, in_units=units))
+                units = h
+                flatten = False
+            last_init = mx.init.Zero() if zero_last else None
+            self.net.add(nn.Dense(out_units, flatten=flatten, in_units=units, weight_initializer=last_init,
+                                  bias_initializer="zeros"))
+
+    def hybrid_forward(self, F, x):
+        return self.net(x)
+
+
+class _Landmarks(HybridBlock):
+    """Maps head output to pixels of the input crop: ``anchors + out * scale`` (anchors optional)."""
+
+    def __init__(self, num_points, scale, use_anchors, anchors=None, **kwargs):
+        super().__init__(**kwargs)
+        self._scale = float(scale)
+        self._use_anchors = use_anchors
+        if use_anchors:
+            init = mx.init.Constant(np.asarray(anchors, np.float32).reshape(1, num_points, 2).tolist()) \
+                if anchors is not None else mx.init.Zero()
+            # a constant stored with the weights (so exported models carry it), never trained
+            self.anchors = self.params.get("anchors", shape=(1, num_points, 2), init=init,
+                                           grad_req="null", differentiable=False)
+
+    def hybrid_forward(self, F, x, anchors=None):
+        x = x * self._scale
+        if self._use_anchors:
+            x = F.broadcast_add(x, anchors)
+        return x
+
+
+class LOTR(HybridBlock):
+    """Localization Transformer.
+
+    Parameters
+    ----------
+    backbone : str
+        gluoncv backbone name (see :data:`lotr_gluon.models.backbones.BACKBONES`).
+    num_points : int
+        N, number of landmarks (= number of landmark queries).
+    input_size : int
+        Side of the square input crop in pixels (LOTR: 192 for JD-landmark, 256 for WFLW). Fixes the token
+        grid and hence the positional-encoding shape.
+    hidden_dim : int
+        D, the token width (Table I: 64 for LOTR-M/M+/R+).
+    upsample : bool
+        The "+" models: 1x1 conv to ``upsample_reduce`` channels, then one stride-2 4x4 deconvolution + ReLU
+        per entry of ``upsample_filters`` (Table I: 256 -> 128 -> 64, 6x6 -> 24x24 at 192x192). The last
+        filter count must equal ``hidden_dim`` (tokens come straight from the last deconvolution).
+    upsample_batchnorm : bool
+        BatchNorm after each deconvolution (not in Table I; default False).
+    num_heads, num_encoder_layers, num_decoder_layers, ffn_hidden, dropout, decoder_input, final_norm :
+        See :class:`lotr_gluon.models.transformer.Transformer`.
+    query_init_std : float
+        Std of the normal initialisation of the landmark queries (LOTR: 1e-4).
+    pos_init_std : float
+        Std of the normal initialisation of the positional encoding (LOTR: standard normal, 1.0).
+    head_hidden : tuple of int
+        PFFN hidden sizes (LOTR eq. 19 and Table I: 512, 512).
+    coord_units : {'input_frac', 'pixels'}
+        See module docstring.
+    anchors : array (N, 2) or None
+        Per-landmark anchors in crop pixels; ``use_anchors=True`` without values creates a zero
+        placeholder filled by ``load_parameters``.
+    aux_outputs : bool
+        Return the prediction of every decoder layer, (num_decoder_layers, B, N, 2), for deep supervision.
+    pretrained, pretrained_file, pretrained_root :
+        See :func:`lotr_gluon.models.backbones.get_backbone`.
+    hrnet_stride : int
+        Output stride of the HRNet backbone (4 = HRNetV2's 1/4 map).
+
+    Inputs: (B, 3, input_size, input_size) normalised RGB. Output: (B, N, 2) landmarks (x, y) in pixels of
+    the input crop, or (L, B, N, 2) with ``aux_outputs``.
+    """
+
+    def __init__(self, backbone="mobilenetv2_1.0", num_points=106, input_size=192, hidden_dim=64,
+                 upsample=False, upsample_reduce=256, upsample_filters=(128, 64), upsample_kernel=4,
+                 upsample_batchnorm=False, num_heads=8, num_encoder_layers=2, num_decoder_layers=2,
+                 ffn_hidden=0, dropout=0.1, decoder_input="queries", final_norm=True, query_init_std=1e-4,
+                 pos_init_std=1.0, head_hidden=(512, 512), coord_units="input_frac", use_anchors=False,
+                 anchors=None, aux_outputs=False, pretrained=False, pretrained_file="", pretrained_root="",
+                 hrnet_stride=None, **kwargs):
+        super().__init__(**kwargs)
+        if coord_units not in ("input_frac", "pixels"):
+            raise ValueError("coord_units must be 'input_frac' or 'pixels', got %r" % (coord_units,))
+        if upsample and upsample_filters and upsample_filters[-1] != hidden_dim:
+            raise ValueError("the last upsample filter count (%d) must equal hidden_dim (%d)"
+                             % (upsample_filters[-1], hidden_dim))
+        self.num_points = num_points
+        self.input_size = input_size
+        self.aux_outputs = aux_outputs
+        use_anchors = use_anchors or anchors is not None
+        with self.name_scope():
+            self.backbone, channels, stride, self.backbone_loaded = get_backbone(
+                backbone, pretrained, pretrained_file, pretrained_root, hrnet_stride)
+            if input_size % stride:
+                raise ValueError("input_size %d is not a multiple of the backbone stride %d" % (input_size, stride))
+            grid = input_size // stride
+            self.neck = nn.HybridSequential(prefix="neck_")
+            with self.neck.name_scope():
+                if upsample:
+                    self.neck.add(nn.Conv2D(upsample_reduce, 1, in_channels=channels, weight_initializer=he_init()))
+                    c = upsample_reduce
+                    for f in upsample_filters:
+                        pad = (upsample_kernel - 2) // 2
+                        self.neck.add(nn.Conv2DTranspose(f, upsample_kernel, strides=2, padding=pad,
+                                                         in_channels=c, use_bias=not upsample_batchnorm,
+                                                         weight_initializer=he_init()))
+                        if upsample_batchnorm:
+                            self.neck.add(nn.BatchNorm(in_channels=f))
+                        self.neck.add(nn.Activation("relu"))
+                        c = f
+                        grid *= 2
+                else:
+                    self.neck.add(nn.Conv2D(hidden_dim, 1, in_channels=channels, weight_initializer=he_init()))
+            self.num_tokens = grid * grid
+            self.pos_embed = self.params.get("pos_embed", shape=(1, self.num_tokens, hidden_dim),
+                                             init=mx.init.Normal(pos_init_std))
+            self.query_embed = self.params.get("query_embed", shape=(1, num_points, hidden_dim),
+                                               init=mx.init.Normal(query_init_std))
+            self.transformer = Transformer(hidden_dim, num_heads, num_encoder_layers, num_decoder_layers,
+                                           ffn_hidden, dropout, decoder_input, final_norm,
+                                           return_intermediate=aux_outputs, weight_initializer=he_init(),
+                                           prefix="transformer_")
+            self.head = _Head(hidden_dim, tuple(head_hidden), 2, zero_last=use_anchors, prefix="head_")
+            scale = input_size if coord_units == "input_frac" else 1.0
+            self.to_pixels = _Landmarks(num_points, scale, use_anchors, anchors, prefix="landmarks_")
+
+    def initialize_params(self, ctx=None, force_reinit=False):
+        """Initialise every parameter not already loaded (He init for weights, the paper's inits for the
+        positional encoding and the queries; the backbone keeps ImageNet weights when it has them)."""
+        skip = set(self.backbone.collect_params().keys()) if self.backbone_loaded else set()
+        for name, p in self.collect_params().items():
+            if name in skip:
+                p.reset_ctx(ctx or mx.cpu())
+                continue
+            if p._data is not None and not force_reinit:
+                continue
+            p.initialize(init=he_init() if p.init is None else None, ctx=ctx or mx.cpu(),
+                         default_init=he_init(), force_reinit=force_reinit)
+        return self
+
+    def hybrid_forward(self, F, x, pos_embed, query_embed):
+        feat = self.neck(self.backbone(x))  # (B, D, h, w)
+        tokens = F.transpose(F.reshape(feat, shape=(0, 0, -1)), axes=(0, 2, 1))  # (B, h*w, D)
+        hs = self.transformer(tokens, pos_embed, query_embed)  # (B, N, D) or (L, B, N, D)
+        return self.to_pixels(self.head(hs))
+
+
+class CNNFFN(HybridBlock):
+    """CNN + FFN coordinate regressor (LOTR Sec. IV-G-2, the Table V baseline).
+
+    backbone -> the same 1x1 conv as LOTR (to ``hidden_dim`` channels) -> flatten -> FFN 512-512-2N.
+    Table V: 3.89M parameters (MobileNetV2), 25.24M (ResNet50).
+
+    Inputs: (B, 3, S, S). Output: (B, N, 2) pixels of the input crop.
+    """
+
+    def __init__(self, backbone="mobilenetv2_1.0", num_points=106, input_size=192, hidden_dim=64,
+                 head_hidden=(512, 512), dropout=0.0, coord_units="input_frac", use_anchors=False, anchors=None,
+                 pretrained=False, pretrained_file="", pretrained_root="", hrnet_stride=None, **kwargs):
+        super().__init__(**kwargs)
+        self.num_points = num_points
+        self.input_size = input_size
+        self.aux_outputs = False
+        use_anchors = use_anchors or anchors is not None
+        with self.name_scope():
+            self.backbone, channels, stride, self.backbone_loaded = get_backbone(
+                backbone, pretrained, pretrained_file, pretrained_root, hrnet_stride)
+            grid = input_size // stride
+            self.neck = nn.Conv2D(hidden_dim, 1, in_channels=channels, weight_initializer=he_init(), prefix="neck_")
+            self.drop = nn.Dropout(dropout)
+            self.head = _Head(grid * grid * hidden_dim, tuple(head_hidden), 2 * num_points, flatten=True,
+                              zero_last=use_anchors, prefix="head_")
+            scale = input_size if coord_units == "input_frac" else 1.0
+            self.to_pixels = _Landmarks(num_points, scale, use_anchors, anchors, prefix="landmarks_")
+
+    initialize_params = LOTR.initialize_params
+
+    def hybrid_forward(self, F, x):
+        out = self.head(self.drop(self.neck(self.backbone(x))))
+        return self.to_pixels(F.reshape(out, shape=(0, -1, 2)))
