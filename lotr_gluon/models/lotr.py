@@ -56,12 +56,19 @@ class _Landmarks(HybridBlock):
         super().__init__(**kwargs)
         self._scale = float(scale)
         self._use_anchors = use_anchors
+        self._anchor_values = None if anchors is None else np.asarray(anchors, np.float32).reshape(1, num_points, 2)
         if use_anchors:
-            init = mx.init.Constant(np.asarray(anchors, np.float32).reshape(1, num_points, 2).tolist()) \
-                if anchors is not None else mx.init.Zero()
-            # a constant stored with the weights (so exported models carry it), never trained
-            self.anchors = self.params.get("anchors", shape=(1, num_points, 2), init=init,
+            # a constant stored with the weights (so exported models carry it), never trained; its values
+            # are written by set_anchors after initialisation
+            self.anchors = self.params.get("anchors", shape=(1, num_points, 2), init=mx.init.Zero(),
                                            grad_req="null", differentiable=False)
+
+    def set_anchors(self, anchors):
+        """Write the anchors, (N, 2) crop pixels, into the (initialised) parameter."""
+        if not self._use_anchors:
+            raise ValueError("this model was built without anchors (MODEL.ANCHORS = 'none')")
+        self._anchor_values = np.asarray(anchors, np.float32).reshape(self.anchors.shape)
+        self.anchors.set_data(mx.nd.array(self._anchor_values))
 
     def hybrid_forward(self, F, x, anchors=None):
         x = x * self._scale
@@ -179,6 +186,8 @@ class LOTR(HybridBlock):
                 continue
             p.initialize(init=he_init() if p.init is None else None, ctx=ctx or mx.cpu(),
                          default_init=he_init(), force_reinit=force_reinit)
+        if self.to_pixels._use_anchors and self.to_pixels._anchor_values is not None:
+            self.to_pixels.set_anchors(self.to_pixels._anchor_values)
         return self
 
     def hybrid_forward(self, F, x, pos_embed, query_embed):
