@@ -1,0 +1,99 @@
+"""Builders: the config boundary for data, loss and optimiser (the model's is
+:func:`lotr_gluon.models.build_model`). Blocks and datasets below take explicit arguments."""
+import os
+
+import mxnet as mx
+
+from .data.augment import Augmenter
+from .data.dataset import AlignedFaceDataset
+from .data.loaders import load_detections, load_samples
+from .data.schemes import get_scheme
+from .losses import get_loss
+
+__all__ = ["build_scheme", "build_samples", "build_dataset", "build_loss", "build_optimizer", "split_path"]
+
+
+def build_scheme(cfg):
+    scheme = get_scheme(cfg.DATA.SCHEME)
+    if scheme.num_points != cfg.MODEL.NUM_POINTS:
+        raise ValueError("DATA.SCHEME %s has %d points but MODEL.NUM_POINTS is %d"
+                         % (scheme.name, scheme.num_points, cfg.MODEL.NUM_POINTS))
+    return scheme
+
+
+def split_path(cfg, split):
+    """The split value of ``DATA.<SPLIT>_SPLIT`` ('train', 'val' or 'test')."""
+    return {"train": cfg.DATA.TRAIN_SPLIT, "val": cfg.DATA.VAL_SPLIT, "test": cfg.DATA.TEST_SPLIT}[split]
+
+
+def build_samples(cfg, split):
+    """Load the annotations of a split (``'train'``, ``'val'``, ``'test'``) as FaceSamples."""
+    if not os.path.isdir(cfg.DATA.ROOT):
+        raise FileNotFoundError("DATA.ROOT %r is not a folder (dataset %s). Set DATA.ROOT in the config or on "
+                                "the command line: DATA.ROOT /path/to/data" % (cfg.DATA.ROOT, cfg.DATA.NAME))
+    samples = load_samples(cfg.DATA.FORMAT, cfg.DATA.ROOT, split=split_path(cfg, split) or None,
+                           on_error=cfg.DATA.ON_ERROR)
+    if cfg.DATA.MAX_SAMPLES > 0:
+        samples = samples[: cfg.DATA.MAX_SAMPLES]
+    if not samples:
+        raise ValueError("no samples in split %r of %s" % (split, cfg.DATA.ROOT))
+    return samples
+
+
+def build_dataset(cfg, split, train=False, samples=None):
+    """AlignedFaceDataset for a split; ``train=True`` adds the configured augmentation and five-point jitter."""
+    scheme = build_scheme(cfg)
+    samples = samples if samples is not None else build_samples(cfg, split)
+    detections = load_detections(cfg.DATA.DETECTIONS) if cfg.DATA.DETECTIONS else None
+    augmenter = None
+    if train:
+        a = cfg.AUG
+        augmenter = Augmenter(flip_prob=0.5 if a.FLIP else 0.0, flip_perm=scheme.flip_permutation(),
+                              rotation_deg=a.ROTATION, scale_range=tuple(a.SCALE), shift_frac=a.SHIFT,
+                              erasing_prob=a.ERASING_PROB, pca_std=a.PCA_STD, jitter=a.JITTER, seed=cfg.SEED)
+    return AlignedFaceDataset(samples, scheme, cfg.DATA.INPUT_SIZE, template_scale=cfg.DATA.TEMPLATE_SCALE,
+                              detections=detections,
+                              five_point_jitter=cfg.DATA.FIVE_POINT_JITTER if train else 0.0,
+                              augmenter=augmenter, mean=tuple(cfg.DATA.MEAN), std=tuple(cfg.DATA.STD),
+                              cache=True, seed=cfg.SEED)
+
+
+def build_loss(cfg):
+    """The coordinate loss of ``LOSS.NAME`` (LOTR Table VI), or the heatmap MSE for heatmap models."""
+    if cfg.MODEL.NAME == "earp_heatmap":
+        from heatmap_baseline.losses import HeatmapMSELoss
+        return HeatmapMSELoss()
+    name, L = cfg.LOSS.NAME, cfg.LOSS
+    kw = {"wing": dict(w=L.WING_W, eps=L.WING_EPS),
+          "smooth_wing": dict(t=L.SMOOTH_WING_T, w=L.WING_W, eps=L.WING_EPS),
+          "smooth_l1": dict(beta=L.SMOOTH_L1_BETA)}.get(name, {})
+    return get_loss(name, **kw)
+
+
+def build_optimizer(cfg):
+    """(optimizer name, optimizer params) for ``gluon.Trainer``; LAMB is MXNet's ``mx.optimizer.LAMB``."""
+    t = cfg.TRAIN
+    name = t.OPTIMIZER.lower()
+    from . import optim  # registers AdamW and LAMBExclude
+    if name == "lamb":
+        params = dict(learning_rate=t.LR, wd=t.WD, bias_correction=True)
+        if t.LAMB_EXCLUDE_SMALL:
+            name = "lambexclude"
+        if t.LAMB_LOWER_BOUND >= 0:
+            params["lower_bound"] = t.LAMB_LOWER_BOUND
+        if t.LAMB_UPPER_BOUND >= 0:
+            params["upper_bound"] = t.LAMB_UPPER_BOUND
+    elif name in ("adam", "adamw"):
+        params = dict(learning_rate=t.LR, wd=t.WD)
+    elif name == "sgd":
+        params = dict(learning_rate=t.LR, wd=t.WD, momentum=t.MOMENTUM)
+    else:
+        raise ValueError("unknown TRAIN.OPTIMIZER %r; valid: lamb, adam, adamw, sgd" % (t.OPTIMIZER,))
+    return name, params
+
+
+def contexts(cfg):
+    """The list of devices: GPUs ``DEVICES``, or ``NUM_CPU_CONTEXTS`` CPU contexts when it is empty."""
+    if cfg.DEVICES:
+        return [mx.gpu(int(i)) for i in cfg.DEVICES]
+    return [mx.cpu(i) for i in range(max(1, cfg.NUM_CPU_CONTEXTS))]

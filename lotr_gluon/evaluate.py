@@ -1,0 +1,121 @@
+"""Inference over a dataset, flip test, and evaluation in the original image's pixels.
+
+Flip test (LOTR IV-C, Earp 5.1): the crop and its mirror are both predicted; the mirror's prediction is
+mirrored back with the scheme's point permutation and the two are averaged.
+"""
+import time
+
+import numpy as np
+import mxnet as mx
+
+from .data.align import invert_affine, transform_points
+from .data.augment import flip_points
+from .metrics import evaluate as evaluate_metrics
+
+__all__ = ["predict", "evaluate_dataset", "mean_shape_baseline", "to_original"]
+
+
+def _forward(net, x):
+    out = net(x)
+    if getattr(net, "aux_outputs", False):
+        out = out[-1]
+    if hasattr(net, "codec"):  # heatmap model: decode heatmaps to crop pixels
+        return np.asarray(net.decode(out), np.float32)
+    return out.asnumpy()
+
+
+def predict(net, dataset, ctx=None, batch_size=32, flip=False, flip_perm=None):
+    """Predict landmarks for every item of ``dataset`` (no augmentation is applied by the caller's dataset).
+
+    Parameters
+    ----------
+    net : HybridBlock
+        Maps (B, 3, S, S) to (B, N, 2) crop pixels (or heatmaps, when it has ``codec``).
+    dataset : AlignedFaceDataset
+    ctx : Context
+    flip : bool
+        Flip test; needs ``flip_perm`` (N,) from the landmark scheme.
+
+    Returns
+    -------
+    preds : ndarray (M, N, 2) float32, crop pixels.
+    seconds : float, wall time of the network and decoding.
+    """
+    ctx = ctx or mx.cpu()
+    if flip and flip_perm is None:
+        raise ValueError("flip test needs the scheme's flip permutation")
+    preds = []
+    elapsed = 0.0
+    for start in range(0, len(dataset), batch_size):
+        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        x = mx.nd.array(np.stack([it[0] for it in items]), ctx=ctx)
+        t0 = time.perf_counter()
+        p = _forward(net, x)
+        if flip:
+            size = x.shape[3]
+            pf = _forward(net, mx.nd.flip(x, axis=3))
+            pf = np.stack([flip_points(q, size, flip_perm) for q in pf])
+            p = 0.5 * (p + pf)
+        elapsed += time.perf_counter() - t0
+        preds.append(p)
+    return np.concatenate(preds, 0).astype(np.float32), elapsed
+
+
+def to_original(dataset, crop_points):
+    """Map (M, N, 2) crop-pixel points to the original images' pixels with each item's inverse affine."""
+    return np.stack([transform_points(p, invert_affine(dataset.affine(i))) for i, p in enumerate(crop_points)])
+
+
+def ground_truth(dataset):
+    """(M, N, 2) ground-truth landmarks in the original images' pixels."""
+    return np.stack([np.asarray(s.landmarks, np.float32) for s in dataset.samples])
+
+
+def subset_masks(dataset, subsets):
+    """{name: bool (M,)} for attribute subsets (WFLW: pose, expression, ...), from ``sample.attributes``."""
+    masks = {}
+    for name in subsets or ():
+        vals = [bool(int(s.attributes.get(name, 0))) if s.attributes else False for s in dataset.samples]
+        if any(vals):
+            masks[name] = np.array(vals)
+    return masks
+
+
+def evaluate_dataset(net, dataset, scheme, ctx=None, batch_size=32, flip=False):
+    """Predict and score a dataset in the original image frame.
+
+    Returns
+    -------
+    metrics : dict
+        ``nme``, ``fr``, ``auc`` (fractions), ``threshold``, ``num_images``, ``flip``, per-subset entries,
+        ``seconds_per_image``.
+    nmes : ndarray (M,)
+    preds_orig : ndarray (M, N, 2), original-image pixels.
+    preds_crop : ndarray (M, N, 2), crop pixels.
+    """
+    preds_crop, seconds = predict(net, dataset, ctx, batch_size, flip, scheme.flip_permutation())
+    preds = to_original(dataset, preds_crop)
+    gt = ground_truth(dataset)
+    metrics = evaluate_metrics(preds, gt, scheme.norm, scheme.norm_indices or None, scheme.threshold,
+                               subsets=subset_masks(dataset, scheme.subsets) or None)
+    from .metrics import nme_per_image
+    nmes = nme_per_image(preds, gt, scheme.norm, scheme.norm_indices or None)
+    metrics["flip"] = bool(flip)
+    metrics["seconds_per_image"] = seconds / max(len(dataset), 1)
+    return metrics, nmes, preds, preds_crop
+
+
+def mean_shape_baseline(mean_shape_crop, dataset, scheme):
+    """Score every face of ``dataset`` predicted as ``mean_shape_crop`` (N, 2), the mean aligned training
+    shape, mapped back to each image: the yardstick a trained model must beat (FINDINGS.md).
+
+    Returns ``(metrics, nmes)``.
+    """
+    crop = np.repeat(np.asarray(mean_shape_crop, np.float32)[None], len(dataset), 0)
+    preds = to_original(dataset, crop)
+    gt = ground_truth(dataset)
+    from .metrics import nme_per_image
+    metrics = evaluate_metrics(preds, gt, scheme.norm, scheme.norm_indices or None, scheme.threshold,
+                               subsets=subset_masks(dataset, scheme.subsets) or None)
+    metrics["flip"] = False
+    return metrics, nme_per_image(preds, gt, scheme.norm, scheme.norm_indices or None)

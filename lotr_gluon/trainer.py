@@ -1,0 +1,262 @@
+"""Training loop: data-parallel Gluon training with checkpoints, resume, JSON-lines logs and validation.
+
+Defaults follow LOTR IV-C: LAMB, lr 1e-3, batch 32, 100 epochs, lr x0.1 at epochs 50 and 75.
+
+Files in the run folder (``output/<dataset>/<cfg-name>/``):
+- ``config.yaml``: the frozen configuration of the run;
+- ``log.jsonl``: one JSON object per line (``{"type": "train", ...}``, ``{"type": "val", ...}``);
+- ``checkpoint_last.params`` / ``.states`` / ``.json``: weights, optimiser state and progress after the last
+  finished epoch, written atomically (temporary file + ``os.replace``);
+- ``model_best.params`` (+ ``.json``): the weights with the lowest validation NME so far;
+- ``loss_curve.png``, ``val_curve.png``.
+"""
+import json
+import math
+import os
+import random
+import time
+
+import numpy as np
+import mxnet as mx
+from mxnet import autograd, gluon
+
+from .build import build_dataset, build_loss, build_optimizer, build_scheme, contexts
+from .config import run_dir
+from .data.dataset import mean_shape
+from .evaluate import evaluate_dataset, mean_shape_baseline
+from .models import build_model
+
+__all__ = ["Trainer", "TrainingDiverged", "atomic_save_params", "lr_at"]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite. The last good checkpoint on disk is kept untouched."""
+
+
+def _atomic(path, writer):
+    tmp = path + ".tmp"
+    writer(tmp)
+    os.replace(tmp, path)
+
+
+def atomic_save_params(net, path):
+    """``net.save_parameters`` through a temporary file and ``os.replace`` (never a half-written file)."""
+    _atomic(path, net.save_parameters)
+
+
+def _atomic_json(obj, path):
+    def w(tmp):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=1)
+    _atomic(path, w)
+
+
+def lr_at(epoch_float, base_lr, steps, factor, warmup_epochs=0.0):
+    """Step schedule with optional linear warm-up. ``epoch_float`` counts epochs from 0 (fractional)."""
+    lr = base_lr * factor ** sum(1 for s in steps if epoch_float >= s)
+    if warmup_epochs > 0 and epoch_float < warmup_epochs:
+        lr *= (epoch_float + 1e-3) / warmup_epochs
+    return lr
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    mx.random.seed(seed)
+
+
+class Trainer:
+    """Train the model of a config.
+
+    Parameters
+    ----------
+    cfg : CfgNode
+        Frozen configuration.
+    out_dir : str or None
+        Run folder (default :func:`lotr_gluon.config.run_dir`).
+    progress : bool
+        Show tqdm bars.
+    """
+
+    def __init__(self, cfg, out_dir=None, progress=True):
+        self.cfg = cfg
+        self.out_dir = out_dir or run_dir(cfg)
+        self.progress = progress
+        os.makedirs(self.out_dir, exist_ok=True)
+        seed_everything(cfg.SEED)
+        self.ctx = contexts(cfg)
+        self.scheme = build_scheme(cfg)
+        self.train_set = build_dataset(cfg, "train", train=True)
+        self.val_set = build_dataset(cfg, "val") if cfg.DATA.VAL_SPLIT and cfg.TRAIN.VAL_EVERY > 0 else None
+        self.mean_shape = mean_shape(self.train_set)
+        anchors = self.mean_shape if cfg.MODEL.ANCHORS == "mean_shape" else None
+        self.net = build_model(cfg, anchors=anchors, ctx=self.ctx)
+        self.is_heatmap = hasattr(self.net, "codec")
+        self.loss_fn = build_loss(cfg)
+        if cfg.TRAIN.HYBRIDIZE:
+            self.net.hybridize(static_alloc=True)
+            self.loss_fn.hybridize()
+        opt_name, opt_params = build_optimizer(cfg)
+        kv = cfg.KVSTORE if len(self.ctx) > 1 else None
+        self.trainer = gluon.Trainer(self.net.collect_params(), opt_name, opt_params, kvstore=kv)
+        self.epoch = 0  # next epoch to run
+        self.step = 0
+        self.best_nme = float("inf")
+        with open(os.path.join(self.out_dir, "config.yaml"), "w") as f:
+            f.write(cfg.dump())
+
+    # ------------------------------------------------------------------ checkpoints
+    def _ckpt(self, name):
+        return os.path.join(self.out_dir, name)
+
+    def save_checkpoint(self):
+        atomic_save_params(self.net, self._ckpt("checkpoint_last.params"))
+        _atomic(self._ckpt("checkpoint_last.states"), self.trainer.save_states)
+        _atomic_json({"epoch": self.epoch, "step": self.step, "best_nme": self.best_nme},
+                     self._ckpt("checkpoint_last.json"))
+
+    def resume(self):
+        """Load ``checkpoint_last.*`` of the run folder; returns False when there is none."""
+        meta = self._ckpt("checkpoint_last.json")
+        if not os.path.isfile(meta):
+            return False
+        with open(meta) as f:
+            state = json.load(f)
+        self.net.load_parameters(self._ckpt("checkpoint_last.params"), ctx=self.ctx)
+        self.trainer.load_states(self._ckpt("checkpoint_last.states"))
+        self.epoch, self.step, self.best_nme = state["epoch"], state["step"], state["best_nme"]
+        self._log({"type": "resume", "epoch": self.epoch, "step": self.step})
+        return True
+
+    # ------------------------------------------------------------------ logging
+    def _log(self, record):
+        record = dict(record, time=time.time())
+        with open(self._ckpt("log.jsonl"), "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    # ------------------------------------------------------------------ training
+    def _loader(self):
+        cfg = self.cfg
+        return gluon.data.DataLoader(self.train_set, batch_size=cfg.TRAIN.BATCH_SIZE, shuffle=True,
+                                     last_batch="rollover" if len(self.train_set) > cfg.TRAIN.BATCH_SIZE else "keep",
+                                     num_workers=cfg.WORKERS)
+
+    def _batch_loss(self, data, label):
+        outs = self.net(data)
+        if self.is_heatmap:
+            target = mx.nd.array(self.net.codec.encode(label.asnumpy()), ctx=data.context)
+            return self.loss_fn(outs, target)
+        if getattr(self.net, "aux_outputs", False):  # deep supervision: sum over decoder layers
+            return sum(self.loss_fn(o, label) for o in outs)
+        return self.loss_fn(outs, label)
+
+    def train_epoch(self, steps_per_epoch):
+        cfg = self.cfg
+        losses = []
+        it = self._loader()
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+            bar = tqdm(total=steps_per_epoch, desc="epoch %d/%d" % (self.epoch + 1, cfg.TRAIN.EPOCHS),
+                       leave=False, dynamic_ncols=True)
+        t0 = time.time()
+        seen = 0
+        for i, (data, label) in enumerate(it):
+            if cfg.TRAIN.MAX_STEPS and self.step >= cfg.TRAIN.MAX_STEPS:
+                break
+            lr = lr_at(self.epoch + i / max(steps_per_epoch, 1), cfg.TRAIN.LR, cfg.TRAIN.LR_STEPS,
+                       cfg.TRAIN.LR_FACTOR, cfg.TRAIN.WARMUP_EPOCHS)
+            self.trainer.set_learning_rate(lr)
+            datas = gluon.utils.split_and_load(data, self.ctx, even_split=False)
+            labels = gluon.utils.split_and_load(label, self.ctx, even_split=False)
+            with autograd.record():
+                ls = [self._batch_loss(x, y) for x, y in zip(datas, labels)]
+            autograd.backward(ls)
+            loss = sum(float(l.sum().asscalar()) for l in ls) / data.shape[0]
+            if not math.isfinite(loss):
+                self._log({"type": "diverged", "epoch": self.epoch, "step": self.step + 1, "loss": loss})
+                raise TrainingDiverged(
+                    "loss is %s at step %d (epoch %d); stopped without saving. The last good checkpoint, if any, "
+                    "is %s. Lower TRAIN.LR or set TRAIN.CLIP_GRAD." % (loss, self.step + 1, self.epoch + 1,
+                                                                     self._ckpt("checkpoint_last.params")))
+            if cfg.TRAIN.CLIP_GRAD > 0:
+                grads = [p.grad(c) for p in self.net.collect_params().values() if p.grad_req != "null"
+                         for c in self.ctx]
+                gluon.utils.clip_global_norm(grads, cfg.TRAIN.CLIP_GRAD * len(self.ctx))
+            self.trainer.step(data.shape[0])
+            self.step += 1
+            seen += data.shape[0]
+            losses.append(loss)
+            if self.step % cfg.TRAIN.LOG_EVERY == 0:
+                self._log({"type": "train", "epoch": self.epoch + 1, "step": self.step, "loss": loss, "lr": lr,
+                           "images_per_s": seen / max(time.time() - t0, 1e-9)})
+            if bar:
+                bar.set_postfix(loss="%.1f" % loss, lr="%.1e" % lr)
+                bar.update(1)
+        if bar:
+            bar.close()
+        return float(np.mean(losses)) if losses else float("nan"), seen / max(time.time() - t0, 1e-9)
+
+    def validate(self, flip=False):
+        metrics, nmes, _, _ = evaluate_dataset(self.net, self.val_set, self.scheme, self.ctx[0],
+                                               self.cfg.TEST.BATCH_SIZE, flip=flip)
+        return metrics, nmes
+
+    def fit(self, resume=False):
+        """Run (or continue) the schedule. Returns the final validation metrics (or None)."""
+        cfg = self.cfg
+        if resume:
+            self.resume()
+        steps_per_epoch = max(1, len(self.train_set) // cfg.TRAIN.BATCH_SIZE)
+        if self.val_set is not None and self.epoch == 0:
+            base, _ = mean_shape_baseline(self.mean_shape, self.val_set, self.scheme)
+            self._log(dict({"type": "mean_shape_baseline"}, **base))
+        metrics = None
+        while self.epoch < cfg.TRAIN.EPOCHS:
+            if cfg.TRAIN.MAX_STEPS and self.step >= cfg.TRAIN.MAX_STEPS:
+                break
+            t0 = time.time()
+            loss, ips = self.train_epoch(steps_per_epoch)
+            self.epoch += 1
+            rec = {"type": "epoch", "epoch": self.epoch, "step": self.step, "loss": loss, "images_per_s": ips,
+                   "seconds": time.time() - t0}
+            last = self.epoch >= cfg.TRAIN.EPOCHS or (cfg.TRAIN.MAX_STEPS and self.step >= cfg.TRAIN.MAX_STEPS)
+            if self.val_set is not None and (self.epoch % cfg.TRAIN.VAL_EVERY == 0 or last):
+                metrics, _ = self.validate()
+                self._log(dict({"type": "val", "epoch": self.epoch, "step": self.step}, **metrics))
+                rec.update(val_nme=metrics["nme"], val_auc=metrics["auc"], val_fr=metrics["fr"])
+                if metrics["nme"] < self.best_nme:
+                    self.best_nme = metrics["nme"]
+                    atomic_save_params(self.net, self._ckpt("model_best.params"))
+                    _atomic_json({"epoch": self.epoch, "step": self.step, **metrics}, self._ckpt("model_best.json"))
+            self._log(rec)
+            self.save_checkpoint()
+            if self.progress:
+                msg = "epoch %d/%d  loss %.2f  %.1f img/s" % (self.epoch, cfg.TRAIN.EPOCHS, loss, ips)
+                if "val_nme" in rec:
+                    msg += "  val NME %.2f%%  AUC %.2f%%  FR %.2f%%" % (100 * rec["val_nme"], 100 * rec["val_auc"],
+                                                                     100 * rec["val_fr"])
+                print(msg, flush=True)
+        if self.val_set is None or not os.path.isfile(self._ckpt("model_best.params")):
+            atomic_save_params(self.net, self._ckpt("model_best.params"))
+        self.plot_curves()
+        return metrics
+
+    def plot_curves(self):
+        """Write loss_curve.png and val_curve.png from log.jsonl."""
+        from .vis import plot_loss_curves
+        recs = read_log(self._ckpt("log.jsonl"))
+        train = [(r["step"], r["loss"]) for r in recs if r.get("type") == "train"]
+        val = [(r["step"], 100 * r["nme"]) for r in recs if r.get("type") == "val"]
+        if train:
+            plot_loss_curves({"train loss": tuple(zip(*train))}, self._ckpt("loss_curve.png"))
+        if val:
+            plot_loss_curves({"val NME (%)": tuple(zip(*val))}, self._ckpt("val_curve.png"))
+
+
+def read_log(path):
+    """Records of a ``log.jsonl`` file (missing file: empty list)."""
+    if not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]

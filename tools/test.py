@@ -1,0 +1,92 @@
+#!/usr/bin/env python
+"""Evaluate a trained model: ``python tools/test.py --cfg FILE --params FILE [--flip] [KEY VALUE ...]``.
+
+Writes to ``--out`` (default: the run folder's ``test_<split-stem>[_flip]/``):
+``metrics.json`` (nme, fr, auc as fractions, threshold, num_images, flip, per-subset values, and the
+mean-shape baseline), ``per_image.csv`` (NME per image), ``ced.png`` (model vs mean shape) and
+``predictions.png`` (a grid of faces with predicted (green) and ground-truth (red) landmarks).
+``DATA.ROOT <dir>`` and ``DATA.TEST_SPLIT <file>`` evaluate any folder in the dataset's layout.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import mxnet as mx
+
+from lotr_gluon.build import build_dataset, build_scheme, contexts
+from lotr_gluon.config import ConfigError, load_config, run_dir
+from lotr_gluon.data.dataset import mean_shape
+from lotr_gluon.evaluate import evaluate_dataset, mean_shape_baseline
+from lotr_gluon.models import build_model
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cfg", required=True)
+    ap.add_argument("--params", default=None, help="weights (default: the run folder's model_best.params)")
+    ap.add_argument("--flip", action="store_true", help="flip test")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--no-baseline", action="store_true", help="skip the mean-shape baseline (needs the train split)")
+    ap.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides")
+    args = ap.parse_args(argv)
+    try:
+        cfg = load_config(args.cfg, args.opts)
+    except ConfigError as err:
+        ap.error(str(err))
+    params = args.params or os.path.join(run_dir(cfg), "model_best.params")
+    if not os.path.isfile(params):
+        ap.error("weights not found: %s (train first, or pass --params)" % params)
+    split_stem = os.path.splitext(os.path.basename(cfg.DATA.TEST_SPLIT.rstrip("/")))[0] or "test"
+    out = args.out or os.path.join(run_dir(cfg), "test_%s%s" % (split_stem, "_flip" if args.flip else ""))
+    os.makedirs(out, exist_ok=True)
+
+    ctx = contexts(cfg)[0]
+    scheme = build_scheme(cfg)
+    test_set = build_dataset(cfg, "test")
+    anchors_needed = cfg.MODEL.ANCHORS != "none"
+    baseline = None
+    train_mean = None
+    if not args.no_baseline or anchors_needed:
+        train_set = build_dataset(cfg, "train")
+        train_mean = mean_shape(train_set)
+    net = build_model(cfg, anchors=train_mean if anchors_needed else None, ctx=ctx, initialize=False)
+    net.load_parameters(params, ctx=ctx)
+    net.hybridize(static_alloc=True)
+    metrics, nmes, preds, preds_crop = evaluate_dataset(net, test_set, scheme, ctx, cfg.TEST.BATCH_SIZE, args.flip)
+    metrics["params"] = os.path.abspath(params)
+    metrics["split"] = cfg.DATA.TEST_SPLIT
+    if not args.no_baseline:
+        baseline, base_nmes = mean_shape_baseline(train_mean, test_set, scheme)
+        metrics["mean_shape_baseline"] = baseline
+    with open(os.path.join(out, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=1)
+    with open(os.path.join(out, "per_image.csv"), "w") as f:
+        f.write("name,nme\n")
+        for s, v in zip(test_set.samples, nmes):
+            f.write("%s,%.6f\n" % (s.name, v))
+
+    from lotr_gluon.vis import plot_ced, save_prediction_grid
+    curves = {"%s%s" % (cfg.CFG_NAME, " +flip" if args.flip else ""): nmes}
+    if baseline is not None:
+        curves["mean shape"] = base_nmes
+    plot_ced(curves, scheme.threshold, os.path.join(out, "ced.png"), title="CED, %s %s" % (cfg.DATA.NAME, split_stem))
+    k = min(cfg.TEST.GRID_IMAGES, len(test_set))
+    gts = test_set.aligned_landmarks()[:k]
+    images = [test_set.crop(i) for i in range(k)]
+    save_prediction_grid(images, preds_crop[:k], gts, os.path.join(out, "predictions.png"), nmes=nmes[:k])
+
+    line = "NME %.2f%%  AUC@%.2f %.2f%%  FR@%.2f %.2f%%  (%d images, flip=%s)" % (
+        100 * metrics["nme"], scheme.threshold, 100 * metrics["auc"], scheme.threshold, 100 * metrics["fr"],
+        metrics["num_images"], args.flip)
+    print("model      : " + line)
+    if baseline is not None:
+        print("mean shape : NME %.2f%%  AUC@%.2f %.2f%%  FR@%.2f %.2f%%" % (
+            100 * baseline["nme"], scheme.threshold, 100 * baseline["auc"], scheme.threshold, 100 * baseline["fr"]))
+    print("wrote %s" % out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
