@@ -95,6 +95,16 @@ def build_model(cfg, anchors=None, ctx=None, initialize=True):
 
 
 def count_params(net):
-    """Number of parameters (all, trainable or not, including BatchNorm statistics as gluoncv counts)."""
+    """Number of parameters (all, trainable or not, including BatchNorm statistics as gluoncv counts).
+
+    gluoncv layers infer their input channels on the first forward pass, so an initialised net whose shapes
+    are still unknown is run once on a zero image of ``net.input_size``.
+    """
     import numpy as np
-    return int(sum(np.prod(p.shape) for p in net.collect_params().values()))
+    import mxnet as mx
+    params = list(net.collect_params().values())
+    if any(0 in p.shape for p in params):
+        if params and params[0]._data is None and not params[0]._deferred_init:
+            raise ValueError("initialise the net (net.initialize_params()) before counting its parameters")
+        net(mx.nd.zeros((1, 3, net.input_size, net.input_size), ctx=params[0].list_ctx()[0]))
+    return int(sum(np.prod(p.shape) for p in params))
