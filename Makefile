@@ -1,0 +1,33 @@
+# lotr-gluon: `make quickstart` trains and evaluates LOTR-M on the real Datatang faces; `make test` runs the tests.
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PYTHON  ?= python3
+STAMP   := $(VENV)/.installed
+# Quickstart: LOTR-M on ../shared/data/datatang106, shortened schedule (about 15 minutes on 2 CPU cores).
+QS_CFG    ?= experiments/datatang/lotr_m.yaml
+QS_OUT    ?= output/quickstart
+QS_EPOCHS ?= 8
+
+.PHONY: install test quickstart clean-venv
+
+$(STAMP): requirements.txt constraints.txt setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip wheel
+	$(PY) -m pip install -r requirements.txt -c constraints.txt
+	$(PY) -m pip install --no-deps -e .
+	$(PY) -c "import numpy, mxnet; assert numpy.__version__ < '1.24', numpy.__version__; print('mxnet', mxnet.__version__, 'numpy', numpy.__version__)"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+quickstart: $(STAMP)
+	$(PY) tools/train.py --cfg $(QS_CFG) --out $(QS_OUT) TRAIN.EPOCHS $(QS_EPOCHS) TRAIN.LR_STEPS "[$$(( $(QS_EPOCHS) * 3 / 4 ))]" TRAIN.VAL_EVERY 2
+	$(PY) tools/test.py --cfg $(QS_CFG) --params $(QS_OUT)/model_best.params --out $(QS_OUT)/test_val
+	$(PY) tools/test.py --cfg $(QS_CFG) --params $(QS_OUT)/model_best.params --out $(QS_OUT)/test_val_flip --flip
+	@echo "quickstart results: $(QS_OUT)/test_val/metrics.json, ced.png, predictions.png, $(QS_OUT)/loss_curve.png"
+
+clean-venv:
+	rm -rf $(VENV)
