@@ -73,7 +73,9 @@ _C.MODEL.ANCHORS = "none"       # 'none' (paper) or 'mean_shape': predict offset
 _C.MODEL.AUX_LOSS = False       # supervise every decoder layer (as MTLD); inference uses the last
 # heatmap baseline (Earp et al.), used when MODEL.NAME = earp_heatmap
 _C.MODEL.UPSAMPLER = "SDD"      # string of S (conv+BN+ReLU+pixel shuffle) and D (deconv+BN+ReLU) blocks
-_C.MODEL.UPSAMPLER_FILTERS = 256    # filters of each upsampling block (Earp: 256 or 128)
+_C.MODEL.UPSAMPLER_FILTERS = 32     # output channels of each upsampling block (32 + REDUCE 256 = LOTR Table V 2.92M / 24.42M; see heatmap_baseline/model.py)
+_C.MODEL.UPSAMPLER_REDUCE = 256     # 1x1 conv + BN + ReLU to this many channels before the upsampler (0 = none; widths not in the papers)
+_C.MODEL.UPSAMPLER_S_BLOCK = "conv_shuffle"  # S block order: conv_shuffle (3x3 conv to 4*FILTERS, BN, ReLU, shuffle; ESPCN) | shuffle_conv
 _C.MODEL.HEATMAP_SIGMA = 1.5    # Gaussian target std, heatmap pixels (LOTR eq. 1)
 _C.MODEL.HEATMAP_DECODER = "dark"   # argmax | argmax_shift | dark | vector
 
