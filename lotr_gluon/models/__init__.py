@@ -61,7 +61,8 @@ def model_kwargs_from_cfg(cfg, anchors=None):
                   pretrained=m.PRETRAINED, pretrained_file=m.PRETRAINED_FILE, pretrained_root=m.PRETRAINED_ROOT,
                   hrnet_stride=m.HRNET_STRIDE if m.BACKBONE.startswith("hrnet") else None)
     if m.NAME == "earp_heatmap":
-        return dict(common, upsampler=m.UPSAMPLER, filters=m.UPSAMPLER_FILTERS)
+        return dict(common, upsampler=m.UPSAMPLER, filters=m.UPSAMPLER_FILTERS, reduce=m.UPSAMPLER_REDUCE,
+                    s_block=m.UPSAMPLER_S_BLOCK, sigma=m.HEATMAP_SIGMA, decoder=m.HEATMAP_DECODER)
     if m.ANCHORS not in ("none", "mean_shape"):
         raise ValueError("MODEL.ANCHORS must be 'none' or 'mean_shape', got %r" % (m.ANCHORS,))
     common.update(hidden_dim=m.HIDDEN_DIM, head_hidden=tuple(m.HEAD_HIDDEN), coord_units=m.COORD_UNITS,
