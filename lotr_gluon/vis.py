@@ -1,0 +1,478 @@
+"""Plots and landmark drawings for LOTR experiments.
+
+Figures are built on :class:`matplotlib.figure.Figure` with an explicit
+:class:`~matplotlib.backends.backend_agg.FigureCanvasAgg`, so this module never
+calls ``matplotlib.use`` or ``pyplot`` and works headless without changing the
+backend of the calling process.  Images are handled with OpenCV; all image
+arrays passed in and returned are **RGB** ``uint8`` (OpenCV's BGR is used only
+when writing files).
+
+Functions
+---------
+plot_ced
+    CED curves with AUC in the legend (LOTR Sec. IV, evaluation metrics).
+plot_loss_curves
+    Training/validation curves from log records or ``name -> (steps, values)``.
+draw_landmarks
+    Draw landmarks on a copy of an image.
+save_prediction_grid
+    Grid of images with predictions (green) and ground truth (red), each
+    captioned with its NME (LOTR Fig. 3 style).
+plot_loss_functions
+    LOTR Fig. 2: L1, L2, smooth-L1, Wing, smooth-Wing and their gradients.
+"""
+import math
+import numbers
+import os
+
+import cv2
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from . import losses as _losses
+from . import metrics as _metrics
+
+__all__ = [
+    "GREEN",
+    "RED",
+    "plot_ced",
+    "plot_loss_curves",
+    "draw_landmarks",
+    "save_prediction_grid",
+    "plot_loss_functions",
+]
+
+GREEN = (0, 255, 0)  # RGB, predictions
+RED = (255, 0, 0)  # RGB, ground truth
+
+_STEP_KEYS = ("step", "global_step", "iter", "iteration", "batch", "epoch")
+
+
+def _new_figure(figsize, dpi):
+    fig = Figure(figsize=figsize, dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _prepare_path(path):
+    if path is None:
+        raise ValueError("path is required")
+    path = os.fspath(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    return path
+
+
+def _save_figure(fig, path):
+    path = _prepare_path(path)
+    fig.savefig(path, format="png")
+    return path
+
+
+# ----------------------------------------------------------------------------
+# CED
+# ----------------------------------------------------------------------------
+def plot_ced(curves, threshold, path, title=None, num_bins=1000, figsize=(6.0, 4.5), dpi=100):
+    """Plot cumulative error distribution curves, one per model.
+
+    Parameters
+    ----------
+    curves : dict of str -> array_like, shape (M,)
+        Model name -> per-image NMEs (fractions, e.g. from
+        :func:`lotr_gluon.metrics.nme_per_image`).
+    threshold : float
+        Right end of the NME axis and the AUC/FR threshold
+        (0.10 for WFLW, 0.08 for JD-landmark).
+    path : str or os.PathLike
+        Output PNG path (parent folders are created).
+    title : str, optional
+        Figure title.
+    num_bins : int
+        Points per curve (see :func:`lotr_gluon.metrics.ced`).
+    figsize : tuple of float
+        Inches; the PNG is ``figsize * dpi`` pixels (600 x 450 by default).
+    dpi : int
+        Dots per inch.
+
+    Returns
+    -------
+    str
+        ``path``.  The legend shows ``name (AUC=..., FR=...)`` in percent
+        (AUC from :func:`lotr_gluon.metrics.auc`).
+
+    Raises
+    ------
+    ValueError
+        Empty ``curves``, or as :func:`lotr_gluon.metrics.ced`.
+    """
+    if not curves:
+        raise ValueError("curves is empty")
+    fig = _new_figure(figsize, dpi)
+    ax = fig.add_subplot(1, 1, 1)
+    for name, nmes in curves.items():
+        x, y = _metrics.ced(nmes, threshold, num_bins=num_bins)
+        a = _metrics.auc(nmes, threshold)
+        fr = _metrics.failure_rate(nmes, threshold)
+        ax.plot(x, y, label="%s (AUC=%.2f%%, FR=%.2f%%)" % (name, 100 * a, 100 * fr))
+    ax.set_xlim(0.0, float(threshold))
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlabel("NME")
+    ax.set_ylabel("Proportion of images")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+# ----------------------------------------------------------------------------
+# training curves
+# ----------------------------------------------------------------------------
+def _records_to_series(records):
+    """list of dict log records -> {key: (steps, values)} for numeric keys."""
+    records = [r for r in records if isinstance(r, dict)]
+    if not records:
+        raise ValueError("no log records (dicts) given")
+    step_key = next((k for k in _STEP_KEYS if any(k in r for r in records)), None)
+    series = {}
+    for i, rec in enumerate(records):
+        step = rec.get(step_key, i) if step_key else i
+        if not isinstance(step, numbers.Real):
+            continue
+        for key, val in rec.items():
+            if key == step_key or isinstance(val, bool) or not isinstance(val, numbers.Real):
+                continue
+            if not math.isfinite(float(val)):
+                continue
+            xs, vs = series.setdefault(key, ([], []))
+            xs.append(float(step))
+            vs.append(float(val))
+    if not series:
+        raise ValueError("log records contain no numeric values")
+    return series, (step_key or "record")
+
+
+def plot_loss_curves(log_records, path, title=None, subplots=None, logy=False, xlabel=None,
+                     figsize=None, dpi=100):
+    """Plot training/validation curves.
+
+    Parameters
+    ----------
+    log_records : dict or list of dict
+        Either ``{name: (steps, values)}`` (e.g. one training loss per model;
+        drawn on one axes by default), or a list of log records such as
+        ``[{'epoch': 1, 'train_loss': 812.3, 'val_nme': 0.061}, ...]``
+        (every numeric key except the step key becomes a series, one subplot
+        each by default).  The step key is the first of ``step, global_step,
+        iter, iteration, batch, epoch`` found, else the record index.
+        Non-finite values are skipped.
+    path : str or os.PathLike
+        Output PNG path.
+    title : str, optional
+        Figure title.
+    subplots : bool, optional
+        One subplot per series (default: ``False`` for a dict, ``True`` for
+        records).
+    logy : bool
+        Logarithmic y axis.
+    xlabel : str, optional
+        x-axis label (default: the step key, or ``'step'``).
+    figsize : tuple of float, optional
+        Inches (default ``(7, 4.5)``, or ``(7, 2.4 * n)`` with subplots).
+    dpi : int
+        Dots per inch.
+
+    Returns
+    -------
+    str
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        Nothing to plot, or mismatched ``steps``/``values`` lengths.
+    TypeError
+        ``log_records`` is neither a dict nor a list of dicts.
+    """
+    if isinstance(log_records, dict):
+        series = {}
+        for name, sv in log_records.items():
+            steps, values = (np.asarray(a, dtype=np.float64).reshape(-1) for a in sv)
+            if steps.shape != values.shape:
+                raise ValueError("series %r: %d steps but %d values" % (name, steps.size, values.size))
+            ok = np.isfinite(values)
+            series[str(name)] = (steps[ok], values[ok])
+        default_x, default_sub = "step", False
+    elif isinstance(log_records, (list, tuple)):
+        series, default_x = _records_to_series(log_records)
+        default_sub = True
+    else:
+        raise TypeError("log_records must be a dict name -> (steps, values) or a list of dicts")
+    if not series:
+        raise ValueError("nothing to plot")
+    subplots = default_sub if subplots is None else bool(subplots)
+    xlabel = xlabel or default_x
+    n = len(series) if subplots else 1
+    if figsize is None:
+        figsize = (7.0, max(2.4 * n, 4.5)) if subplots else (7.0, 4.5)
+    fig = _new_figure(figsize, dpi)
+    axes = [fig.add_subplot(n, 1, i + 1) for i in range(n)]
+    for i, (name, (xs, vs)) in enumerate(series.items()):
+        ax = axes[i] if subplots else axes[0]
+        ax.plot(xs, vs, label=name, marker="." if len(xs) < 50 else None)
+        if subplots:
+            ax.set_ylabel(name)
+    for ax in axes:
+        if logy:
+            ax.set_yscale("log")
+        ax.grid(True, alpha=0.3)
+        if not subplots:
+            ax.legend(fontsize="small")
+            ax.set_ylabel("value")
+    axes[-1].set_xlabel(xlabel)
+    if title:
+        axes[0].set_title(title)
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+# ----------------------------------------------------------------------------
+# landmark drawing
+# ----------------------------------------------------------------------------
+def _to_rgb_uint8(img):
+    img = np.asarray(img)
+    if img.ndim == 2:
+        img = np.stack([img] * 3, axis=-1)
+    if img.ndim != 3 or img.shape[-1] not in (3, 4):
+        raise ValueError("image must have shape (H, W), (H, W, 3) or (H, W, 4), got %s" % (img.shape,))
+    img = img[..., :3]
+    if img.dtype != np.uint8:
+        img = img.astype(np.float64)
+        if img.size and np.nanmax(img) <= 1.0:
+            img = img * 255.0
+        img = np.clip(np.nan_to_num(img), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(img)
+
+
+def draw_landmarks(img_rgb, pts, color=GREEN, radius=2, thickness=-1):
+    """Draw landmarks as circles on a copy of an image.
+
+    Parameters
+    ----------
+    img_rgb : ndarray, shape (H, W, 3), uint8
+        RGB image (grayscale ``(H, W)`` and float images in ``[0, 1]`` or
+        ``[0, 255]`` are converted).  Not modified.
+    pts : array_like, shape (N, 2)
+        ``(x, y)`` landmark coordinates, pixels of ``img_rgb``; non-finite
+        points are skipped, points outside the image are clipped by OpenCV.
+    color : tuple of 3 int
+        RGB colour in ``[0, 255]`` (default green).
+    radius : int
+        Circle radius, pixels (``>= 1``).
+    thickness : int
+        OpenCV thickness; ``-1`` fills the circle.
+
+    Returns
+    -------
+    ndarray, shape (H, W, 3), uint8
+        A new RGB image with the landmarks drawn.
+
+    Raises
+    ------
+    ValueError
+        Bad image or ``pts`` shape.
+    """
+    out = _to_rgb_uint8(img_rgb).copy()
+    pts = np.asarray(pts, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[-1] != 2:
+        raise ValueError("pts must have shape (N, 2), got %s" % (pts.shape,))
+    color = tuple(int(c) for c in color)
+    radius = max(int(radius), 1)
+    for x, y in pts:
+        if not (math.isfinite(x) and math.isfinite(y)):
+            continue
+        cv2.circle(out, (int(round(x)), int(round(y))), radius, color, int(thickness), lineType=cv2.LINE_AA)
+    return out
+
+
+def save_prediction_grid(images, preds, gts=None, path=None, ncols=5, nmes=None, norm="box",
+                         norm_indices=None, tile_size=None, radius=None, caption_height=22):
+    """Write a PNG grid of images with predicted and ground-truth landmarks.
+
+    Predictions are green, ground truth red (drawn first, so predictions are
+    on top).  Each tile is captioned with its NME (LOTR Fig. 3 style).
+
+    Parameters
+    ----------
+    images : sequence of ndarray, each (H_i, W_i, 3) uint8 RGB
+        Images (converted as in :func:`draw_landmarks`).
+    preds : array_like, shape (M, N, 2)
+        Predicted landmarks, pixels of each image.
+    gts : array_like, shape (M, N, 2), optional
+        Ground-truth landmarks, pixels.
+    path : str or os.PathLike
+        Output PNG path (required).
+    ncols : int
+        Tiles per row (``>= 1``).
+    nmes : array_like, shape (M,), optional
+        NME per image for the captions; if omitted and ``gts`` is given it is
+        computed with :func:`lotr_gluon.metrics.nme_per_image` using ``norm``
+        and ``norm_indices``; without either the caption is the image index.
+    norm : {'box', 'inter_ocular'}
+        Normalisation used only when ``nmes`` is computed here.
+    norm_indices : tuple of two int, optional
+        Indices for ``norm='inter_ocular'``.
+    tile_size : tuple of int (width, height), optional
+        Every image is resized to this size (landmarks scaled accordingly);
+        default: the size of the first image.
+    radius : int, optional
+        Landmark radius, pixels (default ``max(1, round(tile_width / 128))``).
+    caption_height : int
+        Height of the caption band under each tile, pixels.
+
+    Returns
+    -------
+    str
+        ``path``.  The PNG is ``ncols_used * W`` by
+        ``rows * (H + caption_height)`` pixels.
+
+    Raises
+    ------
+    ValueError
+        Missing ``path``, no images, or mismatched lengths/shapes.
+    """
+    path = _prepare_path(path)
+    images = [_to_rgb_uint8(im) for im in images]
+    m = len(images)
+    if m == 0:
+        raise ValueError("no images")
+    preds = np.asarray(preds, dtype=np.float64)
+    if preds.ndim != 3 or preds.shape[0] != m or preds.shape[-1] != 2:
+        raise ValueError("preds must have shape (%d, N, 2), got %s" % (m, preds.shape))
+    if gts is not None:
+        gts = np.asarray(gts, dtype=np.float64)
+        if gts.shape != preds.shape:
+            raise ValueError("gts shape %s differs from preds %s" % (gts.shape, preds.shape))
+    if nmes is None and gts is not None:
+        nmes = _metrics.nme_per_image(preds, gts, norm, norm_indices)
+    if nmes is not None:
+        nmes = np.asarray(nmes, dtype=np.float64).reshape(-1)
+        if nmes.size != m:
+            raise ValueError("%d nmes for %d images" % (nmes.size, m))
+    ncols = max(1, min(int(ncols), m))
+    if tile_size is None:
+        tile_size = (images[0].shape[1], images[0].shape[0])
+    tw, th = int(tile_size[0]), int(tile_size[1])
+    if radius is None:
+        radius = max(1, int(round(tw / 128.0)))
+    nrows = int(math.ceil(m / float(ncols)))
+    cell_h = th + int(caption_height)
+    canvas = np.full((nrows * cell_h, ncols * tw, 3), 255, dtype=np.uint8)
+    for i, img in enumerate(images):
+        h, w = img.shape[:2]
+        scale = np.array([tw / float(w), th / float(h)])
+        tile = cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA) if (w, h) != (tw, th) else img
+        if gts is not None:
+            tile = draw_landmarks(tile, gts[i] * scale, RED, radius)
+        tile = draw_landmarks(tile, preds[i] * scale, GREEN, radius)
+        r, c = divmod(i, ncols)
+        y0, x0 = r * cell_h, c * tw
+        canvas[y0:y0 + th, x0:x0 + tw] = tile
+        text = ("NME=%.2f%%" % (100 * nmes[i])) if nmes is not None else ("#%d" % i)
+        font_scale = max(0.3, min(0.6, tw / 350.0))
+        cv2.putText(canvas, text, (x0 + 3, y0 + th + int(caption_height) - 6), cv2.FONT_HERSHEY_SIMPLEX,
+                    font_scale, (0, 0, 0), 1, cv2.LINE_AA)
+    if not cv2.imwrite(path, cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR)):
+        raise IOError("cv2 could not write %s" % path)
+    return path
+
+
+# ----------------------------------------------------------------------------
+# LOTR Fig. 2
+# ----------------------------------------------------------------------------
+_LOSS_STYLE = [
+    ("l1", "L1", dict(color="tab:gray", linestyle=":")),
+    ("l2", "L2", dict(color="tab:green", linestyle=":")),
+    ("smooth_l1", "smooth-L1", dict(color="tab:purple", linestyle="-.")),
+    ("wing", "Wing", dict(color="tab:blue", linestyle="--")),
+    ("smooth_wing", "smooth-Wing", dict(color="tab:orange", linestyle="-")),
+]
+
+
+def plot_loss_functions(path, t=0.01, w=10.0, eps=2.0, beta=1.0, figsize=(13.0, 7.0), dpi=90):
+    """Draw LOTR Fig. 2: the losses (top row) and their gradients (bottom row).
+
+    Columns: global view ``x in [-1.5 w, 1.5 w]``; zoom near ``|x| = w``
+    (``x in [w - 2, w + 2]``), where the Wing gradient jumps from
+    ``w/(w+eps)`` to 1 and smooth-Wing is continuous; zoom near 0
+    (``x in [-3 t, 3 t]``), where the Wing gradient jumps between
+    ``-w/eps`` and ``+w/eps`` and smooth-Wing is linear.  Curves come from
+    :func:`lotr_gluon.losses.loss_curve` (L1, L2, smooth-L1 LOTR eq. (6),
+    Wing eq. (7), smooth-Wing eq. (21)-(24)); L2 leaves the plotted range in
+    the global and ``|x| = w`` views.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output PNG path.
+    t, w, eps : float
+        smooth-Wing parameters (pixels); Wing uses ``w, eps``.
+    beta : float
+        smooth-L1 threshold, pixels.
+    figsize : tuple of float
+        Inches (default 13 x 7 -> 1170 x 630 px at dpi 90).
+    dpi : int
+        Dots per inch.
+
+    Returns
+    -------
+    str
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        Invalid loss parameters (see :mod:`lotr_gluon.losses`).
+    """
+    params = {"l1": {}, "l2": {}, "smooth_l1": {"beta": beta}, "wing": {"w": w, "eps": eps},
+              "smooth_wing": {"t": t, "w": w, "eps": eps}}
+    views = [
+        ("global view", np.linspace(-1.5 * w, 1.5 * w, 3001)),
+        ("near |x| = w", np.linspace(w - 2.0, w + 2.0, 2001)),
+        ("near x = 0", np.linspace(-3.0 * t, 3.0 * t, 2001)),
+    ]
+    fig = _new_figure(figsize, dpi)
+    for col, (vname, x) in enumerate(views):
+        ax_v = fig.add_subplot(2, 3, col + 1)
+        ax_g = fig.add_subplot(2, 3, col + 4)
+        vlim, glim = [np.inf, -np.inf], [np.inf, -np.inf]
+        for key, label, style in _LOSS_STYLE:
+            v, g = _losses.loss_curve(key, x, **params[key])
+            # mark discontinuities of the gradient as gaps instead of vertical lines
+            g_plot = g.copy()
+            jumps = np.flatnonzero(np.abs(np.diff(g)) > 0.2 * max(np.ptp(g), 1e-12) + 1e-9)
+            if key in ("wing", "l1") and jumps.size:
+                g_plot[jumps] = np.nan
+            ax_v.plot(x, v, label=label, **style)
+            ax_g.plot(x, g_plot, label=label, **style)
+            if key != "l2" or col == 2:
+                vlim = [min(vlim[0], v.min()), max(vlim[1], v.max())]
+                glim = [min(glim[0], g.min()), max(glim[1], g.max())]
+        pad_v = 0.05 * (vlim[1] - vlim[0] + 1e-12)
+        pad_g = 0.05 * (glim[1] - glim[0] + 1e-12)
+        ax_v.set_ylim(vlim[0] - pad_v, vlim[1] + pad_v)
+        ax_g.set_ylim(glim[0] - pad_g, glim[1] + pad_g)
+        ax_v.set_xlim(x[0], x[-1])
+        ax_g.set_xlim(x[0], x[-1])
+        ax_v.set_title("loss, %s" % vname)
+        ax_g.set_title("gradient, %s" % vname)
+        ax_g.set_xlabel("x (pixels)")
+        for ax in (ax_v, ax_g):
+            ax.grid(True, alpha=0.3)
+            ax.axvline(0.0, color="k", linewidth=0.5)
+    fig.axes[0].legend(fontsize="small", loc="upper center")
+    fig.suptitle("Loss functions (t=%g, w=%g, eps=%g, beta=%g)" % (t, w, eps, beta))
+    fig.tight_layout()
+    return _save_figure(fig, path)
