@@ -1,0 +1,320 @@
+"""Training augmentation of aligned face crops and their landmarks (Earp et al. sec. 5.1, LOTR sec. IV-C).
+
+Operations, each switchable: horizontal flip with the scheme's point permutation, random rotation about the
+crop centre, random scale and shift (off by default), colour jitter (brightness, contrast, saturation), AlexNet
+PCA lighting, random erasing (Zhong et al., 2017). Geometric operations are combined into one affine and applied
+with a single ``cv2.warpAffine``; landmarks go through the same affine.
+
+Flip convention (shared with the flip test at evaluation): pixel centres are at integer coordinates
+(OpenCV's convention), so mirroring an image of width W (``img[:, ::-1]``) sends pixel column c to W - 1 - c and
+a point x to ``W - 1 - x``; the point order is then permuted with ``perm`` (:meth:`LandmarkScheme.flip_permutation`):
+``flipped[i] = mirrored[perm[i]]``. :func:`flip_image` and :func:`flip_points` implement exactly this.
+"""
+import os
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "flip_image", "flip_points", "Augmenter", "AugmentParams", "IMAGENET_PCA_EIGVAL", "IMAGENET_PCA_EIGVEC",
+    "GRAY_COEF", "adjust_brightness", "adjust_contrast", "adjust_saturation", "pca_lighting", "random_erase",
+]
+
+#: ImageNet RGB PCA eigenvalues and eigenvectors (AlexNet lighting noise), as in ``mxnet.image.CreateAugmenter``
+#: and gluon's ``transforms.RandomLighting``; pixel values in [0, 255].
+IMAGENET_PCA_EIGVAL = np.array([55.46, 4.794, 1.148], np.float32)
+IMAGENET_PCA_EIGVEC = np.array([[-0.5675, 0.7192, 0.4009],
+                                [-0.5808, -0.0045, -0.8140],
+                                [-0.5836, -0.6948, 0.4203]], np.float32)
+#: RGB -> grey weights of ``mxnet.image.ContrastJitterAug`` / ``SaturationJitterAug``.
+GRAY_COEF = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def flip_image(img):
+    """Mirror an image horizontally.
+
+    Parameters
+    ----------
+    img : ndarray, shape (H, W) or (H, W, C)
+
+    Returns
+    -------
+    ndarray, same shape and dtype, contiguous copy; column c of the input is column W - 1 - c.
+    """
+    return np.ascontiguousarray(np.asarray(img)[:, ::-1])
+
+
+def flip_points(pts, width, perm=None):
+    """Mirror landmarks to match :func:`flip_image`.
+
+    Parameters
+    ----------
+    pts : array_like, shape (..., N, 2)
+        (x, y) in pixels of an image of width ``width``.
+    width : int or float
+        Image width W, pixels.
+    perm : array_like of int, shape (N,), optional
+        Flip permutation of the landmark scheme (``LandmarkScheme.flip_permutation()``); None keeps the order
+        (only right for symmetric point sets).
+
+    Returns
+    -------
+    ndarray float32, shape (..., N, 2)
+        ``out[..., i, :] = (W - 1 - x, y)`` of point ``perm[i]``. Applying it twice gives the input back.
+    """
+    p = np.array(pts, np.float32, copy=True)
+    if perm is not None:
+        perm = np.asarray(perm)
+        if perm.shape != (p.shape[-2],):
+            raise ValueError("perm has shape %s, points %s" % (perm.shape, p.shape))
+        p = p[..., perm, :]
+    p[..., 0] = (width - 1) - p[..., 0]
+    return p
+
+
+# --------------------------------------------------------------------------------------- photometric ops
+
+def adjust_brightness(img, alpha):
+    """``img * alpha`` (``mxnet.image.BrightnessJitterAug``). ``img`` float32 (H, W, 3) RGB in [0, 255]."""
+    return img * np.float32(alpha)
+
+
+def adjust_contrast(img, alpha):
+    """Blend with the mean grey level (``mxnet.image.ContrastJitterAug``). ``img`` float32 (H, W, 3) RGB."""
+    gray_mean = float((img * GRAY_COEF).sum()) * 3.0 / img.size
+    return img * np.float32(alpha) + np.float32((1.0 - alpha) * gray_mean)
+
+
+def adjust_saturation(img, alpha):
+    """Blend with the per-pixel grey image (``mxnet.image.SaturationJitterAug``). ``img`` float32 (H, W, 3) RGB."""
+    gray = (img * GRAY_COEF).sum(axis=2, keepdims=True)
+    return img * np.float32(alpha) + gray * np.float32(1.0 - alpha)
+
+
+def pca_lighting(img, alpha):
+    """AlexNet PCA lighting (``mxnet.image.LightingAug``): add ``eigvec @ (alpha * eigval)`` to every pixel.
+
+    ``img`` float32 (H, W, 3) RGB in [0, 255]; ``alpha`` (3,) normal with std ``pca_std``.
+    """
+    rgb = np.dot(IMAGENET_PCA_EIGVEC * np.asarray(alpha, np.float32), IMAGENET_PCA_EIGVAL)
+    return img + rgb.astype(np.float32)
+
+
+def random_erase(img, rect, fill):
+    """Overwrite ``rect`` = (x0, y0, w, h) (pixels) of ``img`` (H, W, C) with ``fill`` (h, w, C). Returns a copy."""
+    out = img.copy()
+    x0, y0, w, h = rect
+    out[y0:y0 + h, x0:x0 + w] = fill
+    return out
+
+
+# ------------------------------------------------------------------------------------------- augmenter
+
+@dataclass
+class AugmentParams:
+    """Random draws of one :class:`Augmenter` call (all in crop pixels / degrees); None = operation not applied."""
+
+    flip: bool = False
+    angle: float = 0.0           # degrees, counter-clockwise on screen (cv2.getRotationMatrix2D)
+    scale: float = 1.0
+    shift: Tuple[float, float] = (0.0, 0.0)  # pixels
+    jitter: Optional[Tuple] = None  # ((order of 0 brightness/1 contrast/2 saturation), (alphas))
+    lighting: Optional[np.ndarray] = None  # (3,) PCA alphas
+    erase: Optional[Tuple] = None  # ((x0, y0, w, h), fill uint8 (h, w, C))
+
+
+class Augmenter:
+    """Random augmentation of an aligned crop and its landmarks.
+
+    Parameters
+    ----------
+    flip_prob : float
+        Probability of a horizontal flip (papers: 0.5). Needs ``flip_perm`` when > 0.
+    flip_perm : array_like of int (N,), optional
+        Landmark permutation of the mirror (``LandmarkScheme.flip_permutation()``).
+    rotation_deg : float
+        Rotation angle uniform in [-rotation_deg, rotation_deg] degrees about the crop centre ((W-1)/2, (H-1)/2);
+        0 = off. Default 15.
+    scale_range : (float, float) or None
+        Scale factor uniform in this range about the crop centre; None or (1, 1) = off (default).
+    shift_frac : float
+        Shift uniform in [-shift_frac, shift_frac] x crop side, independently in x and y; 0 = off (default).
+    erasing_prob : float
+        Random erasing probability (Zhong et al.); 0 = off. The papers give no value; default 0.5 (Zhong's).
+    erasing_area : (float, float)
+        Erased area range, fraction of the crop area (Zhong: 0.02-0.4).
+    erasing_aspect : (float, float)
+        Aspect ratio h/w range, sampled log-uniformly (Zhong: r1 = 0.3, i.e. 0.3-3.33).
+    pca_std : float
+        Std of the AlexNet PCA lighting alphas (ImageNet eigen-decomposition); 0 = off. Default 0.05.
+    jitter : float or (float, float, float)
+        Brightness, contrast, saturation jitter: factors uniform in [1 - j, 1 + j], applied in random order as
+        ``mxnet.image.ColorJitterAug``; 0 = off. Default 0.4.
+    seed : int, optional
+        Seed of the generator (``np.random.default_rng``); in a forked DataLoader worker the generator is
+        re-seeded from (seed, process id) so that workers draw different augmentations.
+    rng : numpy.random.Generator, optional
+        Generator to use (overrides ``seed``).
+
+    Notes
+    -----
+    Call order: geometric warp (flip, rotation, scale, shift in one ``cv2.warpAffine``, bilinear, black border),
+    colour jitter, PCA lighting, erasing (random uniform values). Photometric operations work in float32 on
+    [0, 255] and the result is rounded and clipped to uint8. Points keep their order except for the flip
+    permutation; points may leave the crop after rotation.
+    The mxnet operators (``mx.image.ColorJitterAug``, ``LightingAug``) draw from the global ``random`` /
+    ``np.random`` state and work on NDArrays; the same formulas are applied here in numpy with this object's
+    generator (tests check equality with the mxnet operators).
+    """
+
+    def __init__(self, flip_prob=0.5, flip_perm=None, rotation_deg=15.0, scale_range=None, shift_frac=0.0,
+                 erasing_prob=0.5, erasing_area=(0.02, 0.4), erasing_aspect=(0.3, 1 / 0.3), pca_std=0.05,
+                 jitter=0.4, seed=None, rng=None):
+        if not 0 <= flip_prob <= 1 or not 0 <= erasing_prob <= 1:
+            raise ValueError("probabilities must be in [0, 1]")
+        if flip_prob > 0 and flip_perm is None:
+            raise ValueError("flip_prob > 0 needs flip_perm (the landmark scheme's flip permutation)")
+        self.flip_prob = float(flip_prob)
+        self.flip_perm = None if flip_perm is None else np.asarray(flip_perm, np.int64)
+        if self.flip_perm is not None and not np.array_equal(self.flip_perm[self.flip_perm],
+                                                             np.arange(len(self.flip_perm))):
+            raise ValueError("flip_perm must be an involution")
+        self.rotation_deg = float(rotation_deg or 0.0)
+        if scale_range is not None:
+            scale_range = (float(scale_range[0]), float(scale_range[1]))
+            if not 0 < scale_range[0] <= scale_range[1]:
+                raise ValueError("scale_range must be (lo, hi) with 0 < lo <= hi, got %r" % (scale_range,))
+            if scale_range == (1.0, 1.0):
+                scale_range = None
+        self.scale_range = scale_range
+        self.shift_frac = float(shift_frac or 0.0)
+        self.erasing_prob = float(erasing_prob)
+        self.erasing_area = tuple(map(float, erasing_area))
+        self.erasing_aspect = tuple(map(float, erasing_aspect))
+        self.pca_std = float(pca_std or 0.0)
+        if jitter is None:
+            jitter = 0.0
+        self.jitter = tuple(float(j) for j in (jitter if np.ndim(jitter) else (jitter,) * 3))
+        if len(self.jitter) != 3 or any(not 0 <= j < 1 for j in self.jitter):
+            raise ValueError("jitter must be a float or 3 floats in [0, 1), got %r" % (jitter,))
+        self._seed = seed
+        self._pid = os.getpid()
+        self.rng = rng if rng is not None else np.random.default_rng(seed)
+
+    # ---------------------------------------------------------------------------------------- sampling
+    def _generator(self):
+        pid = os.getpid()
+        if pid != self._pid:  # forked worker: do not repeat the parent's (or siblings') draws
+            self._pid = pid
+            base = 0 if self._seed is None else int(self._seed)
+            self.rng = np.random.default_rng([base, pid])
+        return self.rng
+
+    def sample(self, height, width, channels=3):
+        """Draw the random parameters of one call for a (height, width, channels) crop."""
+        r = self._generator()
+        p = AugmentParams()
+        p.flip = self.flip_prob > 0 and r.random() < self.flip_prob
+        if self.rotation_deg > 0:
+            p.angle = float(r.uniform(-self.rotation_deg, self.rotation_deg))
+        if self.scale_range is not None:
+            p.scale = float(r.uniform(*self.scale_range))
+        if self.shift_frac > 0:
+            p.shift = (float(r.uniform(-self.shift_frac, self.shift_frac) * width),
+                       float(r.uniform(-self.shift_frac, self.shift_frac) * height))
+        if any(self.jitter):
+            order = tuple(int(i) for i in r.permutation(3))
+            alphas = tuple(1.0 + float(r.uniform(-j, j)) if j > 0 else 1.0 for j in self.jitter)
+            p.jitter = (order, alphas)
+        if self.pca_std > 0:
+            p.lighting = r.normal(0.0, self.pca_std, size=3).astype(np.float32)
+        if self.erasing_prob > 0 and r.random() < self.erasing_prob:
+            area = height * width
+            lo, hi = np.log(self.erasing_aspect[0]), np.log(self.erasing_aspect[1])
+            for _ in range(10):  # Zhong et al.: redraw until the rectangle fits
+                target = r.uniform(*self.erasing_area) * area
+                aspect = np.exp(r.uniform(lo, hi))
+                h = int(round(np.sqrt(target * aspect)))
+                w = int(round(np.sqrt(target / aspect)))
+                if 0 < h < height and 0 < w < width:
+                    y0 = int(r.integers(0, height - h + 1))
+                    x0 = int(r.integers(0, width - w + 1))
+                    fill = r.integers(0, 256, size=(h, w, channels), dtype=np.uint8)
+                    p.erase = ((x0, y0, w, h), fill)
+                    break
+        return p
+
+    # ---------------------------------------------------------------------------------------- applying
+    def geometric_matrix(self, params, height, width):
+        """(2, 3) float64 crop -> augmented-crop affine of ``params`` (flip, then rotation/scale/shift)."""
+        M = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+        if params.flip:
+            M = np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+        if params.angle != 0.0 or params.scale != 1.0 or params.shift != (0.0, 0.0):
+            c = ((width - 1) / 2.0, (height - 1) / 2.0)
+            R = np.vstack([cv2.getRotationMatrix2D(c, params.angle, params.scale), [0.0, 0.0, 1.0]])
+            R[0, 2] += params.shift[0]
+            R[1, 2] += params.shift[1]
+            M = R @ M
+        return M[:2]
+
+    def apply(self, img, pts, params):
+        """Apply drawn ``params`` to ``img`` uint8 (H, W, C) and ``pts`` (N, 2) crop pixels; returns (img, pts)."""
+        img = np.asarray(img)
+        if img.dtype != np.uint8 or img.ndim != 3:
+            raise ValueError("expected a uint8 (H, W, C) crop, got %s %s" % (img.dtype, img.shape))
+        h, w = img.shape[:2]
+        pts = np.array(pts, np.float32, copy=True)
+        geometric = params.angle != 0.0 or params.scale != 1.0 or params.shift != (0.0, 0.0)
+        if geometric:
+            M = self.geometric_matrix(params, h, w)
+            img = cv2.warpAffine(img, M, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                                 borderValue=(0,) * 3)
+            if img.ndim == 2:
+                img = img[:, :, None]
+            pts = (pts.astype(np.float64) @ M[:, :2].T + M[:, 2]).astype(np.float32)
+            if params.flip:
+                pts = pts[self.flip_perm]
+        elif params.flip:
+            img = flip_image(img)
+            pts = flip_points(pts, w, self.flip_perm)
+        if params.jitter is not None or params.lighting is not None:
+            f = img.astype(np.float32)
+            if params.jitter is not None:
+                order, alphas = params.jitter
+                ops = (adjust_brightness, adjust_contrast, adjust_saturation)
+                for k in order:
+                    if alphas[k] != 1.0:
+                        f = ops[k](f, alphas[k])
+            if params.lighting is not None:
+                f = pca_lighting(f, params.lighting)
+            img = np.clip(np.rint(f), 0, 255).astype(np.uint8)
+        if params.erase is not None:
+            img = random_erase(img, *params.erase)
+        return img, pts
+
+    def __call__(self, img, pts):
+        """Augment a crop.
+
+        Parameters
+        ----------
+        img : ndarray uint8, shape (H, W, 3)
+            Aligned crop, RGB.
+        pts : array_like, shape (N, 2)
+            Landmarks in crop pixels.
+
+        Returns
+        -------
+        img : ndarray uint8, shape (H, W, 3)
+        pts : ndarray float32, shape (N, 2)
+            Landmarks in pixels of the augmented crop (permuted when flipped).
+        """
+        img = np.asarray(img)
+        return self.apply(img, pts, self.sample(img.shape[0], img.shape[1], img.shape[2] if img.ndim == 3 else 1))
+
+    def __repr__(self):
+        return ("Augmenter(flip_prob=%g, rotation_deg=%g, scale_range=%s, shift_frac=%g, erasing_prob=%g, "
+                "pca_std=%g, jitter=%s)" % (self.flip_prob, self.rotation_deg, self.scale_range, self.shift_frac,
+                                            self.erasing_prob, self.pca_std, self.jitter))
