@@ -1,0 +1,100 @@
+"""Summaries and plots of training runs from their ``log.jsonl`` (used by tools/compare_runs.py)."""
+import os
+
+import numpy as np
+
+from .trainer import read_log
+
+__all__ = ["summarise_run", "render_table", "plot_runs", "curve_behaviour"]
+
+
+def curve_behaviour(val_nmes, baseline_nme=None, collapse_nme=0.15):
+    """Label a validation-NME curve: 'collapsed' (stays far above the mean shape, > ``collapse_nme``),
+    'at mean shape' (within 5% relative of the baseline), 'learning' (best below 95% of the baseline) or
+    'above mean shape'."""
+    if not val_nmes:
+        return "no validation"
+    best = min(val_nmes)
+    if best > collapse_nme:
+        return "collapsed"
+    if baseline_nme:
+        if best < 0.95 * baseline_nme:
+            return "learning"
+        if best <= 1.05 * baseline_nme:
+            return "at mean shape"
+    return "above mean shape"
+
+
+def summarise_run(run_dir):
+    """One dict per run: name, epochs, steps, last/best val NME, AUC, FR (fractions), mean-shape baseline
+    NME, images/s, behaviour."""
+    recs = read_log(os.path.join(run_dir, "log.jsonl"))
+    val = [r for r in recs if r.get("type") == "val"]
+    ep = [r for r in recs if r.get("type") == "epoch"]
+    base = next((r for r in recs if r.get("type") == "mean_shape_baseline"), None)
+    best = min(val, key=lambda r: r["nme"]) if val else None
+    last = val[-1] if val else None
+    return {
+        "run": os.path.basename(os.path.normpath(run_dir)),
+        "epochs": ep[-1]["epoch"] if ep else 0,
+        "steps": ep[-1]["step"] if ep else 0,
+        "last_nme": last["nme"] if last else None,
+        "best_nme": best["nme"] if best else None,
+        "best_epoch": best["epoch"] if best else None,
+        "best_auc": best["auc"] if best else None,
+        "best_fr": best["fr"] if best else None,
+        "baseline_nme": base["nme"] if base else None,
+        "images_per_s": float(np.median([r["images_per_s"] for r in ep])) if ep else None,
+        "train_seconds": float(sum(r.get("seconds", 0.0) for r in ep)),
+        "behaviour": curve_behaviour([r["nme"] for r in val], base["nme"] if base else None),
+    }
+
+
+def _pct(x):
+    return "-" if x is None else "%.2f" % (100 * x)
+
+
+def render_table(rows):
+    head = ("| run | epochs | steps | val NME last (%) | val NME best (%) @epoch | AUC (%) | FR (%) | "
+            "mean shape NME (%) | img/s | curve |")
+    lines = [head, "|" + "---|" * 10]
+    for r in rows:
+        lines.append("| %s | %d | %d | %s | %s @%s | %s | %s | %s | %s | %s |" % (
+            r["run"], r["epochs"], r["steps"], _pct(r["last_nme"]), _pct(r["best_nme"]), r["best_epoch"],
+            _pct(r["best_auc"]), _pct(r["best_fr"]), _pct(r["baseline_nme"]),
+            "-" if r["images_per_s"] is None else "%.1f" % r["images_per_s"], r["behaviour"]))
+    return "\n".join(lines)
+
+
+def plot_runs(run_dirs, path):
+    """Two panels: training loss per step (log scale) and validation NME (%) per epoch, one line per run."""
+    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    fig = Figure(figsize=(12, 4.5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    base = None
+    for run in run_dirs:
+        recs = read_log(os.path.join(run, "log.jsonl"))
+        name = os.path.basename(os.path.normpath(run))
+        tr = [(r["step"], r["loss"]) for r in recs if r.get("type") == "train"]
+        va = [(r["epoch"], 100 * r["nme"]) for r in recs if r.get("type") == "val"]
+        b = next((r for r in recs if r.get("type") == "mean_shape_baseline"), None)
+        base = base or (b and 100 * b["nme"])
+        if tr:
+            ax1.plot(*zip(*tr), label=name, lw=1)
+        if va:
+            ax2.plot(*zip(*va), marker="o", ms=3, label=name)
+    if base:
+        ax2.axhline(base, color="k", ls="--", lw=1, label="mean shape %.2f%%" % base)
+    ax1.set_yscale("log")
+    ax1.set_xlabel("step")
+    ax1.set_ylabel("training loss (eq. 20, per face)")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("val NME (%)")
+    ax2.set_yscale("log")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
