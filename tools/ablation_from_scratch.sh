@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Issue 3: levers that make LOTR-M learn from scratch on the 800 Datatang training faces.
+# Each probe is the Datatang LOTR-M config plus overrides, trained for EPOCHS epochs at a constant lr,
+# validated every epoch; the table and curves come from tools/compare_runs.py.
+#   bash tools/ablation_from_scratch.sh [EPOCHS] [PROBE ...]
+# Runs go to output/ablation/<probe>/ (git-ignored); a finished probe is skipped, an interrupted one resumed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+EPOCHS=${1:-3}; shift || true
+CFG=experiments/datatang/lotr_m.yaml
+COMMON="TRAIN.EPOCHS $EPOCHS TRAIN.LR_STEPS [] TRAIN.VAL_EVERY 1"
+declare -A PROBES=(
+  [paper]=""                                                          # LAMB, queries std 1e-4 (LOTR)
+  [adam]="TRAIN.OPTIMIZER adam"                                        # optimiser only
+  [lamb_exclude]="TRAIN.LAMB_EXCLUDE_SMALL True"                       # no trust ratio for small tensors
+  [adam_q1]="TRAIN.OPTIMIZER adam MODEL.QUERY_INIT_STD 1.0"            # + DETR-like query init
+  [lamb_q1]="MODEL.QUERY_INIT_STD 1.0"                                 # LAMB + query init
+  [adam_q1_zeros]="TRAIN.OPTIMIZER adam MODEL.QUERY_INIT_STD 1.0 MODEL.DECODER_INPUT zeros"
+  [adam_anchor]="TRAIN.OPTIMIZER adam MODEL.ANCHORS mean_shape"        # FINDINGS: flat at the mean shape
+  [adam_q1_anchor]="TRAIN.OPTIMIZER adam MODEL.QUERY_INIT_STD 1.0 MODEL.ANCHORS mean_shape"
+  [lamb_q1_anchor]="MODEL.QUERY_INIT_STD 1.0 MODEL.ANCHORS mean_shape"
+  [adam_q1_anchor_aux]="TRAIN.OPTIMIZER adam MODEL.QUERY_INIT_STD 1.0 MODEL.ANCHORS mean_shape MODEL.AUX_LOSS True"
+)
+NAMES=("$@")
+[ ${#NAMES[@]} -eq 0 ] && NAMES=(adam_q1 lamb_exclude adam_q1_anchor lamb_q1_anchor adam_anchor)
+for name in "${NAMES[@]}"; do
+  out=output/ablation/$name
+  if [ -f "$out/checkpoint_last.json" ] && grep -q "\"epoch\": $EPOCHS" "$out/checkpoint_last.json"; then
+    echo "== $name: done"; continue
+  fi
+  resume=""; [ -f "$out/checkpoint_last.json" ] && resume="--resume"
+  echo "== $name: ${PROBES[$name]}"
+  # shellcheck disable=SC2086
+  $PY tools/train.py --cfg $CFG --out "$out" $resume --no-progress $COMMON ${PROBES[$name]}
+done
+$PY tools/compare_runs.py "${NAMES[@]/#/output/ablation/}" --out output/ablation/curves.png --json output/ablation/summary.json
