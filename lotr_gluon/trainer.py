@@ -231,7 +231,7 @@ class Trainer:
                     _atomic_json({"epoch": self.epoch, "step": self.step, **metrics}, self._ckpt("model_best.json"))
             self._log(rec)
             self.save_checkpoint()
-            if self.progress:
+            if True:  # one summary line per epoch, with or without tqdm bars
                 msg = "epoch %d/%d  loss %.2f  %.1f img/s" % (self.epoch, cfg.TRAIN.EPOCHS, loss, ips)
                 if "val_nme" in rec:
                     msg += "  val NME %.2f%%  AUC %.2f%%  FR %.2f%%" % (100 * rec["val_nme"], 100 * rec["val_auc"],
