@@ -231,12 +231,12 @@ class Trainer:
                     _atomic_json({"epoch": self.epoch, "step": self.step, **metrics}, self._ckpt("model_best.json"))
             self._log(rec)
             self.save_checkpoint()
-            if True:  # one summary line per epoch, with or without tqdm bars
-                msg = "epoch %d/%d  loss %.2f  %.1f img/s" % (self.epoch, cfg.TRAIN.EPOCHS, loss, ips)
-                if "val_nme" in rec:
-                    msg += "  val NME %.2f%%  AUC %.2f%%  FR %.2f%%" % (100 * rec["val_nme"], 100 * rec["val_auc"],
-                                                                     100 * rec["val_fr"])
-                print(msg, flush=True)
+            # one summary line per epoch, with or without tqdm bars
+            msg = "epoch %d/%d  loss %.2f  %.1f img/s" % (self.epoch, cfg.TRAIN.EPOCHS, loss, ips)
+            if "val_nme" in rec:
+                msg += "  val NME %.2f%%  AUC %.2f%%  FR %.2f%%" % (100 * rec["val_nme"], 100 * rec["val_auc"],
+                                                                 100 * rec["val_fr"])
+            print(msg, flush=True)
         if self.val_set is None or not os.path.isfile(self._ckpt("model_best.params")):
             atomic_save_params(self.net, self._ckpt("model_best.params"))
         self.plot_curves()
