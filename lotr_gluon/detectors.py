@@ -25,7 +25,7 @@ import numpy as np
 
 __all__ = ["Face", "DetectorUnavailable", "InsightFaceDetector", "OpenCVDetector", "get_detector",
            "find_insightface_model", "DETECTORS", "INSIGHTFACE_PACKS", "DEFAULT_BOX_TEMPLATE",
-           "HAAR_BOX_TEMPLATE", "five_points_from_box", "box_template_from_points"]
+           "HAAR_BOX_TEMPLATE", "five_points_from_box", "box_template_from_points", "haar_cascade_path"]
 
 DETECTORS = ("auto", "insightface", "opencv")
 
