@@ -1,0 +1,316 @@
+"""The comparison of a table with the paper: Markdown, CSV, JSON and plots.
+
+Every number from the paper is labelled "paper"; a secondary-source number carries a "†" and its source
+in the notes. A cell without our result shows "—" in the "ours" column, never the paper's value.
+"""
+import csv
+import datetime
+import io
+import json
+import math
+import os
+
+from .runner import _read_json, cell_status, table_dir
+from .spec import PAPERS, load_paper, paper_value
+
+__all__ = ["build_rows", "render_markdown", "render_dry_run", "write_report", "make_plots", "report", "MISSING"]
+
+MISSING = "—"
+SECONDARY_MARK = "†"
+
+
+def _num(x, decimals=2):
+    if x is None:
+        return MISSING
+    if isinstance(x, float) and math.isnan(x):
+        return "NaN"
+    s = "%.*f" % (decimals, x)
+    return s[1:] if s.startswith("-") and float(s) == 0 else s
+
+
+def build_rows(resolved, paper=None):
+    """One dict per cell: name, row, col, status, detail, ``paper`` / ``ours`` / ``diff`` (metric key ->
+    number or None), ``provenance`` (metric key -> 'secondary', ... or None), diverged."""
+    rows = []
+    if not resolved:
+        return rows
+    spec = resolved[0].spec
+    paper = paper if paper is not None else load_paper(spec)
+    for rc in resolved:
+        status, detail = cell_status(rc)
+        m = _read_json(os.path.join(rc.out_dir, "metrics.json")) if status == "done" else None
+        values = (m or {}).get("values") or {}
+        diverged = bool(m and m.get("diverged"))
+        r = {"cell": rc.name, "row": rc.cell.row, "col": rc.cell.col, "status": status, "detail": detail,
+             "config": os.path.relpath(rc.cfg_file), "overrides": list(rc.cell.overrides),
+             "eval_overrides": list(rc.cell.eval_overrides), "train_from": rc.cell.train_from,
+             "diverged": diverged, "paper": {}, "ours": {}, "diff": {}, "provenance": {},
+             "num_images": (m or {}).get("num_images"), "out_dir": rc.out_dir}
+        for met in tuple(spec.metrics) + tuple(spec.extras):
+            ours = values.get(met.key) if status == "done" else None
+            if diverged:
+                ours = float("nan")
+            r["ours"][met.key] = ours
+            if met in spec.metrics:
+                pv, prov = paper_value(paper, rc.name, met.key)
+                r["paper"][met.key] = pv
+                r["provenance"][met.key] = prov
+                r["diff"][met.key] = (ours - pv) if (ours is not None and pv is not None and not diverged) else None
+        if m and (m.get("benchmark") or {}).get("error"):
+            r["timing_error"] = m["benchmark"]["error"]
+        rows.append(r)
+    return rows
+
+
+def _paper_cell(x, prov, decimals):
+    s = _num(x, decimals)
+    return s + SECONDARY_MARK if x is not None and prov == "secondary" else s
+
+
+def _unit(met):
+    return " (%s)" % met.unit if met.unit else ""
+
+
+def render_markdown(spec, rows, context=None, paper=None):
+    """Markdown: a header, the per-cell table (paper / ours / difference for each compared metric, then our
+    extra metrics and the status), a grid view for two-way tables, and notes."""
+    paper = paper if paper is not None else load_paper(spec)
+    ctx = context or {}
+    out = ["## %s — %s" % (spec.label, spec.title), ""]
+    if paper:
+        out.append("- paper: %s. %s" % (paper.get("source"), paper.get("caption", "")))
+        out.append("- paper data: %s" % paper.get("dataset", ""))
+    out.append("- ours: experiments/%s, scale %s%s; test split %s%s" % (
+        ctx.get("data", "?"), ctx.get("scale", "?"),
+        (", overrides %s" % " ".join(ctx["opts"])) if ctx.get("opts") else "", ctx.get("test_split", "?"),
+        (", %s images" % ctx["num_images"]) if ctx.get("num_images") else ""))
+    if spec.primary_flip and any(m.key in ("auc", "nme", "fr") for m in tuple(spec.metrics) + tuple(spec.extras)):
+        out.append("- NME, FR, AUC in %% with the flip test%s." % (
+            "" if len(spec.flips) == 1 else "; 'w/o flip' / 'flip' columns as labelled"))
+    out.append("")
+    single = len(rows) == 1
+    if single:
+        r = rows[0]
+        out.append("| metric | paper | ours | ours − paper |")
+        out.append("|---|---:|---:|---:|")
+        for met in spec.metrics:
+            out.append("| %s%s | %s | %s | %s |" % (met.label, _unit(met), _paper_cell(r["paper"][met.key],
+                                                    r["provenance"][met.key], met.decimals),
+                                                    _num(r["ours"][met.key], met.decimals),
+                                                    _num(r["diff"][met.key], met.decimals)))
+        for met in spec.extras:
+            out.append("| %s%s | | %s | |" % (met.label, _unit(met), _num(r["ours"][met.key], met.decimals)))
+        out.append("")
+        out.append("cell %s: status %s%s" % (r["cell"], r["status"], (" (%s)" % r["detail"]) if r["detail"] else ""))
+    else:
+        head = ["cell", spec.row_label] + ([spec.col_label] if spec.cols else [])
+        for met in spec.metrics:
+            head += ["%s%s paper" % (met.label, _unit(met)), "%s ours" % met.label, "Δ %s" % met.label]
+        head += ["%s%s ours" % (met.label, _unit(met)) for met in spec.extras] + ["status"]
+        out.append("| " + " | ".join(head) + " |")
+        out.append("|" + "|".join(["---"] * (2 + bool(spec.cols)) + ["---:"] * (len(head) - 3 - bool(spec.cols))
+                                  + ["---"]) + "|")
+        for r in rows:
+            cells = [r["cell"], r["row"]] + ([r["col"]] if spec.cols else [])
+            for met in spec.metrics:
+                cells += [_paper_cell(r["paper"][met.key], r["provenance"][met.key], met.decimals),
+                          _num(r["ours"][met.key], met.decimals), _num(r["diff"][met.key], met.decimals)]
+            cells += [_num(r["ours"][met.key], met.decimals) for met in spec.extras]
+            st = r["status"] + (" (%s)" % r["detail"] if r["detail"] else "")
+            cells.append("diverged" if r["diverged"] else st)
+            out.append("| " + " | ".join(cells) + " |")
+        if spec.cols:
+            met = spec.metrics[0]
+            out += ["", "%s%s, ours (paper):" % (met.label, _unit(met)), ""]
+            out.append("| %s | %s |" % (spec.row_label, " | ".join(spec.cols)))
+            out.append("|---|" + "---:|" * len(spec.cols))
+            by = {(r["row"], r["col"]): r for r in rows}
+            for row in spec.rows:
+                cells = []
+                for col in spec.cols:
+                    r = by.get((row, col))
+                    if r is None:
+                        cells.append("")
+                        continue
+                    cells.append("%s (paper %s)" % (_num(r["ours"][met.key], met.decimals),
+                                                   _paper_cell(r["paper"][met.key], r["provenance"][met.key],
+                                                               met.decimals)))
+                out.append("| %s | %s |" % (row, " | ".join(cells)))
+    notes = ["%s = not measured yet (ours) or not available offline (paper)." % MISSING,
+             "Δ = ours − paper, in the column's unit."]
+    if any(p == "secondary" for r in rows for p in r["provenance"].values()) and paper:
+        notes.append("%s paper value from a secondary source: %s" % (SECONDARY_MARK, paper["provenance"]["secondary"]))
+    if any(p == "repository" for r in rows for p in r["provenance"].values()) and paper:
+        notes.append("paper parameter counts: %s" % paper["provenance"]["repository"])
+    if paper:
+        notes += list(paper.get("notes", []))[1:]
+        notes.append("paper numbers: %s" % os.path.relpath(paper["_path"]))
+    notes += list(spec.extra_notes)
+    errs = sorted({r["timing_error"] for r in rows if r.get("timing_error")})
+    notes += ["timing columns empty: %s" % e for e in errs]
+    if ctx.get("scale") == "smoke":
+        notes.append("scale smoke: a few training steps on a few faces to check the machinery; the numbers are "
+                     "not comparable with the paper's.")
+    out += ["", "Notes:", ""] + ["- " + n for n in notes]
+    return "\n".join(out) + "\n"
+
+
+def render_dry_run(spec, resolved, context=None):
+    """What would be trained: cell, config, overrides, status."""
+    ctx = context or {}
+    lines = ["%s — %s: %d cells, experiments/%s, scale %s" % (spec.label, spec.title, len(resolved),
+                                                            ctx.get("data", "?"), ctx.get("scale", "?")), ""]
+    lines.append("| cell | config | overrides | status |")
+    lines.append("|---|---|---|---|")
+    for rc in resolved:
+        status, detail = cell_status(rc)
+        ov = " ".join(rc.cell.overrides) or "-"
+        if rc.cell.train_from:
+            ov += " (weights of %s; eval %s)" % (rc.cell.train_from, " ".join(rc.cell.eval_overrides))
+        lines.append("| %s | %s | %s | %s%s |" % (rc.name, os.path.relpath(rc.cfg_file), ov, status,
+                                                 " (%s)" % detail if detail else ""))
+    if resolved:
+        if resolved[0].scale_opts:
+            lines += ["", "scale overrides (every cell): " + " ".join(resolved[0].scale_opts)]
+        if ctx.get("opts"):
+            lines += ["extra overrides (every cell): " + " ".join(ctx["opts"])]
+        lines += ["results: %s/<cell>/metrics.json" % resolved[0].table_dir]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(spec, rows, markdown, out_dir, context=None):
+    """``table.md``, ``table.csv`` and ``table.json`` in ``out_dir``; returns their paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {}
+    p = os.path.join(out_dir, "table.md")
+    with open(p, "w") as f:
+        f.write(markdown)
+    paths["md"] = p
+    p = os.path.join(out_dir, "table.csv")
+    head = ["cell", "row", "col", "status"]
+    for met in spec.metrics:
+        head += [met.key + "_paper", met.key + "_paper_provenance", met.key + "_ours", met.key + "_diff"]
+    head += [met.key + "_ours" for met in spec.extras]
+    with open(p, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(head)
+        for r in rows:
+            line = [r["cell"], r["row"], r["col"], "diverged" if r["diverged"] else r["status"]]
+            for met in spec.metrics:
+                line += [_csv(r["paper"][met.key]), r["provenance"][met.key] or "", _csv(r["ours"][met.key]),
+                         _csv(r["diff"][met.key])]
+            line += [_csv(r["ours"][met.key]) for met in spec.extras]
+            w.writerow(line)
+    paths["csv"] = p
+    p = os.path.join(out_dir, "table.json")
+    paper = load_paper(spec)
+    obj = {"paper": spec.paper, "paper_title": PAPERS.get(spec.paper), "table": spec.table, "label": spec.label,
+           "title": spec.title, "source": paper.get("source") if paper else None,
+           "generated": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+           "context": context or {},
+           "metrics": [dict(m._asdict()) for m in spec.metrics], "extras": [dict(m._asdict()) for m in spec.extras],
+           "cells": [{k: v for k, v in r.items() if k != "out_dir"} for r in rows]}
+    with open(p, "w") as f:
+        json.dump(obj, f, indent=1, default=lambda o: None if isinstance(o, float) and math.isnan(o) else str(o))
+    paths["json"] = p
+    return paths
+
+
+def _csv(x):
+    if x is None:
+        return ""
+    if isinstance(x, float) and math.isnan(x):
+        return "nan"
+    return "%.6g" % x
+
+
+# ------------------------------------------------------------------------------------------ plots
+def _groups(spec, resolved):
+    """CED / loss-curve groups: one per row of two-way tables, else one for the whole table."""
+    if spec.cols:
+        groups = [(row, [rc for rc in resolved if rc.cell.row == row]) for row in spec.rows]
+        return [(row, cells) for row, cells in groups if cells]
+    return [("", list(resolved))]
+
+
+def _suffix(group, cells):
+    """File-name suffix of a group: the cells' common name prefix (``lotr_m_plus`` for ``lotr_m_plus/*``)."""
+    return "_" + _slug(cells[0].name.split("/")[0]) if group else ""
+
+
+def _slug(s):
+    return "".join(c if c.isalnum() else "_" for c in s.lower()).strip("_").replace("__", "_")
+
+
+def make_plots(spec, resolved, out_dir, log=print):
+    """CED curves of the done cells (per-image NMEs, the table's primary evaluation, with the mean shape of
+    the first cell), training-loss curves per loss function (Table VI), LOTR Fig. 2 (Table VI). Returns the
+    written paths."""
+    from ..trainer import read_log
+    from .. import vis
+    paths = []
+    key = "nme_flip" if spec.primary_flip else "nme_noflip"
+    for group, cells in _groups(spec, resolved):
+        curves, threshold, base = {}, None, None
+        for rc in cells:
+            if cell_status(rc)[0] != "done":
+                continue
+            pi = _read_json(os.path.join(rc.out_dir, "per_image.json"))
+            if not pi:
+                continue
+            nmes = pi.get(key) or pi.get("nme_noflip") or pi.get("nme_flip")
+            if not nmes:
+                continue
+            label = rc.cell.col or rc.cell.row or rc.name
+            curves[label] = nmes
+            threshold = threshold or pi.get("threshold")
+            base = base or pi.get("nme_mean_shape")
+        if curves:
+            if base:
+                curves["mean shape"] = base
+            p = os.path.join(out_dir, "ced%s.png" % _suffix(group, cells))
+            vis.plot_ced(curves, threshold, p, title="%s CED%s%s" % (spec.label, (", " + group) if group else "",
+                                                                    " (flip test)" if key == "nme_flip" else ""))
+            paths.append(p)
+    if spec.loss_curves:
+        for group, cells in _groups(spec, resolved):
+            series = {}
+            for rc in cells:
+                recs = read_log(os.path.join(rc.train_dir, "log.jsonl"))
+                tr = [(r["step"], r["loss"]) for r in recs if r.get("type") == "train"]
+                if len(tr) < 2:
+                    tr = [(r["epoch"], r["loss"]) for r in recs if r.get("type") == "epoch"]
+                if tr:
+                    series[rc.cell.col or rc.name] = tuple(zip(*tr))
+            if series:
+                p = os.path.join(out_dir, "loss_curves%s.png" % _suffix(group, cells))
+                vis.plot_loss_curves(series, p, title="%s training loss, %s (each loss in its own units)"
+                                     % (spec.label, group or "all"), logy=True)
+                paths.append(p)
+    if spec.loss_functions_figure and resolved:
+        L = resolved[0].cfg.LOSS
+        p = os.path.join(out_dir, "loss_functions.png")
+        vis.plot_loss_functions(p, t=L.SMOOTH_WING_T, w=L.WING_W, eps=L.WING_EPS, beta=L.SMOOTH_L1_BETA)
+        paths.append(p)
+    return paths
+
+
+def report(spec, resolved, out_root="output/tables", context=None, plots=True, log=print):
+    """Build, render and write the comparison (and the plots); returns ``(markdown, paths)``."""
+    rows = build_rows(resolved)
+    ctx = dict(context or {})
+    done = [r for r in rows if r["num_images"]]
+    if done and "num_images" not in ctx:
+        ctx["num_images"] = done[0]["num_images"]
+    if resolved and "test_split" not in ctx:
+        ctx["test_split"] = resolved[0].eval_cfg.DATA.TEST_SPLIT
+    md = render_markdown(spec, rows, ctx)
+    tdir = table_dir(spec, out_root)
+    paths = write_report(spec, rows, md, tdir, ctx)
+    if plots:
+        try:
+            paths["plots"] = make_plots(spec, resolved, tdir, log)
+        except Exception as err:  # noqa: BLE001  (a plot must not hide the table)
+            log("plots failed: %s: %s" % (type(err).__name__, err))
+            paths["plots"] = []
+    return md, paths

@@ -1,0 +1,307 @@
+"""Table reproduction (lotr_gluon.tables, tools/reproduce_table.py): grids, hashing, caching, resume,
+rendering with missing cells, --dry-run, and one real tiny cell trained end to end on Datatang faces."""
+import json
+import os
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from lotr_gluon.tables import (TABLES, cell_status, config_hash, get_table, load_paper, parse_scale, parse_table_id,
+                               render_markdown, build_rows, report, resolve_cells, run_table, scale_overrides,
+                               select_cells)
+from lotr_gluon.tables.spec import LOSSES
+from lotr_gluon.trainer import TrainingDiverged
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import reproduce_table  # noqa: E402
+
+warnings.filterwarnings("ignore", category=UserWarning)
+MODELS = ["lotr_m", "lotr_m_plus", "lotr_r_plus"]
+
+
+def _opts(**kw):
+    return [x for kv in kw.items() for x in kv]
+
+
+# ------------------------------------------------------------------------------------------ grids
+def test_table6_grid():
+    spec = get_table("lotr", 6)
+    assert len(spec.cells) == 15 and len({c.name for c in spec.cells}) == 15
+    for m in MODELS:
+        for loss, _ in LOSSES:
+            c = spec.cell("%s/%s" % (m, loss))
+            assert c.cfg == m + ".yaml" and c.overrides == ("LOSS.NAME", loss) and not c.train_from
+    assert spec.cols == ["L2", "L1", "smooth-L1", "Wing", "smooth-Wing"] and spec.rows == ["LOTR-M", "LOTR-M+", "LOTR-R+"]
+    assert spec.loss_curves and spec.loss_functions_figure and spec.primary_flip
+    rs = resolve_cells(spec, "jd", "paper")
+    assert [rc.cfg.LOSS.NAME for rc in rs[:5]] == [l for l, _ in LOSSES]
+    assert {rc.cfg.MODEL.BACKBONE for rc in rs[10:]} == {"resnet50_v1"} and rs[0].cfg.TRAIN.EPOCHS == 100
+
+
+def test_table7_grid():
+    spec = get_table("lotr", "VII")
+    assert len(spec.cells) == 18
+    for m in MODELS:
+        for n in range(1, 7):
+            c = spec.cell("%s/L%d" % (m, n))
+            assert c.overrides == ("MODEL.ENC_LAYERS", str(n), "MODEL.DEC_LAYERS", str(n))
+    rc = [r for r in resolve_cells(spec, "datatang", "smoke") if r.name == "lotr_r_plus/L6"][0]
+    assert rc.cfg.MODEL.ENC_LAYERS == 6 and rc.cfg.MODEL.DEC_LAYERS == 6 and rc.cfg.MODEL.UPSAMPLE
+
+
+def test_table5_rows():
+    spec = get_table("lotr", 5)
+    assert [c.name for c in spec.cells] == ["earp", "earp_vector", "earp_r50", "earp_r50_vector", "cnn_ffn_mnv2",
+                                            "cnn_ffn_r50", "lotr_m", "lotr_m_plus", "lotr_r_plus"]
+    assert [m.key for m in spec.metrics] == ["auc_noflip", "auc_flip", "ms_noflip", "ms_flip", "size_mb", "params_m"]
+    assert spec.flips == (False, True) and spec.benchmark
+    for data in ("jd", "datatang"):
+        rs = {rc.name: rc for rc in resolve_cells(spec, data, "paper")}
+        v = rs["earp_vector"]
+        assert v.source is rs["earp"] and v.eval_cfg.MODEL.HEATMAP_DECODER == "vector"
+        assert v.train_hash == rs["earp"].train_hash and v.cell_hash != rs["earp"].cell_hash
+        assert rs["earp_r50"].cfg.MODEL.BACKBONE == "resnet50_v1" and rs["earp_r50_vector"].source is rs["earp_r50"]
+        assert rs["cnn_ffn_mnv2"].cfg.MODEL.NAME == "cnn_ffn" and rs["cnn_ffn_r50"].cfg.MODEL.BACKBONE == "resnet50_v1"
+        # same data, loss and tricks as the LOTR configs of the folder
+        for k in ("DATA", "AUG", "LOSS", "TRAIN"):
+            assert rs["cnn_ffn_r50"].cfg[k] == rs["lotr_r_plus"].cfg[k], k
+
+
+def test_every_table_resolves_and_has_paper_data():
+    for (paper, t), spec in TABLES.items():
+        data = (spec.data or ("datatang",))[0]
+        rs = resolve_cells(spec, data, "smoke")
+        assert len(rs) == len(spec.cells) and rs[0].cfg.DATA.INPUT_SIZE == 64
+        pd = load_paper(spec)
+        assert pd is not None and "Table" in pd["source"] and pd["paper"] == paper and pd["table"] == t
+        assert set(pd["cells"]) == {c.name for c in spec.cells}, spec.label
+        for cell, entries in pd["cells"].items():
+            for met in spec.metrics:
+                e = entries[met.key]
+                if e["value"] is None:
+                    assert e["note"]
+                else:
+                    assert e["provenance"] in pd["provenance"]
+    with pytest.raises(ValueError, match="wflw"):
+        resolve_cells(get_table("lotr", 2), "datatang", "smoke")
+    with pytest.raises(KeyError, match="available"):
+        get_table("lotr", 4)
+
+
+def test_table_ids_and_scales():
+    assert parse_table_id("VI") == parse_table_id("table 6") == parse_table_id(6) == "6"
+    assert parse_scale("epochs=10") == ("epochs", 10)
+    with pytest.raises(ValueError):
+        parse_scale("fast")
+    from lotr_gluon.config import load_config
+    base = load_config(os.path.join(ROOT, "experiments", "jd", "lotr_m.yaml"))
+    assert scale_overrides("epochs=10", base) == ["TRAIN.EPOCHS", "10", "TRAIN.LR_STEPS", "[5, 8]"]
+    assert scale_overrides("paper", base) == []
+    assert "TRAIN.MAX_STEPS" in scale_overrides("smoke")
+
+
+# ------------------------------------------------------------------------------------------ hashing
+def test_config_hash():
+    from lotr_gluon.config import load_config
+    f = os.path.join(ROOT, "experiments", "datatang", "lotr_m.yaml")
+    h = config_hash(load_config(f))
+    assert h == config_hash(load_config(f)) and len(h) == 12
+    assert h == config_hash(load_config(f, _opts(OUTPUT_DIR="/elsewhere", WORKERS="2")))
+    assert h != config_hash(load_config(f, _opts(**{"LOSS.NAME": "wing"})))
+    assert h != config_hash(load_config(f, _opts(**{"DATA.MAX_SAMPLES": "5"})))
+    a = resolve_cells(get_table("lotr", 6), "datatang", "smoke")
+    b = resolve_cells(get_table("lotr", 6), "datatang", "smoke", _opts(SEED="3"))
+    assert all(x.train_hash != y.train_hash for x, y in zip(a, b))
+
+
+# ------------------------------------------------------------------------------------------ caching / resume
+class StubTrainer:
+    """Records Trainer(...).fit(resume=...) calls and writes a model_best.params."""
+    calls = []
+
+    def __init__(self, cfg, out_dir=None, progress=True):
+        self.cfg, self.out_dir = cfg, out_dir
+
+    def fit(self, resume=False):
+        StubTrainer.calls.append((self.out_dir, resume))
+        with open(os.path.join(self.out_dir, "model_best.params"), "w") as f:
+            f.write("stub")
+        with open(os.path.join(self.out_dir, "log.jsonl"), "a") as f:
+            for s in (1, 2):
+                f.write(json.dumps({"type": "train", "step": s, "loss": 10.0 / s}) + "\n")
+
+
+def stub_eval(cfg, params, flips, out_dir):
+    assert os.path.isfile(params)
+    nmes = [0.01, 0.02, 0.2]
+    m = {"nme": float(np.mean(nmes)), "fr": 1 / 3, "auc": 0.5, "num_images": 3, "threshold": 0.08}
+    return {"metrics": {("flip" if f else "noflip"): dict(m) for f in flips}, "names": ["a", "b", "c"],
+            "nmes": {"flip": nmes, "noflip": nmes}, "threshold": 0.08, "mean_shape_baseline": dict(m)}
+
+
+def _fail(*a, **k):
+    raise AssertionError("must not be called")
+
+
+class NeverTrain(StubTrainer):
+    def __init__(self, *a, **k):
+        raise AssertionError("a finished cell must not be trained again")
+
+
+def test_finished_cell_is_skipped(tmp_path):
+    rs = resolve_cells(get_table("lotr", 6), "datatang", "smoke", out_root=str(tmp_path))
+    rc = rs[3]
+    os.makedirs(rc.out_dir)
+    with open(os.path.join(rc.out_dir, "metrics.json"), "w") as f:
+        json.dump({"cell_hash": rc.cell_hash, "values": {"auc": 42.0, "nme": 3.0, "fr": 1.0}}, f)
+    assert cell_status(rc)[0] == "done" and cell_status(rs[0])[0] == "missing"
+    summary = run_table([rc], str(tmp_path), trainer_cls=NeverTrain, evaluate_fn=_fail, progress=False,
+                        log=lambda m: None)
+    assert summary[rc.name][0] == "cached"
+    # a metrics.json of another configuration does not count
+    with open(os.path.join(rc.out_dir, "metrics.json"), "w") as f:
+        json.dump({"cell_hash": "0" * 12, "values": {"auc": 42.0}}, f)
+    assert cell_status(rc)[0] == "missing"
+
+
+def test_interrupted_cell_is_resumed(tmp_path):
+    StubTrainer.calls = []
+    rs = resolve_cells(get_table("lotr", 6), "datatang", "smoke", out_root=str(tmp_path))
+    rc, fresh = rs[0], rs[1]
+    os.makedirs(rc.out_dir)
+    with open(os.path.join(rc.out_dir, "cell.json"), "w") as f:
+        json.dump({"train_hash": rc.train_hash, "trained": False}, f)
+    with open(os.path.join(rc.out_dir, "checkpoint_last.json"), "w") as f:
+        json.dump({"epoch": 1, "step": 2, "best_nme": 1.0}, f)
+    st, detail = cell_status(rc)
+    assert st == "partial" and "epoch 1" in detail
+    logs = []
+    summary = run_table([rc, fresh], str(tmp_path), trainer_cls=StubTrainer, evaluate_fn=stub_eval, progress=False,
+                        log=logs.append)
+    assert StubTrainer.calls == [(rc.out_dir, True), (fresh.out_dir, False)]
+    assert summary[rc.name][0] == summary[fresh.name][0] == "done"
+    assert any("resuming" in line for line in logs)
+    m = json.load(open(os.path.join(rc.out_dir, "metrics.json")))
+    assert m["cell_hash"] == rc.cell_hash and m["values"]["auc"] == pytest.approx(50.0)
+    assert cell_status(rc)[0] == "done"
+    # the same training in another table (VII's lotr_m/L2 = VI's lotr_m/smooth_wing) is reused, not retrained
+    sw = [r for r in rs if r.name == "lotr_m/smooth_wing"][0]
+    run_table([sw], str(tmp_path), trainer_cls=StubTrainer, evaluate_fn=stub_eval, progress=False, log=lambda m: None)
+    l2 = [r for r in resolve_cells(get_table("lotr", 7), "datatang", "smoke", out_root=str(tmp_path))
+          if r.name == "lotr_m/L2"][0]
+    assert l2.train_hash == sw.train_hash
+    n = len(StubTrainer.calls)
+    run_table([l2], str(tmp_path), trainer_cls=StubTrainer, evaluate_fn=stub_eval, progress=False, log=lambda m: None)
+    assert len(StubTrainer.calls) == n and cell_status(l2)[0] == "done"
+
+
+def test_diverged_cell_and_missing_benchmark(tmp_path):
+    class Diverging(StubTrainer):
+        def fit(self, resume=False):
+            raise TrainingDiverged("loss is nan at step 3")
+    rs = resolve_cells(get_table("lotr", 5), "datatang", "smoke", out_root=str(tmp_path))
+    by = {r.name: r for r in rs}
+    run_table([by["lotr_m_plus"]], str(tmp_path), trainer_cls=Diverging, evaluate_fn=stub_eval, progress=False,
+              log=lambda m: None)
+    run_table([by["lotr_m"]], str(tmp_path), trainer_cls=StubTrainer, evaluate_fn=stub_eval,
+              benchmark=(None, "ImportError: no module"), progress=False, log=lambda m: None)
+    rows = {r["cell"]: r for r in build_rows(rs)}
+    assert rows["lotr_m_plus"]["diverged"] and cell_status(by["lotr_m_plus"])[0] == "done"
+    assert rows["lotr_m"]["ours"]["ms_flip"] is None and rows["lotr_m"]["ours"]["auc_flip"] == pytest.approx(50)
+    assert rows["lotr_m"]["ours"]["params_m"] == pytest.approx(2.76, abs=0.1)  # model_info at 64x64
+    md = render_markdown(get_table("lotr", 5), list(rows.values()))
+    line = [l for l in md.splitlines() if l.startswith("| lotr_m |")][0].split("|")
+    assert line[9].strip() == "—" and "timing columns empty" in md and "diverged" in md
+
+
+# ------------------------------------------------------------------------------------------ rendering
+def test_render_missing_cells_never_shows_paper_value(tmp_path):
+    spec = get_table("lotr", 6)
+    rs = resolve_cells(spec, "datatang", "smoke", out_root=str(tmp_path))
+    done = rs[4]  # lotr_m/smooth_wing
+    os.makedirs(done.out_dir)
+    with open(os.path.join(done.out_dir, "metrics.json"), "w") as f:
+        json.dump({"cell_hash": done.cell_hash, "values": {"auc": 12.5, "nme": 9.0, "fr": 60.0}}, f)
+    rows = build_rows(rs)
+    md = render_markdown(spec, rows, {"data": "datatang", "scale": "smoke"})
+    head = [c.strip() for c in md.splitlines()[[i for i, l in enumerate(md.splitlines())
+                                                if l.startswith("| cell |")][0]].split("|")]
+    ip, io_ = head.index("AUC (%) paper"), head.index("AUC ours")
+    lines = {l.split("|")[1].strip(): [c.strip() for c in l.split("|")] for l in md.splitlines()
+             if l.startswith("| lotr_")}
+    assert len(lines) == 15
+    assert lines["lotr_m/l2"][ip] == "84.52†" and lines["lotr_m/l2"][io_] == "—"      # paper value, ours missing
+    assert lines["lotr_m/smooth_wing"][io_] == "12.50" and lines["lotr_m/smooth_wing"][ip] == "87.05†"
+    assert lines["lotr_m/smooth_wing"][io_ + 1] == "-74.55"
+    assert lines["lotr_r_plus/wing"][ip] == "—" and lines["lotr_r_plus/wing"][io_] == "—"
+    for name, cells in lines.items():
+        if name != "lotr_m/smooth_wing":
+            assert cells[io_] == "—", name
+    assert "paper" in md and "| LOTR-M | — (paper 84.52†)" in md
+    # written files
+    out_md, paths = report(spec, rs, str(tmp_path), {"data": "datatang", "scale": "smoke"}, plots=False)
+    assert open(paths["md"]).read() == out_md
+    csv_rows = open(paths["csv"]).read().splitlines()
+    assert csv_rows[0].startswith("cell,row,col,status,auc_paper,auc_paper_provenance,auc_ours,auc_diff")
+    l2 = [r for r in csv_rows if r.startswith("lotr_m/l2,")][0].split(",")
+    assert l2[4] == "84.52" and l2[6] == ""
+    js = json.load(open(paths["json"]))
+    assert js["source"].startswith("Watchareeruetai") and len(js["cells"]) == 15
+
+
+def test_dry_run_output(tmp_path, capsys):
+    rc = reproduce_table.main(["--table", "6", "--scale", "smoke", "--dry-run", "--out", str(tmp_path),
+                               "--cells", "lotr_m/*", "SEED", "2"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    lines = [l for l in out.splitlines() if l.startswith("| lotr_")]
+    assert len(lines) == 5 and all(l.rstrip(" |").endswith("missing") for l in lines)
+    assert "| lotr_m/wing | experiments/datatang/lotr_m.yaml | LOSS.NAME wing | missing |" in out
+    assert "TRAIN.MAX_STEPS 2" in out and "extra overrides (every cell): SEED 2" in out
+    with pytest.raises(SystemExit):
+        reproduce_table.main(["--table", "6", "--dry-run", "--cells", "nope"])
+    assert reproduce_table.main(["--list"]) == 0
+    assert "--paper lotr --table 6" in capsys.readouterr().out
+    sel = select_cells(resolve_cells(get_table("lotr", 7), "datatang", "smoke"), ["lotr_m_plus"])
+    assert [r.name for r in sel] == ["lotr_m_plus/L%d" % n for n in range(1, 7)]
+
+
+# ------------------------------------------------------------------------------------------ real run
+def test_real_tiny_cell_end_to_end(datatang_root, tmp_path, capsys):
+    """One cell of Table VI trained for real on 12 Datatang faces, evaluated like tools/test.py, cached on rerun."""
+    opts = _opts(**{"DATA.ROOT": str(datatang_root), "MODEL.BACKBONE": "mobilenetv2_0.25", "DATA.INPUT_SIZE": "64",
+                    "DATA.MAX_SAMPLES": "12", "TRAIN.BATCH_SIZE": "4", "TRAIN.EPOCHS": "1"})
+    argv = ["--table", "6", "--scale", "smoke", "--out", str(tmp_path), "--cells", "lotr_m/smooth_wing", "--quiet"] + opts
+    assert reproduce_table.main(argv) == 0
+    out = capsys.readouterr().out
+    d = tmp_path / "lotr-6" / "lotr_m" / "smooth_wing"
+    m = json.load(open(d / "metrics.json"))
+    assert m["num_images"] == 12 and m["metrics"]["flip"]["flip"] is True
+    assert 0.0 <= m["values"]["auc"] <= 100.0 and np.isfinite(m["values"]["nme"])
+    assert m["values"]["auc"] == pytest.approx(100 * m["metrics"]["flip"]["auc"])
+    assert len(open(d / "per_image.csv").read().splitlines()) == 13
+    for f in ("config.yaml", "log.jsonl", "model_best.params", "checkpoint_last.json", "cell.json"):
+        assert (d / f).is_file(), f
+    assert not (d / "checkpoint_last.states").exists()
+    for f in ("table.md", "table.csv", "table.json", "ced_lotr_m.png", "loss_curves_lotr_m.png", "loss_functions.png"):
+        assert (tmp_path / "lotr-6" / f).is_file(), f
+    assert "[1/1] lotr_m/smooth_wing" in out and "done" in out
+    row = [l for l in out.splitlines() if l.startswith("| lotr_m/smooth_wing |")][0]
+    assert "87.05†" in row and "%.2f" % m["values"]["auc"] in row
+    # rerun: skipped
+    assert reproduce_table.main(argv) == 0
+    assert "done (cached)" in capsys.readouterr().out
+
+
+def test_cell_values_units_and_subsets():
+    from lotr_gluon.tables import cell_values
+    res = {"metrics": {"noflip": {"nme": 0.06, "fr": 0.2, "auc": 0.4},
+                       "flip": {"nme": 0.05, "fr": 0.1, "auc": 0.5,
+                                "subsets": {"pose": {"nme": 0.1, "fr": 0.3, "auc": 0.2}}}}}
+    v = cell_values(get_table("lotr", 2), res, info={"params": 2.5e6, "size_mb": 9.5, "gflops": 0.2},
+                    bench={"ms_noflip": 1.0, "ms_flip": 1.5})
+    assert v["auc"] == pytest.approx(50) and v["auc_noflip"] == pytest.approx(40) and v["nme_pose"] == pytest.approx(10)
+    assert v["params_m"] == pytest.approx(2.5) and v["ms_flip"] == 1.5 and v["gflops"] == 0.2

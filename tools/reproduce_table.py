@@ -1,0 +1,133 @@
+#!/usr/bin/env python
+"""Regenerate a table of the LOTR paper (or of Earp et al.) from real training runs, next to the paper's numbers.
+
+``python tools/reproduce_table.py --table 6 [--paper lotr|earp] [--data datatang|jd|wflw]
+[--scale paper|smoke|epochs=N] [--cells GLOB ...] [--dry-run] [--report-only] [--out output/tables]
+[KEY VALUE ...]``
+
+Tables (``--list``): LOTR II (WFLW, LOTR-HR+; needs ``--data wflw``), III (LOTR models + heatmap baseline on
+the test set), V (AUC without / with flip, inference time without / with flip, size, parameters of the heatmap
+baseline with and without vectorised decoding, CNN+FFN, LOTR-M/M+/R+), VI (5 losses x 3 models), VII (1-6
+encoder/decoder layers x 3 models); Earp et al. 2, 3 (upsampling strategies), 4 (filters).
+
+Every cell (``--dry-run`` lists them) is ``experiments/<data>/<file>.yaml`` + overrides, trained with
+:class:`lotr_gluon.trainer.Trainer` and evaluated like ``tools/test.py`` (flip test where the table needs it).
+Results: ``<out>/<paper>-<table>/<cell>/`` (run folder + ``metrics.json`` + ``per_image.csv``); a rerun skips
+finished cells and resumes interrupted ones (Ctrl-C is safe). Then ``table.md`` / ``.csv`` / ``.json``, CED
+curves (``ced*.png``), training-loss curves and LOTR Fig. 2 (Table VI) in ``<out>/<paper>-<table>/``.
+
+Scales: ``paper`` (the configs' schedules, default), ``smoke`` (1 epoch of 2 steps, 16 faces, 64x64 input: checks
+the machinery in minutes, numbers meaningless), ``epochs=N`` (N epochs, lr steps scaled). ``KEY VALUE`` pairs
+override every cell (e.g. ``DATA.ROOT /data/JD-landmark DEVICES [0]``).
+
+The paper's numbers come from ``lotr_gluon/tables/paper/*.json`` and are labelled "paper"; those not available
+offline are "—", and a cell we have not run is "—" in the "ours" column.
+"""
+import argparse
+import os
+import sys
+import time
+import warnings
+
+from lotr_gluon.config import ConfigError
+from lotr_gluon.tables import (get_table, list_tables, parse_scale, render_dry_run, report, resolve_cells,
+                               run_table, select_cells)
+
+
+def build_parser():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--table", help="table number or roman numeral (6, VI)")
+    ap.add_argument("--paper", default="lotr", choices=["lotr", "earp"], help="default lotr")
+    ap.add_argument("--data", default="datatang",
+                    help="experiment folder experiments/<data>/: datatang (default, the sample here), jd (paper "
+                         "scale, set DATA.ROOT), wflw (Table II)")
+    ap.add_argument("--scale", default="paper", help="paper (default) | smoke | epochs=N")
+    ap.add_argument("--cells", nargs="+", default=None, metavar="GLOB",
+                    help="run only these cells (names or globs, e.g. 'lotr_m/*' or lotr_m_plus/wing)")
+    ap.add_argument("--dry-run", action="store_true", help="list the cells (config, overrides, status) and exit")
+    ap.add_argument("--report-only", action="store_true", help="no training: render what is there")
+    ap.add_argument("--out", default=os.path.join("output", "tables"), help="results root (default output/tables)")
+    ap.add_argument("--no-reuse", action="store_true",
+                    help="do not reuse a finished run of the same configuration from another table")
+    ap.add_argument("--keep-checkpoints", action="store_true",
+                    help="keep checkpoint_last.params/.states of finished cells (removed by default)")
+    ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument("--quiet", action="store_true", help="no tqdm bars")
+    ap.add_argument("--list", action="store_true", help="list the tables and exit")
+    ap.add_argument("opts", nargs="*", default=[], metavar="KEY VALUE",
+                    help="config overrides for every cell, anywhere on the line (e.g. DATA.ROOT /data/jd)")
+    return ap
+
+
+def split_overrides(argv):
+    """Take ``KEY VALUE`` pairs (KEY a config key such as ``DATA.ROOT`` or ``SEED``) out of ``argv``, wherever
+    they are, so that they mix freely with the options (``--cells a b SEED 1 --dry-run``)."""
+    from lotr_gluon.config import flatten_keys, get_defaults
+    keys = set(flatten_keys(get_defaults()))
+    rest, opts = [], []
+    i = 0
+    while i < len(argv):
+        if argv[i] in keys and i + 1 < len(argv):
+            opts += argv[i:i + 2]
+            i += 2
+        else:
+            rest.append(argv[i])
+            i += 1
+    return rest, opts
+
+
+def main(argv=None):
+    ap = build_parser()
+    rest, opts = split_overrides(list(sys.argv[1:] if argv is None else argv))
+    args = ap.parse_args(rest)
+    args.opts = list(args.opts) + opts
+    if args.list:
+        for paper, table, label, title, n in list_tables():
+            print("--paper %-4s --table %-2s %-22s %-60s %2d cells" % (paper, table, label, title, n))
+        return 0
+    if not args.table:
+        ap.error("--table is required (or --list)")
+    try:
+        spec = get_table(args.paper, args.table)
+        parse_scale(args.scale)
+    except (KeyError, ValueError) as err:
+        ap.error(str(err).strip('"'))
+    if len(args.opts) % 2:
+        ap.error("overrides must be KEY VALUE pairs, got %r" % (args.opts,))
+    try:
+        resolved = resolve_cells(spec, args.data, args.scale, args.opts, args.out)
+        selected = select_cells(resolved, args.cells)
+    except (ConfigError, FileNotFoundError, ValueError) as err:
+        ap.error(str(err))
+    ctx = {"data": args.data, "scale": args.scale, "opts": list(args.opts), "out_root": args.out}
+    if args.dry_run:
+        print(render_dry_run(spec, selected, ctx), end="")
+        return 0
+    log = lambda msg: print(msg, flush=True)  # noqa: E731
+    t0 = time.time()
+    summary = {}
+    if not args.report_only:
+        log("%s — %s: %d cell(s), experiments/%s, scale %s, results in %s" % (
+            spec.label, spec.title, len(selected), args.data, args.scale, selected[0].table_dir))
+        warnings.filterwarnings("ignore", category=UserWarning)
+        try:
+            summary = run_table(selected, args.out, progress=not args.quiet, log=log, reuse=not args.no_reuse,
+                                keep_checkpoints=args.keep_checkpoints)
+        except KeyboardInterrupt:
+            log("interrupted; finished cells are kept, the running one resumes from its last epoch")
+            return 130
+    md, paths = report(spec, resolved, args.out, ctx, plots=not args.no_plots, log=log)
+    print()
+    print(md)
+    print("wrote %s" % ", ".join([paths["md"], paths["csv"], paths["json"]] + list(paths.get("plots", []))))
+    if summary:
+        print("total %.0f s" % (time.time() - t0))
+    failed = [k for k, v in summary.items() if v[0] == "failed"]
+    if failed:
+        print("failed cells: %s" % ", ".join(failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
