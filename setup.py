@@ -6,7 +6,7 @@ setup(
     version="0.1.0",
     description="LOTR face landmark localization transformer and the Earp et al. heatmap baseline in MXNet Gluon",
     packages=find_packages(include=["lotr_gluon", "lotr_gluon.*", "heatmap_baseline", "heatmap_baseline.*"]),
-    package_data={"lotr_gluon": ["data/*.json"]},
+    package_data={"lotr_gluon": ["data/*.json", "tables/paper/*.json"]},
     python_requires=">=3.8,<3.12",
     # Ranges here; the exact, tested set is requirements.txt + constraints.txt.
     install_requires=[
