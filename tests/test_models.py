@@ -98,10 +98,30 @@ def test_pretrained_file_is_loaded(tmp_path):
 
 def test_anchors_start_at_mean_shape():
     anchors = np.random.RandomState(0).rand(10, 2).astype(np.float32) * 64
-    net = get_model("lotr", backbone="mobilenetv2_0.25", input_size=64, num_points=10, anchors=anchors)
+    net = get_model("lotr", backbone="mobilenetv2_0.25", input_size=64, num_points=10, anchors=anchors,
+                    head_last_init_std=0.0)
     net.initialize_params()
     out = net(mx.nd.random.normal(shape=(3, 3, 64, 64))).asnumpy()
     np.testing.assert_allclose(out, np.broadcast_to(anchors, out.shape), atol=1e-4)
+
+
+def test_anchor_head_small_init_passes_gradient_back():
+    """A zero last layer passes no gradient to the rest of the head; the default small init does."""
+    anchors = np.random.RandomState(0).rand(10, 2).astype(np.float32) * 64
+    x = mx.nd.random.normal(shape=(2, 3, 64, 64))
+    y = mx.nd.array(np.broadcast_to(anchors, (2, 10, 2)) + 3.0)
+    grads = {}
+    for std in (0.0, 1e-3):
+        net = get_model("lotr", backbone="mobilenetv2_0.25", input_size=64, num_points=10, anchors=anchors,
+                        coord_units="pixels", head_last_init_std=std)
+        net.initialize_params()
+        with mx.autograd.record():
+            out = net(x)
+            loss = ((out - y) ** 2).sum()
+        loss.backward()
+        grads[std] = net.head.net[1].weight.grad().norm().asscalar()
+        assert np.abs(out.asnumpy() - anchors).max() < 1.0  # starts at (or near) the anchors
+    assert grads[0.0] == 0.0 and grads[1e-3] > 0.0
 
 
 def test_aux_outputs_stack_decoder_layers():

@@ -70,6 +70,7 @@ _C.MODEL.POS_INIT_STD = 1.0     # positional-encoding init std (LOTR: standard n
 _C.MODEL.HEAD_HIDDEN = [512, 512]   # PFFN hidden sizes (eq. 19, Table I)
 _C.MODEL.COORD_UNITS = "input_frac" # head output unit: 'input_frac' (x input size -> pixels) or 'pixels' (paper silent)
 _C.MODEL.ANCHORS = "none"       # 'none' (paper) or 'mean_shape': predict offsets from the mean training shape, head's last layer at 0
+_C.MODEL.HEAD_LAST_INIT_STD = 1e-3  # with ANCHORS: std of the PFFN's last-layer init (0 = zeros: stalls at the mean shape)
 _C.MODEL.AUX_LOSS = False       # supervise every decoder layer (as MTLD); inference uses the last
 # heatmap baseline (Earp et al.), used when MODEL.NAME = earp_heatmap
 _C.MODEL.UPSAMPLER = "SDD"      # string of S (conv+BN+ReLU+pixel shuffle) and D (deconv+BN+ReLU) blocks

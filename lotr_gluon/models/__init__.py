@@ -66,7 +66,7 @@ def model_kwargs_from_cfg(cfg, anchors=None):
     if m.ANCHORS not in ("none", "mean_shape"):
         raise ValueError("MODEL.ANCHORS must be 'none' or 'mean_shape', got %r" % (m.ANCHORS,))
     common.update(hidden_dim=m.HIDDEN_DIM, head_hidden=tuple(m.HEAD_HIDDEN), coord_units=m.COORD_UNITS,
-                  use_anchors=m.ANCHORS != "none", anchors=anchors)
+                  use_anchors=m.ANCHORS != "none", anchors=anchors, head_last_init_std=m.HEAD_LAST_INIT_STD)
     if m.NAME == "cnn_ffn":
         return common
     return dict(common, upsample=m.UPSAMPLE, upsample_reduce=m.UPSAMPLE_REDUCE,

@@ -29,10 +29,13 @@ def he_init():
 class _Head(HybridBlock):
     """PFFN (LOTR eq. 19): Dense(512)-ReLU-Dense(512)-ReLU-Dense(out), applied to each token.
 
-    ``zero_last``: initialise the last layer to zero (used with anchors, so the model starts at the anchor).
+    ``last_init_std``: None = He init for the last layer; 0 = zeros; > 0 = normal with this std (used with
+    anchors, so that the model starts near the anchor). Zeros stall training when the anchor is the mean
+    shape: the last layer's gradient is the batch mean of error x hidden activation, which is ~0 while the
+    activations do not yet depend on the image, and a zero last layer passes no gradient back to them.
     """
 
-    def __init__(self, in_units, hidden=(512, 512), out_units=2, flatten=False, zero_last=False, **kwargs):
+    def __init__(self, in_units, hidden=(512, 512), out_units=2, flatten=False, last_init_std=None, **kwargs):
         super().__init__(**kwargs)
         with self.name_scope():
             self.net = nn.HybridSequential(prefix="")
@@ -41,7 +44,8 @@ class _Head(HybridBlock):
                 self.net.add(nn.Dense(h, activation="relu", flatten=flatten, in_units=units))
                 units = h
                 flatten = False
-            last_init = mx.init.Zero() if zero_last else None
+            last_init = None if last_init_std is None else (
+                mx.init.Zero() if last_init_std == 0 else mx.init.Normal(last_init_std))
             self.net.add(nn.Dense(out_units, flatten=flatten, in_units=units, weight_initializer=last_init,
                                   bias_initializer="zeros"))
 
@@ -110,6 +114,9 @@ class LOTR(HybridBlock):
     anchors : array (N, 2) or None
         Per-landmark anchors in crop pixels; ``use_anchors=True`` without values creates a zero
         placeholder filled by ``load_parameters``.
+    head_last_init_std : float
+        With anchors: std of the normal init of the PFFN's last layer (0 = zeros, which stalls training at
+        the mean shape; see ``_Head``). Without anchors the last layer has He init.
     aux_outputs : bool
         Return the prediction of every decoder layer, (num_decoder_layers, B, N, 2), for deep supervision.
     pretrained, pretrained_file, pretrained_root :
@@ -126,8 +133,8 @@ class LOTR(HybridBlock):
                  upsample_batchnorm=False, num_heads=8, num_encoder_layers=2, num_decoder_layers=2,
                  ffn_hidden=0, dropout=0.1, decoder_input="queries", final_norm=True, query_init_std=1e-4,
                  pos_init_std=1.0, head_hidden=(512, 512), coord_units="input_frac", use_anchors=False,
-                 anchors=None, aux_outputs=False, pretrained=False, pretrained_file="", pretrained_root="",
-                 hrnet_stride=None, **kwargs):
+                 anchors=None, head_last_init_std=1e-3, aux_outputs=False, pretrained=False, pretrained_file="",
+                 pretrained_root="", hrnet_stride=None, **kwargs):
         super().__init__(**kwargs)
         if coord_units not in ("input_frac", "pixels"):
             raise ValueError("coord_units must be 'input_frac' or 'pixels', got %r" % (coord_units,))
@@ -170,7 +177,8 @@ class LOTR(HybridBlock):
                                            ffn_hidden, dropout, decoder_input, final_norm,
                                            return_intermediate=aux_outputs, weight_initializer=he_init(),
                                            prefix="transformer_")
-            self.head = _Head(hidden_dim, tuple(head_hidden), 2, zero_last=use_anchors, prefix="head_")
+            self.head = _Head(hidden_dim, tuple(head_hidden), 2,
+                              last_init_std=head_last_init_std if use_anchors else None, prefix="head_")
             scale = input_size if coord_units == "input_frac" else 1.0
             self.to_pixels = _Landmarks(num_points, scale, use_anchors, anchors, prefix="landmarks_")
 
@@ -208,7 +216,7 @@ class CNNFFN(HybridBlock):
 
     def __init__(self, backbone="mobilenetv2_1.0", num_points=106, input_size=192, hidden_dim=64,
                  head_hidden=(512, 512), dropout=0.0, coord_units="input_frac", use_anchors=False, anchors=None,
-                 pretrained=False, pretrained_file="", pretrained_root="", hrnet_stride=None, **kwargs):
+                 head_last_init_std=1e-3, pretrained=False, pretrained_file="", pretrained_root="", hrnet_stride=None, **kwargs):
         super().__init__(**kwargs)
         self.num_points = num_points
         self.input_size = input_size
@@ -221,7 +229,7 @@ class CNNFFN(HybridBlock):
             self.neck = nn.Conv2D(hidden_dim, 1, in_channels=channels, weight_initializer=he_init(), prefix="neck_")
             self.drop = nn.Dropout(dropout)
             self.head = _Head(grid * grid * hidden_dim, tuple(head_hidden), 2 * num_points, flatten=True,
-                              zero_last=use_anchors, prefix="head_")
+                              last_init_std=head_last_init_std if use_anchors else None, prefix="head_")
             scale = input_size if coord_units == "input_frac" else 1.0
             self.to_pixels = _Landmarks(num_points, scale, use_anchors, anchors, prefix="landmarks_")
 
