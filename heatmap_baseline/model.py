@@ -47,7 +47,7 @@ import mxnet as mx
 from mxnet.gluon import nn, HybridBlock
 
 from lotr_gluon.models.backbones import get_backbone
-from lotr_gluon.models.lotr import he_init
+from lotr_gluon.models.lotr import he_init, initialize_block
 
 from .codec import HeatmapCodec
 
@@ -205,16 +205,7 @@ class EarpHeatmapNet(HybridBlock):
     def initialize_params(self, ctx=None, force_reinit=False):
         """Initialise every parameter not already loaded (He init unless a layer names its own; the
         backbone keeps ImageNet weights when it has them). Returns ``self``."""
-        skip = set(self.backbone.collect_params().keys()) if self.backbone_loaded else set()
-        for name, p in self.collect_params().items():
-            if name in skip:
-                p.reset_ctx(ctx or mx.cpu())
-                continue
-            if p._data is not None and not force_reinit:
-                continue
-            p.initialize(init=he_init() if p.init is None else None, ctx=ctx or mx.cpu(),
-                         default_init=he_init(), force_reinit=force_reinit)
-        return self
+        return initialize_block(self, ctx, force_reinit)
 
     def hybrid_forward(self, F, x):
         return self.final(self.neck(self.backbone(x)))

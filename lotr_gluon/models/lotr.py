@@ -18,12 +18,29 @@ from mxnet.gluon import nn, HybridBlock
 from .backbones import get_backbone
 from .transformer import Transformer
 
-__all__ = ["LOTR", "CNNFFN", "he_init"]
+__all__ = ["LOTR", "CNNFFN", "he_init", "initialize_block"]
 
 
 def he_init():
     """He (Kaiming) normal initialisation, fan-in, gain sqrt(2) (LOTR III-A: "He initialization")."""
     return mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2)
+
+
+def initialize_block(net, ctx=None, force_reinit=False):
+    """Initialise every parameter of ``net`` not already holding data: a layer's own initialiser where it
+    names one, He init otherwise; a backbone that loaded ImageNet weights (``net.backbone_loaded``) is only
+    moved to ``ctx``. ``ctx``: a Context or a list of them (default CPU)."""
+    ctx = ctx or mx.cpu()
+    skip = set(net.backbone.collect_params().keys()) if getattr(net, "backbone_loaded", False) else set()
+    for name, p in net.collect_params().items():
+        if name in skip:
+            p.reset_ctx(ctx)
+            continue
+        if p._data is not None and not force_reinit:
+            continue
+        p.initialize(init=he_init() if p.init is None else None, ctx=ctx, default_init=he_init(),
+                     force_reinit=force_reinit)
+    return net
 
 
 class _Head(HybridBlock):
@@ -185,15 +202,7 @@ class LOTR(HybridBlock):
     def initialize_params(self, ctx=None, force_reinit=False):
         """Initialise every parameter not already loaded (He init for weights, the paper's inits for the
         positional encoding and the queries; the backbone keeps ImageNet weights when it has them)."""
-        skip = set(self.backbone.collect_params().keys()) if self.backbone_loaded else set()
-        for name, p in self.collect_params().items():
-            if name in skip:
-                p.reset_ctx(ctx or mx.cpu())
-                continue
-            if p._data is not None and not force_reinit:
-                continue
-            p.initialize(init=he_init() if p.init is None else None, ctx=ctx or mx.cpu(),
-                         default_init=he_init(), force_reinit=force_reinit)
+        initialize_block(self, ctx, force_reinit)
         if self.to_pixels._use_anchors and self.to_pixels._anchor_values is not None:
             self.to_pixels.set_anchors(self.to_pixels._anchor_values)
         return self
