@@ -191,7 +191,7 @@ class Trainer:
                 self._log({"type": "train", "epoch": self.epoch + 1, "step": self.step, "loss": loss, "lr": lr,
                            "images_per_s": seen / max(time.time() - t0, 1e-9)})
             if bar:
-                bar.set_postfix(loss="%.1f" % loss, lr="%.1e" % lr)
+                bar.set_postfix(loss="%.4g" % loss, lr="%.1e" % lr)
                 bar.update(1)
         if bar:
             bar.close()
@@ -232,7 +232,7 @@ class Trainer:
             self._log(rec)
             self.save_checkpoint()
             # one summary line per epoch, with or without tqdm bars
-            msg = "epoch %d/%d  loss %.2f  %.1f img/s" % (self.epoch, cfg.TRAIN.EPOCHS, loss, ips)
+            msg = "epoch %d/%d  loss %.5g  %.1f img/s" % (self.epoch, cfg.TRAIN.EPOCHS, loss, ips)
             if "val_nme" in rec:
                 msg += "  val NME %.2f%%  AUC %.2f%%  FR %.2f%%" % (100 * rec["val_nme"], 100 * rec["val_auc"],
                                                                  100 * rec["val_fr"])
