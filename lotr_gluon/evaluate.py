@@ -15,16 +15,22 @@ from .metrics import evaluate as evaluate_metrics
 __all__ = ["predict", "evaluate_dataset", "mean_shape_baseline", "to_original"]
 
 
-def _forward(net, x):
+def _forward(net, x, decoder=None):
+    """(B, N, 2) crop pixels, network seconds, decoding seconds (heatmap models only)."""
+    t0 = time.perf_counter()
     out = net(x)
     if getattr(net, "aux_outputs", False):
         out = out[-1]
-    if hasattr(net, "codec"):  # heatmap model: decode heatmaps to crop pixels
-        return np.asarray(net.decode(out), np.float32)
-    return out.asnumpy()
+    if not hasattr(net, "codec"):
+        out = out.asnumpy()
+        return out, time.perf_counter() - t0, 0.0
+    hm = out.asnumpy()  # heatmap model: decode heatmaps to crop pixels
+    t1 = time.perf_counter()
+    coords = np.asarray(net.decode(hm, decoder), np.float32)
+    return coords, t1 - t0, time.perf_counter() - t1
 
 
-def predict(net, dataset, ctx=None, batch_size=32, flip=False, flip_perm=None):
+def predict(net, dataset, ctx=None, batch_size=32, flip=False, flip_perm=None, decoder=None, timings=None):
     """Predict landmarks for every item of ``dataset`` (no augmentation is applied by the caller's dataset).
 
     Parameters
@@ -35,6 +41,10 @@ def predict(net, dataset, ctx=None, batch_size=32, flip=False, flip_perm=None):
     ctx : Context
     flip : bool
         Flip test; needs ``flip_perm`` (N,) from the landmark scheme.
+    decoder : str or None
+        Heatmap decoder (``argmax``, ``argmax_shift``, ``dark``, ``vector``); None = the model's default.
+    timings : dict or None
+        If given, filled with ``network_s`` and ``decode_s`` (decoding + flip averaging), summed over the set.
 
     Returns
     -------
@@ -45,20 +55,23 @@ def predict(net, dataset, ctx=None, batch_size=32, flip=False, flip_perm=None):
     if flip and flip_perm is None:
         raise ValueError("flip test needs the scheme's flip permutation")
     preds = []
-    elapsed = 0.0
+    t_net = t_dec = 0.0
     for start in range(0, len(dataset), batch_size):
         items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
         x = mx.nd.array(np.stack([it[0] for it in items]), ctx=ctx)
-        t0 = time.perf_counter()
-        p = _forward(net, x)
+        p, tn, td = _forward(net, x, decoder)
+        t_net, t_dec = t_net + tn, t_dec + td
         if flip:
             size = x.shape[3]
-            pf = _forward(net, mx.nd.flip(x, axis=3))
+            pf, tn, td = _forward(net, mx.nd.flip(x, axis=3), decoder)
+            t0 = time.perf_counter()
             pf = np.stack([flip_points(q, size, flip_perm) for q in pf])
             p = 0.5 * (p + pf)
-        elapsed += time.perf_counter() - t0
+            t_net, t_dec = t_net + tn, t_dec + td + time.perf_counter() - t0
         preds.append(p)
-    return np.concatenate(preds, 0).astype(np.float32), elapsed
+    if timings is not None:
+        timings.update(network_s=t_net, decode_s=t_dec)
+    return np.concatenate(preds, 0).astype(np.float32), t_net + t_dec
 
 
 def to_original(dataset, crop_points):
@@ -81,19 +94,21 @@ def subset_masks(dataset, subsets):
     return masks
 
 
-def evaluate_dataset(net, dataset, scheme, ctx=None, batch_size=32, flip=False):
+def evaluate_dataset(net, dataset, scheme, ctx=None, batch_size=32, flip=False, decoder=None):
     """Predict and score a dataset in the original image frame.
 
     Returns
     -------
     metrics : dict
         ``nme``, ``fr``, ``auc`` (fractions), ``threshold``, ``num_images``, ``flip``, per-subset entries,
-        ``seconds_per_image``.
+        ``seconds_per_image``, ``network_ms_per_image``, ``decode_ms_per_image`` (and ``decoder`` for heatmap
+        models).
     nmes : ndarray (M,)
     preds_orig : ndarray (M, N, 2), original-image pixels.
     preds_crop : ndarray (M, N, 2), crop pixels.
     """
-    preds_crop, seconds = predict(net, dataset, ctx, batch_size, flip, scheme.flip_permutation())
+    timings = {}
+    preds_crop, seconds = predict(net, dataset, ctx, batch_size, flip, scheme.flip_permutation(), decoder, timings)
     preds = to_original(dataset, preds_crop)
     gt = ground_truth(dataset)
     metrics = evaluate_metrics(preds, gt, scheme.norm, scheme.norm_indices or None, scheme.threshold,
@@ -101,7 +116,12 @@ def evaluate_dataset(net, dataset, scheme, ctx=None, batch_size=32, flip=False):
     from .metrics import nme_per_image
     nmes = nme_per_image(preds, gt, scheme.norm, scheme.norm_indices or None)
     metrics["flip"] = bool(flip)
-    metrics["seconds_per_image"] = seconds / max(len(dataset), 1)
+    n = max(len(dataset), 1)
+    metrics["seconds_per_image"] = seconds / n
+    metrics["network_ms_per_image"] = 1e3 * timings["network_s"] / n
+    metrics["decode_ms_per_image"] = 1e3 * timings["decode_s"] / n
+    if hasattr(net, "codec"):
+        metrics["decoder"] = decoder or net.codec.decoder
     return metrics, nmes, preds, preds_crop
 
 
