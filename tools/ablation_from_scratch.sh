@@ -21,6 +21,12 @@ declare -A PROBES=(
   [adam_q1_anchor]="TRAIN.OPTIMIZER adam MODEL.QUERY_INIT_STD 1.0 MODEL.ANCHORS mean_shape"
   [lamb_q1_anchor]="MODEL.QUERY_INIT_STD 1.0 MODEL.ANCHORS mean_shape"
   [adam_q1_anchor_aux]="TRAIN.OPTIMIZER adam MODEL.QUERY_INIT_STD 1.0 MODEL.ANCHORS mean_shape MODEL.AUX_LOSS True"
+  # pixel outputs (Adam's step on an input_frac head moves outputs by tens of px) + small last-layer init
+  [px_anchor_q1_adam]="TRAIN.WARMUP_EPOCHS 1.0 TRAIN.OPTIMIZER adam MODEL.QUERY_INIT_STD 1.0 MODEL.ANCHORS mean_shape MODEL.COORD_UNITS pixels MODEL.HEAD_LAST_INIT_STD 0.01"
+  [px_anchor_q1_pos002_adam]="TRAIN.WARMUP_EPOCHS 1.0 TRAIN.OPTIMIZER adam MODEL.QUERY_INIT_STD 1.0 MODEL.ANCHORS mean_shape MODEL.COORD_UNITS pixels MODEL.HEAD_LAST_INIT_STD 0.01 MODEL.POS_INIT_STD 0.02"
+  [px_anchor_q1_adam1e-4_b16]="TRAIN.WARMUP_EPOCHS 1.0 TRAIN.OPTIMIZER adam TRAIN.LR 1e-4 TRAIN.BATCH_SIZE 16 MODEL.QUERY_INIT_STD 1.0 MODEL.ANCHORS mean_shape MODEL.COORD_UNITS pixels MODEL.HEAD_LAST_INIT_STD 0.01"
+  # is the backbone the bottleneck? the same recipe without the Transformer
+  [cnnffn_px_anchor_adam]="MODEL.NAME cnn_ffn TRAIN.WARMUP_EPOCHS 1.0 TRAIN.OPTIMIZER adam MODEL.ANCHORS mean_shape MODEL.COORD_UNITS pixels MODEL.HEAD_LAST_INIT_STD 0.01"
 )
 NAMES=("$@")
 [ ${#NAMES[@]} -eq 0 ] && NAMES=(adam_q1 lamb_exclude adam_q1_anchor lamb_q1_anchor adam_anchor)
