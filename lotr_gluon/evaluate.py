@@ -10,7 +10,7 @@ import mxnet as mx
 
 from .data.align import invert_affine, transform_points
 from .data.augment import flip_points
-from .metrics import evaluate as evaluate_metrics
+from .metrics import evaluate as evaluate_metrics, nme_per_image
 
 __all__ = ["predict", "evaluate_dataset", "mean_shape_baseline", "to_original"]
 
@@ -94,6 +94,15 @@ def subset_masks(dataset, subsets):
     return masks
 
 
+def _score(preds, dataset, scheme):
+    """Metrics dict and per-image NMEs of (M, N, 2) original-image predictions against the dataset."""
+    gt = ground_truth(dataset)
+    norm_idx = scheme.norm_indices or None
+    metrics = evaluate_metrics(preds, gt, scheme.norm, norm_idx, scheme.threshold,
+                               subsets=subset_masks(dataset, scheme.subsets) or None)
+    return metrics, nme_per_image(preds, gt, scheme.norm, norm_idx)
+
+
 def evaluate_dataset(net, dataset, scheme, ctx=None, batch_size=32, flip=False, decoder=None):
     """Predict and score a dataset in the original image frame.
 
@@ -110,11 +119,7 @@ def evaluate_dataset(net, dataset, scheme, ctx=None, batch_size=32, flip=False, 
     timings = {}
     preds_crop, seconds = predict(net, dataset, ctx, batch_size, flip, scheme.flip_permutation(), decoder, timings)
     preds = to_original(dataset, preds_crop)
-    gt = ground_truth(dataset)
-    metrics = evaluate_metrics(preds, gt, scheme.norm, scheme.norm_indices or None, scheme.threshold,
-                               subsets=subset_masks(dataset, scheme.subsets) or None)
-    from .metrics import nme_per_image
-    nmes = nme_per_image(preds, gt, scheme.norm, scheme.norm_indices or None)
+    metrics, nmes = _score(preds, dataset, scheme)
     metrics["flip"] = bool(flip)
     n = max(len(dataset), 1)
     metrics["seconds_per_image"] = seconds / n
@@ -133,9 +138,6 @@ def mean_shape_baseline(mean_shape_crop, dataset, scheme):
     """
     crop = np.repeat(np.asarray(mean_shape_crop, np.float32)[None], len(dataset), 0)
     preds = to_original(dataset, crop)
-    gt = ground_truth(dataset)
-    from .metrics import nme_per_image
-    metrics = evaluate_metrics(preds, gt, scheme.norm, scheme.norm_indices or None, scheme.threshold,
-                               subsets=subset_masks(dataset, scheme.subsets) or None)
+    metrics, nmes = _score(preds, dataset, scheme)
     metrics["flip"] = False
-    return metrics, nme_per_image(preds, gt, scheme.norm, scheme.norm_indices or None)
+    return metrics, nmes
