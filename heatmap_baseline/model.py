@@ -49,77 +49,11 @@ from mxnet.gluon import nn, HybridBlock
 from lotr_gluon.models.backbones import get_backbone
 from lotr_gluon.models.lotr import he_init, initialize_block
 
+from lotr_gluon.models.upsampling import PixelShuffle, S_BLOCKS, build_upsampler, parse_upsampler  # noqa: F401
+
 from .codec import HeatmapCodec
 
 __all__ = ["EarpHeatmapNet", "PixelShuffle", "parse_upsampler"]
-
-S_BLOCKS = ("conv_shuffle", "shuffle_conv")
-
-
-def parse_upsampler(upsampler):
-    """Validate an upsampler string of ``S`` and ``D`` blocks (case-insensitive); returns it upper-cased.
-
-    Raises
-    ------
-    ValueError
-        Empty string, not a string, or any character other than S / D.
-    """
-    if not isinstance(upsampler, str) or not upsampler:
-        raise ValueError("upsampler must be a non-empty string of 'S' (pixel shuffle) and 'D' "
-                         "(deconvolution) blocks, e.g. 'SDD', got %r" % (upsampler,))
-    s = upsampler.upper()
-    bad = sorted(set(c for c in s if c not in "SD"))
-    if bad:
-        raise ValueError("upsampler %r has invalid block(s) %s; use only 'S' (conv + BN + ReLU + pixel "
-                         "shuffle x2) and 'D' (4x4 stride-2 deconvolution + BN + ReLU), e.g. 'SDD'"
-                         % (upsampler, ", ".join(repr(c) for c in bad)))
-    return s
-
-
-class PixelShuffle(HybridBlock):
-    """Depth-to-space with factor ``r``, CRD order (as ``torch.nn.PixelShuffle``):
-    (B, C r^2, H, W) -> (B, C, H r, W r), ``out[b, c, h r + i, w r + j] = in[b, c r^2 + i r + j, h, w]``.
-
-    Uses ``F.reshape`` special codes and ``F.transpose`` only (no ``.shape``), so it hybridizes.
-    """
-
-    def __init__(self, factor=2, **kwargs):
-        super().__init__(**kwargs)
-        self._r = int(factor)
-
-    def hybrid_forward(self, F, x):
-        r = self._r
-        x = F.reshape(x, shape=(0, -4, -1, r * r, -2))   # (B, C, r*r, H, W)
-        x = F.reshape(x, shape=(0, 0, -4, r, r, -2))     # (B, C, r, r, H, W)
-        x = F.transpose(x, axes=(0, 1, 4, 2, 5, 3))      # (B, C, H, r, W, r)
-        return F.reshape(x, shape=(0, 0, -3, -3))        # (B, C, H*r, W*r)
-
-
-def _s_block(in_channels, filters, order, prefix):
-    blk = nn.HybridSequential(prefix=prefix)
-    with blk.name_scope():
-        if order == "conv_shuffle":
-            blk.add(nn.Conv2D(4 * filters, 3, padding=1, use_bias=False, in_channels=in_channels,
-                              weight_initializer=he_init()),
-                    nn.BatchNorm(in_channels=4 * filters), nn.Activation("relu"), PixelShuffle(2))
-        else:
-            if in_channels % 4:
-                raise ValueError("shuffle_conv S block needs a channel count divisible by 4, got %d" % in_channels)
-            blk.add(PixelShuffle(2),
-                    nn.Conv2D(filters, 3, padding=1, use_bias=False, in_channels=in_channels // 4,
-                              weight_initializer=he_init()),
-                    nn.BatchNorm(in_channels=filters), nn.Activation("relu"))
-    return blk
-
-
-def _d_block(in_channels, filters, prefix):
-    blk = nn.HybridSequential(prefix=prefix)
-    with blk.name_scope():
-        blk.add(nn.Conv2DTranspose(filters, 4, strides=2, padding=1, use_bias=False, in_channels=in_channels,
-                                   weight_initializer=he_init()),
-                nn.BatchNorm(in_channels=filters), nn.Activation("relu"))
-    return blk
-
 
 class EarpHeatmapNet(HybridBlock):
     """Heatmap landmark network (Earp et al. 2021; LOTR Table V heatmap baseline). See the module docstring.
@@ -168,10 +102,6 @@ class EarpHeatmapNet(HybridBlock):
                  decoder="dark", reduce=256, s_block="conv_shuffle", **kwargs):
         super().__init__(**kwargs)
         self.upsampler = parse_upsampler(upsampler)
-        if s_block not in S_BLOCKS:
-            raise ValueError("s_block must be one of %s, got %r" % (", ".join(S_BLOCKS), s_block))
-        if int(filters) <= 0 or int(reduce) < 0:
-            raise ValueError("filters must be > 0 and reduce >= 0, got %r, %r" % (filters, reduce))
         self.num_points = int(num_points)
         self.input_size = int(input_size)
         self.filters = int(filters)
@@ -183,20 +113,7 @@ class EarpHeatmapNet(HybridBlock):
                 raise ValueError("input_size %d is not a multiple of the backbone stride %d"
                                  % (self.input_size, bstride))
             self.heatmap_size = self.input_size // bstride * 2 ** len(self.upsampler)
-            self.neck = nn.HybridSequential(prefix="neck_")
-            c = channels
-            with self.neck.name_scope():
-                if reduce:
-                    self.neck.add(nn.Conv2D(int(reduce), 1, use_bias=False, in_channels=c,
-                                            weight_initializer=he_init()),
-                                  nn.BatchNorm(in_channels=int(reduce)), nn.Activation("relu"))
-                    c = int(reduce)
-                for i, b in enumerate(self.upsampler):
-                    if b == "S":
-                        self.neck.add(_s_block(c, self.filters, s_block, "s%d_" % i))
-                    else:
-                        self.neck.add(_d_block(c, self.filters, "d%d_" % i))
-                    c = self.filters
+            self.neck, c = build_upsampler(channels, self.upsampler, self.filters, reduce, s_block, "neck_")
             self.final = nn.Conv2D(self.num_points, 1, in_channels=c, weight_initializer=mx.init.Normal(0.001),
                                    bias_initializer="zeros", prefix="final_")
         self.stride = self.input_size / float(self.heatmap_size)

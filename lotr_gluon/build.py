@@ -70,6 +70,21 @@ def build_loss(cfg):
     return get_loss(name, **kw)
 
 
+def build_aux_heatmap(cfg, net):
+    """``(codec, loss)`` of LOTR's auxiliary heatmap head (``MODEL.AUX_HEATMAP_WEIGHT > 0``), else None.
+
+    The loss is the heatmap MSE of the Earp baseline times ``MODEL.AUX_HEATMAP_WEIGHT``; the codec encodes
+    Gaussian targets (LOTR eq. 1, ``MODEL.HEATMAP_SIGMA``) at the head's resolution.
+    """
+    w = cfg.MODEL.AUX_HEATMAP_WEIGHT
+    if w <= 0 or getattr(net, "aux_heatmap", None) is None:
+        return None
+    from heatmap_baseline.codec import HeatmapCodec
+    from heatmap_baseline.losses import HeatmapMSELoss
+    return (HeatmapCodec(cfg.DATA.INPUT_SIZE, net.aux_heatmap_size, sigma=cfg.MODEL.HEATMAP_SIGMA),
+            HeatmapMSELoss(weight=w))
+
+
 def build_optimizer(cfg):
     """(optimizer name, optimizer params) for ``gluon.Trainer``; LAMB is MXNet's ``mx.optimizer.LAMB``."""
     t = cfg.TRAIN

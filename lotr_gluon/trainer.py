@@ -20,7 +20,7 @@ import numpy as np
 import mxnet as mx
 from mxnet import autograd, gluon
 
-from .build import build_dataset, build_loss, build_optimizer, build_scheme, contexts
+from .build import build_aux_heatmap, build_dataset, build_loss, build_optimizer, build_scheme, contexts
 from .config import run_dir
 from .data.dataset import mean_shape
 from .evaluate import evaluate_dataset, mean_shape_baseline
@@ -93,9 +93,12 @@ class Trainer:
         self.net = build_model(cfg, anchors=anchors, ctx=self.ctx)
         self.is_heatmap = hasattr(self.net, "codec")
         self.loss_fn = build_loss(cfg)
+        self.aux_heatmap = build_aux_heatmap(cfg, self.net)  # (codec, loss) or None
         if cfg.TRAIN.HYBRIDIZE:
             self.net.hybridize(static_alloc=True)
             self.loss_fn.hybridize()
+            if self.aux_heatmap:
+                self.aux_heatmap[1].hybridize()
         opt_name, opt_params = build_optimizer(cfg)
         kv = cfg.KVSTORE if len(self.ctx) > 1 else None
         self.trainer = gluon.Trainer(self.net.collect_params(), opt_name, opt_params, kvstore=kv)
@@ -142,13 +145,21 @@ class Trainer:
                                      num_workers=cfg.WORKERS)
 
     def _batch_loss(self, data, label):
+        """Per-sample loss (B,); with the auxiliary heatmap head also its part, else None."""
         outs = self.net(data)
         if self.is_heatmap:
             target = mx.nd.array(self.net.codec.encode(label.asnumpy()), ctx=data.context)
-            return self.loss_fn(outs, target)
+            return self.loss_fn(outs, target), None
+        aux = None
+        if self.aux_heatmap:
+            outs, heatmaps = outs
+            codec, hm_loss = self.aux_heatmap
+            aux = hm_loss(heatmaps, mx.nd.array(codec.encode(label.asnumpy()), ctx=data.context))
         if getattr(self.net, "aux_outputs", False):  # deep supervision: sum over decoder layers
-            return sum(self.loss_fn(o, label) for o in outs)
-        return self.loss_fn(outs, label)
+            loss = sum(self.loss_fn(o, label) for o in outs)
+        else:
+            loss = self.loss_fn(outs, label)
+        return (loss, None) if aux is None else (loss + aux, aux)
 
     def train_epoch(self, steps_per_epoch):
         cfg = self.cfg
@@ -161,6 +172,9 @@ class Trainer:
                        leave=False, dynamic_ncols=True)
         t0 = time.time()
         seen = 0
+        aux_losses = []
+        if self.aux_heatmap:
+            self.net.set_aux_heatmap_output(True)
         for i, (data, label) in enumerate(it):
             if cfg.TRAIN.MAX_STEPS and self.step >= cfg.TRAIN.MAX_STEPS:
                 break
@@ -170,9 +184,12 @@ class Trainer:
             datas = gluon.utils.split_and_load(data, self.ctx, even_split=False)
             labels = gluon.utils.split_and_load(label, self.ctx, even_split=False)
             with autograd.record():
-                ls = [self._batch_loss(x, y) for x, y in zip(datas, labels)]
+                parts = [self._batch_loss(x, y) for x, y in zip(datas, labels)]
+            ls = [p[0] for p in parts]
             autograd.backward(ls)
             loss = sum(float(l.sum().asscalar()) for l in ls) / data.shape[0]
+            if self.aux_heatmap:
+                aux_losses.append(sum(float(p[1].sum().asscalar()) for p in parts) / data.shape[0])
             if not math.isfinite(loss):
                 self._log({"type": "diverged", "epoch": self.epoch, "step": self.step + 1, "loss": loss})
                 raise TrainingDiverged(
@@ -188,13 +205,19 @@ class Trainer:
             seen += data.shape[0]
             losses.append(loss)
             if self.step % cfg.TRAIN.LOG_EVERY == 0:
-                self._log({"type": "train", "epoch": self.epoch + 1, "step": self.step, "loss": loss, "lr": lr,
-                           "images_per_s": seen / max(time.time() - t0, 1e-9)})
+                rec = {"type": "train", "epoch": self.epoch + 1, "step": self.step, "loss": loss, "lr": lr,
+                       "images_per_s": seen / max(time.time() - t0, 1e-9)}
+                if aux_losses:
+                    rec["loss_aux_heatmap"] = aux_losses[-1]
+                self._log(rec)
             if bar:
                 bar.set_postfix(loss="%.4g" % loss, lr="%.1e" % lr)
                 bar.update(1)
         if bar:
             bar.close()
+        if self.aux_heatmap:
+            self.net.set_aux_heatmap_output(False)
+            self.last_aux_loss = float(np.mean(aux_losses)) if aux_losses else float("nan")
         return float(np.mean(losses)) if losses else float("nan"), seen / max(time.time() - t0, 1e-9)
 
     def validate(self, flip=False):
@@ -220,6 +243,8 @@ class Trainer:
             self.epoch += 1
             rec = {"type": "epoch", "epoch": self.epoch, "step": self.step, "loss": loss, "images_per_s": ips,
                    "seconds": time.time() - t0}
+            if self.aux_heatmap:
+                rec["loss_aux_heatmap"] = self.last_aux_loss
             last = self.epoch >= cfg.TRAIN.EPOCHS or (cfg.TRAIN.MAX_STEPS and self.step >= cfg.TRAIN.MAX_STEPS)
             if self.val_set is not None and (self.epoch % cfg.TRAIN.VAL_EVERY == 0 or last):
                 metrics, _ = self.validate()

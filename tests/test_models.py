@@ -179,3 +179,29 @@ def test_decoder_input_choice():
 def test_registry_is_complete():
     assert {"lotr", "cnn_ffn"} <= set(MODELS)
     assert {"lotr_m", "lotr_m_plus", "lotr_r_plus", "lotr_hr_plus"} <= set(PRESETS)
+
+
+def test_aux_heatmap_head_is_training_only(tmp_path):
+    """LOTR's auxiliary heatmap head: off by default; after set_aux_heatmap_output(True) the model also
+    returns (B, N, h, h) heatmaps, hybridized equal to imperative; exports carry landmarks only."""
+    net = _build("lotr_m", 128, num_points=20, aux_heatmap=True, aux_heatmap_upsampler="SD")
+    assert net.aux_heatmap_size == 128 // 32 * 4
+    x = mx.nd.random.normal(shape=(2, 3, 128, 128))
+    a = net(x).asnumpy()
+    assert a.shape == (2, 20, 2)
+    net.set_aux_heatmap_output(True)
+    lm, hm = net(x)
+    assert hm.shape == (2, 20, 16, 16)
+    np.testing.assert_allclose(lm.asnumpy(), a, rtol=1e-5, atol=1e-4)
+    net.hybridize(static_alloc=True)
+    lm_h, hm_h = net(x)
+    np.testing.assert_allclose(hm_h.asnumpy(), hm.asnumpy(), rtol=1e-4, atol=1e-6)
+    net.set_aux_heatmap_output(False)
+    np.testing.assert_allclose(net(x).asnumpy(), a, rtol=1e-4, atol=1e-3)
+    net.export(str(tmp_path / "m"))
+    sb = mx.gluon.SymbolBlock.imports(str(tmp_path / "m-symbol.json"), ["data"], str(tmp_path / "m-0000.params"))
+    assert not any("auxhm" in k for k in sb.collect_params().keys())
+    np.testing.assert_allclose(sb(x).asnumpy(), a, rtol=1e-4, atol=1e-3)
+    plain = _build("lotr_m", 128, num_points=20)
+    with pytest.raises(ValueError, match="no auxiliary heatmap head"):
+        plain.set_aux_heatmap_output(True)

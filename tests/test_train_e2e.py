@@ -131,3 +131,25 @@ def test_heatmap_model_trains_on_real_faces(datatang_root, tmp_path):
     losses = [r["loss"] for r in read_log(str(tmp_path / "run" / "log.jsonl")) if r["type"] == "train"]
     assert len(losses) == 6 and all(np.isfinite(losses)) and losses[-1] < losses[0]
     assert metrics["decoder"] == "dark" and np.isfinite(metrics["nme"]) and metrics["num_images"] == 12
+
+
+def test_lotr_with_aux_heatmap_loss_trains(datatang_root, tmp_path):
+    """MODEL.AUX_HEATMAP_WEIGHT > 0: the trainer adds the weighted heatmap MSE of the training-only head
+    (logged apart), and validation runs on landmarks only."""
+    cfg = load_config(CFG, tiny_opts(datatang_root, tmp_path, **{
+        "MODEL.AUX_HEATMAP_WEIGHT": "1000.0", "MODEL.UPSAMPLER": "SD", "TRAIN.OPTIMIZER": "adam"}))
+    tr = Trainer(cfg, out_dir=str(tmp_path / "run"), progress=False)
+    codec, _ = tr.aux_heatmap
+    assert codec.heatmap_size == tr.net.aux_heatmap_size == 8
+    metrics = tr.fit()
+    recs = read_log(str(tmp_path / "run" / "log.jsonl"))
+    train = [r for r in recs if r["type"] == "train"]
+    assert len(train) == 3
+    for r in train:  # the total includes the auxiliary part, which is positive
+        assert 0 < r["loss_aux_heatmap"] < r["loss"]
+    assert np.isfinite(metrics["nme"]) and metrics["num_images"] == 12
+    assert not tr.net._emit_aux_heatmap  # back to landmarks only after the epoch
+    with pytest.raises(ValueError, match="lotr only"):
+        load_cfg = load_config(CFG, tiny_opts(datatang_root, tmp_path, **{
+            "MODEL.NAME": "cnn_ffn", "MODEL.AUX_HEATMAP_WEIGHT": "1.0"}))
+        Trainer(load_cfg, out_dir=str(tmp_path / "run2"), progress=False)

@@ -72,7 +72,8 @@ _C.MODEL.COORD_UNITS = "input_frac" # head output unit: 'input_frac' (x input si
 _C.MODEL.ANCHORS = "none"       # 'none' (paper) or 'mean_shape': predict offsets from the mean training shape, head's last layer at 0
 _C.MODEL.HEAD_LAST_INIT_STD = 1e-3  # with ANCHORS: std of the PFFN's last-layer init (0 = zeros: stalls at the mean shape)
 _C.MODEL.AUX_LOSS = False       # supervise every decoder layer (as MTLD); inference uses the last
-# heatmap baseline (Earp et al.), used when MODEL.NAME = earp_heatmap
+_C.MODEL.AUX_HEATMAP_WEIGHT = 0.0  # LOTR: weight of an auxiliary heatmap MSE on the backbone features, training only (0 = off, the paper; MTLD-style from-scratch aid). Head layout: UPSAMPLER, UPSAMPLER_FILTERS, UPSAMPLER_REDUCE, HEATMAP_SIGMA
+# heatmap baseline (Earp et al.), used when MODEL.NAME = earp_heatmap, and by LOTR's auxiliary heatmap head
 _C.MODEL.UPSAMPLER = "SDD"      # string of S (conv+BN+ReLU+pixel shuffle) and D (deconv+BN+ReLU) blocks
 _C.MODEL.UPSAMPLER_FILTERS = 32     # output channels of each upsampling block (32 + REDUCE 256 = LOTR Table V 2.92M / 24.42M; see heatmap_baseline/model.py)
 _C.MODEL.UPSAMPLER_REDUCE = 256     # 1x1 conv + BN + ReLU to this many channels before the upsampler (0 = none; widths not in the papers)

@@ -68,13 +68,17 @@ def model_kwargs_from_cfg(cfg, anchors=None):
     common.update(hidden_dim=m.HIDDEN_DIM, head_hidden=tuple(m.HEAD_HIDDEN), coord_units=m.COORD_UNITS,
                   use_anchors=m.ANCHORS != "none", anchors=anchors, head_last_init_std=m.HEAD_LAST_INIT_STD)
     if m.NAME == "cnn_ffn":
+        if m.AUX_HEATMAP_WEIGHT > 0:
+            raise ValueError("MODEL.AUX_HEATMAP_WEIGHT is implemented for MODEL.NAME lotr only")
         return common
     return dict(common, upsample=m.UPSAMPLE, upsample_reduce=m.UPSAMPLE_REDUCE,
                 upsample_filters=tuple(m.UPSAMPLE_FILTERS), upsample_kernel=m.UPSAMPLE_KERNEL,
                 upsample_batchnorm=m.UPSAMPLE_BATCHNORM, num_heads=m.NUM_HEADS,
                 num_encoder_layers=m.ENC_LAYERS, num_decoder_layers=m.DEC_LAYERS, ffn_hidden=m.FFN_HIDDEN,
                 dropout=m.DROPOUT, decoder_input=m.DECODER_INPUT, final_norm=m.FINAL_NORM,
-                query_init_std=m.QUERY_INIT_STD, pos_init_std=m.POS_INIT_STD, aux_outputs=m.AUX_LOSS)
+                query_init_std=m.QUERY_INIT_STD, pos_init_std=m.POS_INIT_STD, aux_outputs=m.AUX_LOSS,
+                aux_heatmap=m.AUX_HEATMAP_WEIGHT > 0, aux_heatmap_upsampler=m.UPSAMPLER,
+                aux_heatmap_filters=m.UPSAMPLER_FILTERS, aux_heatmap_reduce=m.UPSAMPLER_REDUCE)
 
 
 def build_model(cfg, anchors=None, ctx=None, initialize=True):

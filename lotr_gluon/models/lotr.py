@@ -16,31 +16,11 @@ import mxnet as mx
 from mxnet.gluon import nn, HybridBlock
 
 from .backbones import get_backbone
+from .init import he_init, initialize_block
 from .transformer import Transformer
+from .upsampling import build_upsampler
 
 __all__ = ["LOTR", "CNNFFN", "he_init", "initialize_block"]
-
-
-def he_init():
-    """He (Kaiming) normal initialisation, fan-in, gain sqrt(2) (LOTR III-A: "He initialization")."""
-    return mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2)
-
-
-def initialize_block(net, ctx=None, force_reinit=False):
-    """Initialise every parameter of ``net`` not already holding data: a layer's own initialiser where it
-    names one, He init otherwise; a backbone that loaded ImageNet weights (``net.backbone_loaded``) is only
-    moved to ``ctx``. ``ctx``: a Context or a list of them (default CPU)."""
-    ctx = ctx or mx.cpu()
-    skip = set(net.backbone.collect_params().keys()) if getattr(net, "backbone_loaded", False) else set()
-    for name, p in net.collect_params().items():
-        if name in skip:
-            p.reset_ctx(ctx)
-            continue
-        if p._data is not None and not force_reinit:
-            continue
-        p.initialize(init=he_init() if p.init is None else None, ctx=ctx, default_init=he_init(),
-                     force_reinit=force_reinit)
-    return net
 
 
 class _Head(HybridBlock):
@@ -136,6 +116,15 @@ class LOTR(HybridBlock):
         the mean shape; see ``_Head``). Without anchors the last layer has He init.
     aux_outputs : bool
         Return the prediction of every decoder layer, (num_decoder_layers, B, N, 2), for deep supervision.
+    aux_heatmap : bool
+        Build an auxiliary heatmap head on the backbone features, used only in training (not in the paper;
+        a from-scratch aid after MTLD's multi-task supervision): ``aux_heatmap_reduce`` 1x1 conv + BN + ReLU,
+        then the ``aux_heatmap_upsampler`` S/D blocks with ``aux_heatmap_filters`` channels, then a 1x1 conv
+        to N heatmaps (the Earp et al. head, :func:`lotr_gluon.models.upsampling.build_upsampler`). Its
+        output is returned only after :meth:`set_aux_heatmap_output` ``(True)``; inference, evaluation and
+        export never run it.
+    aux_heatmap_upsampler, aux_heatmap_filters, aux_heatmap_reduce :
+        Layout of that head (default ``'SDD'``, 32, 256: 48x48 heatmaps at 192x192 with a stride-32 backbone).
     pretrained, pretrained_file, pretrained_root :
         See :func:`lotr_gluon.models.backbones.get_backbone`.
     hrnet_stride : int
@@ -150,8 +139,9 @@ class LOTR(HybridBlock):
                  upsample_batchnorm=False, num_heads=8, num_encoder_layers=2, num_decoder_layers=2,
                  ffn_hidden=0, dropout=0.1, decoder_input="queries", final_norm=True, query_init_std=1e-4,
                  pos_init_std=1.0, head_hidden=(512, 512), coord_units="input_frac", use_anchors=False,
-                 anchors=None, head_last_init_std=1e-3, aux_outputs=False, pretrained=False, pretrained_file="",
-                 pretrained_root="", hrnet_stride=None, **kwargs):
+                 anchors=None, head_last_init_std=1e-3, aux_outputs=False, aux_heatmap=False,
+                 aux_heatmap_upsampler="SDD", aux_heatmap_filters=32, aux_heatmap_reduce=256, pretrained=False,
+                 pretrained_file="", pretrained_root="", hrnet_stride=None, **kwargs):
         super().__init__(**kwargs)
         if coord_units not in ("input_frac", "pixels"):
             raise ValueError("coord_units must be 'input_frac' or 'pixels', got %r" % (coord_units,))
@@ -161,6 +151,8 @@ class LOTR(HybridBlock):
         self.num_points = num_points
         self.input_size = input_size
         self.aux_outputs = aux_outputs
+        self.aux_heatmap_size = 0
+        self._emit_aux_heatmap = False
         use_anchors = use_anchors or anchors is not None
         with self.name_scope():
             self.backbone, channels, stride, self.backbone_loaded = get_backbone(
@@ -168,6 +160,15 @@ class LOTR(HybridBlock):
             if input_size % stride:
                 raise ValueError("input_size %d is not a multiple of the backbone stride %d" % (input_size, stride))
             grid = input_size // stride
+            self.aux_heatmap = None
+            if aux_heatmap:
+                up, c = build_upsampler(channels, aux_heatmap_upsampler, aux_heatmap_filters, aux_heatmap_reduce,
+                                        prefix="auxhm_")
+                with up.name_scope():
+                    up.add(nn.Conv2D(num_points, 1, in_channels=c, weight_initializer=mx.init.Normal(0.001),
+                                     bias_initializer="zeros"))
+                self.aux_heatmap = up
+                self.aux_heatmap_size = grid * 2 ** len(aux_heatmap_upsampler)
             self.neck = nn.HybridSequential(prefix="neck_")
             with self.neck.name_scope():
                 if upsample:
@@ -205,13 +206,40 @@ class LOTR(HybridBlock):
         initialize_block(self, ctx, force_reinit)
         if self.to_pixels._use_anchors and self.to_pixels._anchor_values is not None:
             self.to_pixels.set_anchors(self.to_pixels._anchor_values)
+        if getattr(self, "aux_heatmap", None) is not None:
+            # gluoncv layers infer their shapes on the first forward; run one with the auxiliary head on so
+            # that its parameters are shaped too (a later landmarks-only trace would leave them deferred)
+            dev = ctx[0] if isinstance(ctx, (list, tuple)) else (ctx or mx.cpu())
+            emit = self._emit_aux_heatmap
+            self.set_aux_heatmap_output(True)
+            self(mx.nd.zeros((1, 3, self.input_size, self.input_size), ctx=dev))
+            self.set_aux_heatmap_output(emit)
         return self
 
+    def set_aux_heatmap_output(self, on):
+        """Return ``(landmarks, aux_heatmaps)`` from now on (``on=True``, training) or landmarks only
+        (``False``, the default). Clears the hybridized graph so that the next call re-traces it.
+
+        Raises
+        ------
+        ValueError
+            ``on=True`` on a model built without ``aux_heatmap``.
+        """
+        if on and self.aux_heatmap is None:
+            raise ValueError("this model has no auxiliary heatmap head (MODEL.AUX_HEATMAP_WEIGHT = 0)")
+        if bool(on) != self._emit_aux_heatmap:
+            self._emit_aux_heatmap = bool(on)
+            self._clear_cached_op()
+
     def hybrid_forward(self, F, x, pos_embed, query_embed):
-        feat = self.neck(self.backbone(x))  # (B, D, h, w)
+        fb = self.backbone(x)
+        feat = self.neck(fb)  # (B, D, h, w)
         tokens = F.transpose(F.reshape(feat, shape=(0, 0, -1)), axes=(0, 2, 1))  # (B, h*w, D)
         hs = self.transformer(tokens, pos_embed, query_embed)  # (B, N, D) or (L, B, N, D)
-        return self.to_pixels(self.head(hs))
+        out = self.to_pixels(self.head(hs))
+        if self._emit_aux_heatmap:
+            return out, self.aux_heatmap(fb)  # (B, N, hm, hm) heatmaps, training only
+        return out
 
 
 class CNNFFN(HybridBlock):
