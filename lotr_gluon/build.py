@@ -55,7 +55,7 @@ def build_dataset(cfg, split, train=False, samples=None):
                               detections=detections,
                               five_point_jitter=cfg.DATA.FIVE_POINT_JITTER if train else 0.0,
                               augmenter=augmenter, mean=tuple(cfg.DATA.MEAN), std=tuple(cfg.DATA.STD),
-                              cache=True, seed=cfg.SEED)
+                              cache=cfg.DATA.CACHE, seed=cfg.SEED)
 
 
 def build_loss(cfg):

@@ -109,3 +109,30 @@ def test_dataloader_batches(dataset):
 def test_wrong_point_count(samples):
     with pytest.raises(ValueError):
         AlignedFaceDataset(samples[:1], get_scheme("wflw98"), S, cache=False)
+
+
+def test_bench_input_tool_times_cache_off_and_on(datatang_root, tmp_path):
+    """tools/bench_input.py: DATA.CACHE False and True give the same items and both get timed."""
+    import importlib.util
+    import json
+    import os
+    from lotr_gluon.build import build_dataset
+    from lotr_gluon.config import load_config
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cfg_file = os.path.join(root, "experiments", "datatang", "lotr_m.yaml")
+    base = ["DATA.ROOT", str(datatang_root), "DATA.MAX_SAMPLES", "6", "DATA.INPUT_SIZE", "64"]
+    a = build_dataset(load_config(cfg_file, base + ["DATA.CACHE", "False"]), "val")
+    b = build_dataset(load_config(cfg_file, base + ["DATA.CACHE", "True"]), "val")
+    assert a._crops is None and b._crops is not None
+    np.testing.assert_array_equal(a[3][0], b[3][0])
+    spec = importlib.util.spec_from_file_location("bench_input", os.path.join(root, "tools", "bench_input.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "b.json"
+    rows = mod.main(["--cfg", cfg_file, "--items", "4", "--train-steps", "1", "--json", str(out)] + base +
+                    ["MODEL.BACKBONE", "mobilenetv2_0.25", "TRAIN.BATCH_SIZE", "2"])
+    assert [r["cache"] for r in rows] == [False, True]
+    for r in rows:
+        assert r["faces"] == 6 and r["items"] == 4 and r["data_images_per_s"] > 0
+        assert r["train_steps"] == 1 and r["train_images_per_s"] > 0
+    assert json.load(open(out))["rows"][1]["cache"] is True

@@ -31,6 +31,7 @@ _C.DATA.DETECTIONS = ""         # JSON of detected five points per image; '' = t
 _C.DATA.FIVE_POINT_JITTER = 0.0 # std of gaussian noise added to ground-truth five points, fraction of the crop size (imitates a detector)
 _C.DATA.MEAN = [0.485, 0.456, 0.406]  # RGB normalisation mean (ImageNet, gluoncv)
 _C.DATA.STD = [0.229, 0.224, 0.225]   # RGB normalisation std
+_C.DATA.CACHE = True           # pre-align every face once and keep the uint8 crops in memory (False: read + align on every access)
 _C.DATA.MAX_SAMPLES = 0         # use only the first N samples of each split (0 = all; for smoke runs)
 
 # ------------------------------------------------------------------------------------- augmentation
