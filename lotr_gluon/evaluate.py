@@ -12,7 +12,7 @@ from .data.align import invert_affine, transform_points
 from .data.augment import flip_points
 from .metrics import evaluate as evaluate_metrics, nme_per_image
 
-__all__ = ["predict", "evaluate_dataset", "mean_shape_baseline", "to_original"]
+__all__ = ["predict", "evaluate_dataset", "mean_shape_baseline", "to_original", "shape_spread"]
 
 
 def _forward(net, x, decoder=None):
@@ -103,6 +103,14 @@ def _score(preds, dataset, scheme):
     return metrics, nme_per_image(preds, gt, scheme.norm, norm_idx)
 
 
+def shape_spread(points):
+    """Mean over landmarks and x/y of the std across faces of (M, N, 2) points, pixels (0 for M < 2)."""
+    points = np.asarray(points, np.float64)
+    if len(points) < 2:
+        return 0.0
+    return float(points.std(axis=0).mean())
+
+
 def evaluate_dataset(net, dataset, scheme, ctx=None, batch_size=32, flip=False, decoder=None):
     """Predict and score a dataset in the original image frame.
 
@@ -110,8 +118,9 @@ def evaluate_dataset(net, dataset, scheme, ctx=None, batch_size=32, flip=False, 
     -------
     metrics : dict
         ``nme``, ``fr``, ``auc`` (fractions), ``threshold``, ``num_images``, ``flip``, per-subset entries,
-        ``seconds_per_image``, ``network_ms_per_image``, ``decode_ms_per_image`` (and ``decoder`` for heatmap
-        models).
+        ``seconds_per_image``, ``network_ms_per_image``, ``decode_ms_per_image``, ``pred_spread_px`` and
+        ``gt_spread_px`` (:func:`shape_spread` of the crop-frame predictions and ground truth; a model flat
+        at the mean shape has a spread near 0), and ``decoder`` for heatmap models.
     nmes : ndarray (M,)
     preds_orig : ndarray (M, N, 2), original-image pixels.
     preds_crop : ndarray (M, N, 2), crop pixels.
@@ -125,6 +134,10 @@ def evaluate_dataset(net, dataset, scheme, ctx=None, batch_size=32, flip=False, 
     metrics["seconds_per_image"] = seconds / n
     metrics["network_ms_per_image"] = 1e3 * timings["network_s"] / n
     metrics["decode_ms_per_image"] = 1e3 * timings["decode_s"] / n
+    # how much the predictions vary from face to face in the aligned crop (0 = the same shape for every
+    # face, e.g. flat at the mean shape), next to the ground truth's variation
+    metrics["pred_spread_px"] = shape_spread(preds_crop)
+    metrics["gt_spread_px"] = shape_spread(dataset.aligned_landmarks())
     if hasattr(net, "codec"):
         metrics["decoder"] = decoder or net.codec.decoder
     return metrics, nmes, preds, preds_crop

@@ -249,7 +249,8 @@ class Trainer:
             if self.val_set is not None and (self.epoch % cfg.TRAIN.VAL_EVERY == 0 or last):
                 metrics, _ = self.validate()
                 self._log(dict({"type": "val", "epoch": self.epoch, "step": self.step}, **metrics))
-                rec.update(val_nme=metrics["nme"], val_auc=metrics["auc"], val_fr=metrics["fr"])
+                rec.update(val_nme=metrics["nme"], val_auc=metrics["auc"], val_fr=metrics["fr"],
+                           val_spread_px=metrics["pred_spread_px"])
                 if metrics["nme"] < self.best_nme:
                     self.best_nme = metrics["nme"]
                     atomic_save_params(self.net, self._ckpt("model_best.params"))

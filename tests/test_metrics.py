@@ -108,3 +108,12 @@ def test_evaluate_with_subsets():
         M.evaluate(pred, gt, "box", None, 0.1, subsets={"bad": [1, 0, 0, 0]})
     with pytest.raises(ValueError):
         M.evaluate(pred, gt, "box", None, 0.1, subsets={"bad": [True]})
+
+
+def test_shape_spread_hand_computed():
+    from lotr_gluon.evaluate import shape_spread
+    same = np.tile(np.array([[[10.0, 20.0], [30.0, 40.0]]]), (5, 1, 1))
+    assert shape_spread(same) == 0.0
+    pts = np.array([[[0.0, 0.0], [0.0, 0.0]], [[2.0, 4.0], [6.0, 8.0]]])  # std over 2 faces = half the gap
+    assert shape_spread(pts) == pytest.approx((1 + 2 + 3 + 4) / 4.0)
+    assert shape_spread(pts[:1]) == 0.0

@@ -44,6 +44,7 @@ def test_train_checkpoint_resume(datatang_root, tmp_path):
         assert (run / f).is_file(), f
     assert not list(run.glob("*.tmp"))
     assert tr.step == 3 and metrics["num_images"] == 12 and np.isfinite(metrics["nme"])
+    assert metrics["gt_spread_px"] > 0 and metrics["pred_spread_px"] >= 0
     recs = read_log(str(run / "log.jsonl"))
     assert {"mean_shape_baseline", "train", "val", "epoch"} <= {r["type"] for r in recs}
     # resume: a new process-like trainer continues at epoch 1, step 3
