@@ -205,3 +205,24 @@ def test_aux_heatmap_head_is_training_only(tmp_path):
     plain = _build("lotr_m", 128, num_points=20)
     with pytest.raises(ValueError, match="no auxiliary heatmap head"):
         plain.set_aux_heatmap_output(True)
+
+
+def test_init_from_copies_the_backbone_of_another_model(tmp_path):
+    """MODEL.INIT_FROM: a heatmap model's trunk goes into LOTR; the rest keeps its own init."""
+    from lotr_gluon.models import load_matching
+    src = _build("earp_heatmap", 64, num_points=10, backbone="mobilenetv2_0.25")
+    src(mx.nd.zeros((1, 3, 64, 64)))
+    src.save_parameters(str(tmp_path / "src.params"))
+    dst = _build("lotr", 64, num_points=10, backbone="mobilenetv2_0.25")
+    before = dst.neck[0].weight.data().asnumpy().copy()
+    n = load_matching(dst, str(tmp_path / "src.params"))
+    assert n == len(src.backbone.collect_params().keys())
+    for a, b in zip(src.backbone.collect_params().values(), dst.backbone.collect_params().values()):
+        np.testing.assert_array_equal(a.data().asnumpy(), b.data().asnumpy())
+    np.testing.assert_array_equal(dst.neck[0].weight.data().asnumpy(), before)
+    with pytest.raises(ValueError, match="prefixes are"):
+        load_matching(dst, str(tmp_path / "src.params"), ("nothing.",))
+    with pytest.raises(ValueError, match="shape"):
+        load_matching(dst, str(tmp_path / "src.params"), ("neck.",))
+    with pytest.raises(FileNotFoundError):
+        load_matching(dst, str(tmp_path / "missing.params"))

@@ -51,6 +51,8 @@ _C.MODEL.BACKBONE = "mobilenetv2_1.0"  # gluoncv backbone: mobilenetv2_1.0, resn
 _C.MODEL.PRETRAINED = True      # ImageNet weights from gluoncv (needs the network; offline: warning + random init)
 _C.MODEL.PRETRAINED_FILE = ""   # local .params of the gluoncv classifier (used instead of downloading)
 _C.MODEL.PRETRAINED_ROOT = ""   # gluoncv model store folder ('' = ~/.mxnet/models)
+_C.MODEL.INIT_FROM = ""         # .params of one of our trained models to start from ('' = none), e.g. a heatmap run's backbone (not in the papers; a from-scratch aid)
+_C.MODEL.INIT_FROM_PREFIXES = ["backbone."]  # which tensors of INIT_FROM to copy (structural-name prefixes; shapes must match)
 _C.MODEL.HRNET_STRIDE = 4       # HRNet only: output stride of the concatenated HRNetV2 representation
 _C.MODEL.NUM_POINTS = 106       # N landmarks = N landmark queries
 _C.MODEL.HIDDEN_DIM = 64        # D, token width after the 1x1 conv (Table I: 64)

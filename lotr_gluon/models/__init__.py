@@ -8,7 +8,8 @@ from .lotr import LOTR, CNNFFN, he_init
 from .transformer import Transformer, MultiHeadAttention
 
 __all__ = ["get_model", "build_model", "MODELS", "PRESETS", "LOTR", "CNNFFN", "Transformer",
-           "MultiHeadAttention", "get_backbone", "BACKBONES", "model_kwargs_from_cfg", "count_params"]
+           "MultiHeadAttention", "get_backbone", "BACKBONES", "model_kwargs_from_cfg", "count_params",
+           "load_matching"]
 
 # registry of model classes (MODEL.NAME)
 MODELS = {"lotr": LOTR, "cnn_ffn": CNNFFN}
@@ -96,7 +97,49 @@ def build_model(cfg, anchors=None, ctx=None, initialize=True):
     net = get_model(cfg.MODEL.NAME, **model_kwargs_from_cfg(cfg, anchors))
     if initialize:
         net.initialize_params(ctx)
+        if cfg.MODEL.INIT_FROM:
+            load_matching(net, cfg.MODEL.INIT_FROM, tuple(cfg.MODEL.INIT_FROM_PREFIXES))
     return net
+
+
+def load_matching(net, params_file, prefixes=("backbone.",)):
+    """Copy into an initialised ``net`` the tensors of ``params_file`` (a ``save_parameters`` file of any of
+    our models) whose structural name starts with one of ``prefixes`` and whose shape matches, e.g. the
+    backbone of a trained heatmap model into LOTR (the two name their trunk ``backbone.``).
+
+    Returns the number of tensors copied.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        A selected tensor's shape differs, or nothing was selected (the message lists the file's prefixes).
+    """
+    import os
+    import mxnet as mx
+    if not os.path.isfile(params_file):
+        raise FileNotFoundError("MODEL.INIT_FROM: no such parameter file: %s" % params_file)
+    saved = mx.nd.load(params_file)
+    own = net._collect_params_with_prefix()
+    if any(0 in p.shape for p in own.values()):  # gluoncv layers get their shapes on the first forward
+        first = next(iter(own.values()))
+        net(mx.nd.zeros((1, 3, net.input_size, net.input_size), ctx=first.list_ctx()[0]))
+    n = 0
+    for name, arr in saved.items():
+        if not name.startswith(tuple(prefixes)) or name not in own:
+            continue
+        p = own[name]
+        if tuple(p.shape) != tuple(arr.shape):
+            raise ValueError("MODEL.INIT_FROM: %s has shape %s in %s but %s in the model"
+                             % (name, arr.shape, params_file, p.shape))
+        p.set_data(arr)
+        n += 1
+    if n == 0:
+        heads = sorted({k.split(".")[0] + "." for k in saved})
+        raise ValueError("MODEL.INIT_FROM: no tensor of %s starts with %s and exists in the model; the file's "
+                         "prefixes are %s" % (params_file, list(prefixes), heads))
+    return n
 
 
 def count_params(net):
