@@ -27,6 +27,10 @@ declare -A PROBES=(
   [px_anchor_q1_adam1e-4_b16]="TRAIN.WARMUP_EPOCHS 1.0 TRAIN.OPTIMIZER adam TRAIN.LR 1e-4 TRAIN.BATCH_SIZE 16 MODEL.QUERY_INIT_STD 1.0 MODEL.ANCHORS mean_shape MODEL.COORD_UNITS pixels MODEL.HEAD_LAST_INIT_STD 0.01"
   # is the backbone the bottleneck? the same recipe without the Transformer
   [cnnffn_px_anchor_adam]="MODEL.NAME cnn_ffn TRAIN.WARMUP_EPOCHS 1.0 TRAIN.OPTIMIZER adam MODEL.ANCHORS mean_shape MODEL.COORD_UNITS pixels MODEL.HEAD_LAST_INIT_STD 0.01"
+  # auxiliary heatmap loss on the backbone (training only, MTLD-style), batch 16 (more steps per epoch)
+  [auxhm_px_anchor_q1_adam_b16]="TRAIN.BATCH_SIZE 16 TRAIN.WARMUP_EPOCHS 1.0 TRAIN.OPTIMIZER adam MODEL.QUERY_INIT_STD 1.0 MODEL.ANCHORS mean_shape MODEL.COORD_UNITS pixels MODEL.HEAD_LAST_INIT_STD 0.01 MODEL.AUX_HEATMAP_WEIGHT 1e6"
+  # the same, backbone started from the 12-epoch Earp heatmap run (train it first, see README)
+  [earpinit_auxhm_px_anchor_q1_adam_b16]="TRAIN.BATCH_SIZE 16 TRAIN.WARMUP_EPOCHS 1.0 TRAIN.OPTIMIZER adam MODEL.QUERY_INIT_STD 1.0 MODEL.ANCHORS mean_shape MODEL.COORD_UNITS pixels MODEL.HEAD_LAST_INIT_STD 0.01 MODEL.AUX_HEATMAP_WEIGHT 1e6 MODEL.INIT_FROM output/datatang/earp_mnv2_1.0_sdd_e12/model_best.params"
 )
 NAMES=("$@")
 [ ${#NAMES[@]} -eq 0 ] && NAMES=(adam_q1 lamb_exclude adam_q1_anchor lamb_q1_anchor adam_anchor)
