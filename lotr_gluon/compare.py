@@ -27,7 +27,8 @@ def curve_behaviour(val_nmes, baseline_nme=None, collapse_nme=0.15):
 
 def summarise_run(run_dir):
     """One dict per run: name, epochs, steps, last/best val NME, AUC, FR (fractions), mean-shape baseline
-    NME, images/s, behaviour."""
+    NME, images/s, behaviour, and the last validation's prediction spread across faces next to the
+    ground truth's (pixels; None in logs written before it was recorded)."""
     recs = read_log(os.path.join(run_dir, "log.jsonl"))
     val = [r for r in recs if r.get("type") == "val"]
     ep = [r for r in recs if r.get("type") == "epoch"]
@@ -47,6 +48,8 @@ def summarise_run(run_dir):
         "images_per_s": float(np.median([r["images_per_s"] for r in ep])) if ep else None,
         "train_seconds": float(sum(r.get("seconds", 0.0) for r in ep)),
         "behaviour": curve_behaviour([r["nme"] for r in val], base["nme"] if base else None),
+        "last_spread_px": last.get("pred_spread_px") if last else None,
+        "gt_spread_px": last.get("gt_spread_px") if last else None,
     }
 
 
@@ -56,13 +59,15 @@ def _pct(x):
 
 def render_table(rows):
     head = ("| run | epochs | steps | val NME last (%) | val NME best (%) @epoch | AUC (%) | FR (%) | "
-            "mean shape NME (%) | img/s | curve |")
-    lines = [head, "|" + "---|" * 10]
+            "mean shape NME (%) | img/s | spread px (pred / gt) | curve |")
+    lines = [head, "|" + "---|" * 11]
     for r in rows:
-        lines.append("| %s | %d | %d | %s | %s @%s | %s | %s | %s | %s | %s |" % (
+        spread = "-" if r.get("last_spread_px") is None else "%.2f / %.2f" % (r["last_spread_px"],
+                                                                              r["gt_spread_px"])
+        lines.append("| %s | %d | %d | %s | %s @%s | %s | %s | %s | %s | %s | %s |" % (
             r["run"], r["epochs"], r["steps"], _pct(r["last_nme"]), _pct(r["best_nme"]), r["best_epoch"],
             _pct(r["best_auc"]), _pct(r["best_fr"]), _pct(r["baseline_nme"]),
-            "-" if r["images_per_s"] is None else "%.1f" % r["images_per_s"], r["behaviour"]))
+            "-" if r["images_per_s"] is None else "%.1f" % r["images_per_s"], spread, r["behaviour"]))
     return "\n".join(lines)
 
 
