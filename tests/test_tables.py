@@ -305,3 +305,17 @@ def test_cell_values_units_and_subsets():
                     bench={"ms_noflip": 1.0, "ms_flip": 1.5})
     assert v["auc"] == pytest.approx(50) and v["auc_noflip"] == pytest.approx(40) and v["nme_pose"] == pytest.approx(10)
     assert v["params_m"] == pytest.approx(2.5) and v["ms_flip"] == 1.5 and v["gflops"] == 0.2
+
+
+def test_hash_ignores_new_keys_at_their_neutral_value():
+    """Adding an option whose default changes nothing keeps finished cells valid; using it changes the hash."""
+    from lotr_gluon.config import load_config
+    from lotr_gluon.tables.runner import NEUTRAL_VALUES, canonical_config, config_hash
+    cfg_file = os.path.join(ROOT, "experiments", "datatang", "lotr_m.yaml")
+    base = load_config(cfg_file, [])
+    d = canonical_config(base)
+    assert "AUX_HEATMAP_WEIGHT" not in d["MODEL"] and "INIT_FROM" not in d["MODEL"] and "CACHE" not in d["DATA"]
+    assert config_hash(load_config(cfg_file, ["DATA.CACHE", "False"])) == config_hash(base)
+    on = load_config(cfg_file, ["MODEL.AUX_HEATMAP_WEIGHT", "10.0"])
+    assert canonical_config(on)["MODEL"]["AUX_HEATMAP_WEIGHT"] == 10.0 and config_hash(on) != config_hash(base)
+    assert set(NEUTRAL_VALUES) <= {"MODEL." + k for k in base.MODEL}

@@ -44,7 +44,10 @@ __all__ = ["ResolvedCell", "resolve_cells", "select_cells", "config_hash", "cano
 
 #: config keys that do not change a result, left out of the hashes
 VOLATILE_KEYS = ("CFG_NAME", "OUTPUT_DIR", "DEVICES", "NUM_CPU_CONTEXTS", "KVSTORE", "WORKERS", "TRAIN.LOG_EVERY",
-                 "TRAIN.HYBRIDIZE", "TEST.BATCH_SIZE", "TEST.GRID_IMAGES")
+                 "TRAIN.HYBRIDIZE", "TEST.BATCH_SIZE", "TEST.GRID_IMAGES", "DATA.CACHE")
+#: keys added after results were cached, left out of the hashes while they hold this value (the value at which
+#: they change nothing), so that adding an option does not invalidate every finished cell
+NEUTRAL_VALUES = {"MODEL.AUX_HEATMAP_WEIGHT": 0.0, "MODEL.INIT_FROM": "", "MODEL.INIT_FROM_PREFIXES": ["backbone."]}
 #: bump when the content of metrics.json changes meaning
 VALUES_VERSION = 1
 _RUN_FILES_KEEP = ("model_best.params", "model_best.json", "log.jsonl", "config.yaml", "loss_curve.png",
@@ -63,14 +66,17 @@ def table_dir(spec, out_root="output/tables"):
 
 # ------------------------------------------------------------------------------------------ hashing
 def canonical_config(cfg, drop=VOLATILE_KEYS):
-    """The configuration as a plain dict without the :data:`VOLATILE_KEYS`."""
+    """The configuration as a plain dict without the :data:`VOLATILE_KEYS`, and without the keys of
+    :data:`NEUTRAL_VALUES` where they hold their neutral value."""
     import yaml
     d = yaml.safe_load(cfg.dump())
-    for key in drop:
+    for key in list(drop) + list(NEUTRAL_VALUES):
         node = d
         parts = key.split(".")
         for p in parts[:-1]:
             node = node.get(p, {})
+        if key in NEUTRAL_VALUES and node.get(parts[-1]) != NEUTRAL_VALUES[key]:
+            continue
         node.pop(parts[-1], None)
     return d
 

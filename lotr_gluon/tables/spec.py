@@ -151,7 +151,8 @@ def _table5():
     metrics = (_m("auc_noflip", "AUC w/o flip"), _m("auc_flip", "AUC flip"),
                _m("ms_noflip", "time w/o flip", "ms", 2), _m("ms_flip", "time flip", "ms", 2), SIZE, PARAMS)
     return TableSpec("lotr", "5", "Accuracy, inference time, size and parameters", cells, metrics,
-                     extras=(_m("nme_noflip", "NME w/o flip"), _m("nme_flip", "NME flip")),
+                     extras=(_m("nme_noflip", "NME w/o flip"), _m("nme_flip", "NME flip"),
+                             _m("fr_noflip", "FR w/o flip"), _m("fr_flip", "FR flip")),
                      flips=(False, True), benchmark=True, model_info=True, data=("jd", "datatang"),
                      extra_notes=("Times: lotr_gluon.benchmark.benchmark_model, Gluon runtime, batch 1, CPU unless "
                                   "DEVICES is set; flip = the image and its mirror as one batch of 2, plus "
