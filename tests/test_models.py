@@ -226,3 +226,22 @@ def test_init_from_copies_the_backbone_of_another_model(tmp_path):
         load_matching(dst, str(tmp_path / "src.params"), ("neck.",))
     with pytest.raises(FileNotFoundError):
         load_matching(dst, str(tmp_path / "missing.params"))
+
+
+def test_per_landmark_last_layer():
+    """MODEL.HEAD_PER_LANDMARK_OUT: out[b, n] = h[b, n] @ W[n] + bias[n]; hybridizes; 2*512*N weights."""
+    net = _build("lotr_m", 128, num_points=10, head_per_landmark_out=True)
+    last = net.head.net[-1]
+    h = mx.nd.random.normal(shape=(3, 10, 512))
+    W = last.weight.data().asnumpy()
+    last.bias.set_data(mx.nd.random.normal(shape=(1, 10, 2)))
+    ref = np.einsum("bnc,ncu->bnu", h.asnumpy(), W) + last.bias.data().asnumpy()
+    np.testing.assert_allclose(last(h).asnumpy(), ref, rtol=1e-4, atol=1e-4)
+    x = mx.nd.random.normal(shape=(2, 3, 128, 128))
+    a = net(x).asnumpy()
+    net.hybridize(static_alloc=True)
+    np.testing.assert_allclose(net(x).asnumpy(), a, rtol=1e-4, atol=1e-3)
+    shared = _build("lotr_m", 128, num_points=10)
+    assert count_params(net) - count_params(shared) == (10 - 1) * (512 * 2 + 2)
+    with pytest.raises(ValueError, match="aux_outputs"):
+        get_model("lotr_m", head_per_landmark_out=True, aux_outputs=True)

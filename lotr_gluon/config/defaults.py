@@ -74,6 +74,7 @@ _C.MODEL.HEAD_HIDDEN = [512, 512]   # PFFN hidden sizes (eq. 19, Table I)
 _C.MODEL.COORD_UNITS = "input_frac" # head output unit: 'input_frac' (x input size -> pixels) or 'pixels' (paper silent)
 _C.MODEL.ANCHORS = "none"       # 'none' (paper) or 'mean_shape': predict offsets from the mean training shape, head's last layer at 0
 _C.MODEL.HEAD_LAST_INIT_STD = 1e-3  # with ANCHORS: std of the PFFN's last-layer init (0 = zeros: stalls at the mean shape)
+_C.MODEL.HEAD_PER_LANDMARK_OUT = False  # PFFN last layer with its own weights per landmark (eq. 19 shares it; from-scratch lever)
 _C.MODEL.AUX_LOSS = False       # supervise every decoder layer (as MTLD); inference uses the last
 _C.MODEL.AUX_HEATMAP_WEIGHT = 0.0  # LOTR: weight of an auxiliary heatmap MSE on the backbone features, training only (0 = off, the paper; MTLD-style from-scratch aid). Head layout: UPSAMPLER, UPSAMPLER_FILTERS, UPSAMPLER_REDUCE, HEATMAP_SIGMA
 # heatmap baseline (Earp et al.), used when MODEL.NAME = earp_heatmap, and by LOTR's auxiliary heatmap head

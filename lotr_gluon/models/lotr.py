@@ -32,7 +32,8 @@ class _Head(HybridBlock):
     activations do not yet depend on the image, and a zero last layer passes no gradient back to them.
     """
 
-    def __init__(self, in_units, hidden=(512, 512), out_units=2, flatten=False, last_init_std=None, **kwargs):
+    def __init__(self, in_units, hidden=(512, 512), out_units=2, flatten=False, last_init_std=None,
+                 per_landmark_out=0, **kwargs):
         super().__init__(**kwargs)
         with self.name_scope():
             self.net = nn.HybridSequential(prefix="")
@@ -43,11 +44,30 @@ class _Head(HybridBlock):
                 flatten = False
             last_init = None if last_init_std is None else (
                 mx.init.Zero() if last_init_std == 0 else mx.init.Normal(last_init_std))
-            self.net.add(nn.Dense(out_units, flatten=flatten, in_units=units, weight_initializer=last_init,
-                                  bias_initializer="zeros"))
+            if per_landmark_out:
+                self.net.add(_PerLandmarkDense(per_landmark_out, units, out_units,
+                                               weight_initializer=last_init or he_init(), prefix="perlmk_"))
+            else:
+                self.net.add(nn.Dense(out_units, flatten=flatten, in_units=units, weight_initializer=last_init,
+                                      bias_initializer="zeros"))
 
     def hybrid_forward(self, F, x):
         return self.net(x)
+
+
+class _PerLandmarkDense(HybridBlock):
+    """A dense layer with its own weights for every landmark: (B, N, C) -> (B, N, U),
+    ``out[b, n] = x[b, n] @ W[n] + bias[n]`` (batched matrix products over the landmark axis)."""
+
+    def __init__(self, num_points, in_units, units, weight_initializer=None, **kwargs):
+        super().__init__(**kwargs)
+        self.weight = self.params.get("weight", shape=(num_points, in_units, units), init=weight_initializer)
+        self.bias = self.params.get("bias", shape=(1, num_points, units), init=mx.init.Zero())
+
+    def hybrid_forward(self, F, x, weight, bias):
+        xt = F.transpose(x, axes=(1, 0, 2))  # (N, B, C)
+        out = F.transpose(F.batch_dot(xt, weight), axes=(1, 0, 2))  # (B, N, U)
+        return F.broadcast_add(out, bias)
 
 
 class _Landmarks(HybridBlock):
@@ -123,6 +143,10 @@ class LOTR(HybridBlock):
         to N heatmaps (the Earp et al. head, :func:`lotr_gluon.models.upsampling.build_upsampler`). Its
         output is returned only after :meth:`set_aux_heatmap_output` ``(True)``; inference, evaluation and
         export never run it.
+    head_per_landmark_out : bool
+        Give the PFFN's last layer its own weights for every landmark (N x 512 x 2) instead of one shared
+        512 x 2 layer (eq. 19 shares it; a from-scratch lever, not in the paper). Needs a single decoder
+        output (not with ``aux_outputs``).
     aux_heatmap_upsampler, aux_heatmap_filters, aux_heatmap_reduce :
         Layout of that head (default ``'SDD'``, 32, 256: 48x48 heatmaps at 192x192 with a stride-32 backbone).
     pretrained, pretrained_file, pretrained_root :
@@ -140,7 +164,8 @@ class LOTR(HybridBlock):
                  ffn_hidden=0, dropout=0.1, decoder_input="queries", final_norm=True, query_init_std=1e-4,
                  pos_init_std=1.0, head_hidden=(512, 512), coord_units="input_frac", use_anchors=False,
                  anchors=None, head_last_init_std=1e-3, aux_outputs=False, aux_heatmap=False,
-                 aux_heatmap_upsampler="SDD", aux_heatmap_filters=32, aux_heatmap_reduce=256, pretrained=False,
+                 aux_heatmap_upsampler="SDD", aux_heatmap_filters=32, aux_heatmap_reduce=256,
+                 head_per_landmark_out=False, pretrained=False,
                  pretrained_file="", pretrained_root="", hrnet_stride=None, **kwargs):
         super().__init__(**kwargs)
         if coord_units not in ("input_frac", "pixels"):
@@ -148,6 +173,8 @@ class LOTR(HybridBlock):
         if upsample and upsample_filters and upsample_filters[-1] != hidden_dim:
             raise ValueError("the last upsample filter count (%d) must equal hidden_dim (%d)"
                              % (upsample_filters[-1], hidden_dim))
+        if head_per_landmark_out and aux_outputs:
+            raise ValueError("head_per_landmark_out needs a single decoder output; turn off aux_outputs")
         self.num_points = num_points
         self.input_size = input_size
         self.aux_outputs = aux_outputs
@@ -196,7 +223,8 @@ class LOTR(HybridBlock):
                                            return_intermediate=aux_outputs, weight_initializer=he_init(),
                                            prefix="transformer_")
             self.head = _Head(hidden_dim, tuple(head_hidden), 2,
-                              last_init_std=head_last_init_std if use_anchors else None, prefix="head_")
+                              last_init_std=head_last_init_std if use_anchors else None,
+                              per_landmark_out=num_points if head_per_landmark_out else 0, prefix="head_")
             scale = input_size if coord_units == "input_frac" else 1.0
             self.to_pixels = _Landmarks(num_points, scale, use_anchors, anchors, prefix="landmarks_")
 
