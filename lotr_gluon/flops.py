@@ -64,12 +64,12 @@ def count_flops(net, input_size, batch=1):
 
 
 def model_info(cfg):
-    """``{"params", "size_mb", "gflops", "input_size", "model"}`` for the model the config builds
-    (random weights: only shapes matter)."""
-    from .models import build_model, count_params
+    """``{"params", "size_mb", "gflops", "input_size", "model"}`` for the inference model the config builds
+    (random weights: only shapes matter; a training-only auxiliary heatmap head is left out)."""
+    from .models import build_model, count_params, inference_params
     net = build_model(cfg)
-    n = count_params(net)
-    size_mb = sum(np.prod(p.shape) * np.dtype(p.dtype).itemsize for p in net.collect_params().values()) / 2 ** 20
+    n = count_params(net)  # a training-only auxiliary heatmap head is not part of the deployed model
+    size_mb = sum(np.prod(p.shape) * np.dtype(p.dtype).itemsize for p in inference_params(net)) / 2 ** 20
     flops = count_flops(net, cfg.DATA.INPUT_SIZE)
     return {"params": n, "size_mb": round(float(size_mb), 3), "gflops": round(flops / 1e9, 4),
             "input_size": cfg.DATA.INPUT_SIZE, "model": cfg.MODEL.NAME, "backbone": cfg.MODEL.BACKBONE}

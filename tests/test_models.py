@@ -203,6 +203,8 @@ def test_aux_heatmap_head_is_training_only(tmp_path):
     assert not any("auxhm" in k for k in sb.collect_params().keys())
     np.testing.assert_allclose(sb(x).asnumpy(), a, rtol=1e-4, atol=1e-3)
     plain = _build("lotr_m", 128, num_points=20)
+    assert count_params(net) == count_params(plain)  # the training-only head is not part of the model
+    assert count_params(net, include_training_heads=True) > count_params(plain)
     with pytest.raises(ValueError, match="no auxiliary heatmap head"):
         plain.set_aux_heatmap_output(True)
 

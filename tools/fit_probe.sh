@@ -22,10 +22,12 @@ declare -A PROBES=(
   [drop0_enc0]="MODEL.DROPOUT 0.0 MODEL.ENC_LAYERS 0"              # no encoder: the decoder reads the 1x1-conv tokens
   [drop0_auxhm]="MODEL.DROPOUT 0.0 MODEL.AUX_HEATMAP_WEIGHT 1e6"
   [drop0_perlmk]="MODEL.DROPOUT 0.0 MODEL.HEAD_PER_LANDMARK_OUT True"  # PFFN last layer per landmark
+  [drop0_perlmk_lr3e-3]="MODEL.DROPOUT 0.0 MODEL.HEAD_PER_LANDMARK_OUT True TRAIN.LR 3e-3"
+  [drop0_perlmk_enc0]="MODEL.DROPOUT 0.0 MODEL.HEAD_PER_LANDMARK_OUT True MODEL.ENC_LAYERS 0"
   [cnnffn]="MODEL.NAME cnn_ffn"                                   # no Transformer (LOTR IV-G-2 baseline)
 )
 NAMES=("$@")
-[ ${#NAMES[@]} -eq 0 ] && NAMES=(drop01 drop0 lr1e-4 drop0_lr3e-3 drop0_last01 drop0_enc0 drop0_auxhm drop0_perlmk cnnffn)
+[ ${#NAMES[@]} -eq 0 ] && NAMES=(drop01 drop0 lr1e-4 drop0_lr3e-3 drop0_last01 drop0_enc0 drop0_auxhm drop0_perlmk drop0_perlmk_lr3e-3 drop0_perlmk_enc0 cnnffn)
 mkdir -p output/fitprobe
 for name in "${NAMES[@]}"; do
   out=output/fitprobe/$name

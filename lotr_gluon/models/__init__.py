@@ -9,7 +9,7 @@ from .transformer import Transformer, MultiHeadAttention
 
 __all__ = ["get_model", "build_model", "MODELS", "PRESETS", "LOTR", "CNNFFN", "Transformer",
            "MultiHeadAttention", "get_backbone", "BACKBONES", "model_kwargs_from_cfg", "count_params",
-           "load_matching"]
+           "load_matching", "inference_params"]
 
 # registry of model classes (MODEL.NAME)
 MODELS = {"lotr": LOTR, "cnn_ffn": CNNFFN}
@@ -142,8 +142,20 @@ def load_matching(net, params_file, prefixes=("backbone.",)):
     return n
 
 
-def count_params(net):
-    """Number of parameters (all, trainable or not, including BatchNorm statistics as gluoncv counts).
+def inference_params(net, include_training_heads=False):
+    """The parameters of ``net`` that inference and export use: all of them except a training-only
+    auxiliary heatmap head (LOTR ``aux_heatmap``), unless ``include_training_heads``. A list of Parameter."""
+    params = list(net.collect_params().values())
+    aux = getattr(net, "aux_heatmap", None)
+    if aux is None or include_training_heads:
+        return params
+    skip = set(aux.collect_params().keys())
+    return [p for p in params if p.name not in skip]
+
+
+def count_params(net, include_training_heads=False):
+    """Number of parameters of the inference model (all, trainable or not, including BatchNorm statistics as
+    gluoncv counts; a training-only auxiliary heatmap head is left out unless ``include_training_heads``).
 
     gluoncv layers infer their input channels on the first forward pass, so an initialised net whose shapes
     are still unknown is run once on a zero image of ``net.input_size``.
@@ -155,4 +167,4 @@ def count_params(net):
         if params and params[0]._data is None and not params[0]._deferred_init:
             raise ValueError("initialise the net (net.initialize_params()) before counting its parameters")
         net(mx.nd.zeros((1, 3, net.input_size, net.input_size), ctx=params[0].list_ctx()[0]))
-    return int(sum(np.prod(p.shape) for p in params))
+    return int(sum(np.prod(p.shape) for p in inference_params(net, include_training_heads)))
