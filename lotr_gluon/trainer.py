@@ -162,6 +162,7 @@ class Trainer:
         return (loss, None) if aux is None else (loss + aux, aux)
 
     def train_epoch(self, steps_per_epoch):
+        """One pass over the training set. Returns (mean loss, images/s, mean auxiliary heatmap loss or None)."""
         cfg = self.cfg
         losses = []
         it = self._loader()
@@ -215,10 +216,11 @@ class Trainer:
                 bar.update(1)
         if bar:
             bar.close()
+        aux = None
         if self.aux_heatmap:
             self.net.set_aux_heatmap_output(False)
-            self.last_aux_loss = float(np.mean(aux_losses)) if aux_losses else float("nan")
-        return float(np.mean(losses)) if losses else float("nan"), seen / max(time.time() - t0, 1e-9)
+            aux = float(np.mean(aux_losses)) if aux_losses else float("nan")
+        return float(np.mean(losses)) if losses else float("nan"), seen / max(time.time() - t0, 1e-9), aux
 
     def validate(self, flip=False):
         metrics, nmes, _, _ = evaluate_dataset(self.net, self.val_set, self.scheme, self.ctx[0],
@@ -239,12 +241,12 @@ class Trainer:
             if cfg.TRAIN.MAX_STEPS and self.step >= cfg.TRAIN.MAX_STEPS:
                 break
             t0 = time.time()
-            loss, ips = self.train_epoch(steps_per_epoch)
+            loss, ips, aux_loss = self.train_epoch(steps_per_epoch)
             self.epoch += 1
             rec = {"type": "epoch", "epoch": self.epoch, "step": self.step, "loss": loss, "images_per_s": ips,
                    "seconds": time.time() - t0}
-            if self.aux_heatmap:
-                rec["loss_aux_heatmap"] = self.last_aux_loss
+            if aux_loss is not None:
+                rec["loss_aux_heatmap"] = aux_loss
             last = self.epoch >= cfg.TRAIN.EPOCHS or (cfg.TRAIN.MAX_STEPS and self.step >= cfg.TRAIN.MAX_STEPS)
             if self.val_set is not None and (self.epoch % cfg.TRAIN.VAL_EVERY == 0 or last):
                 metrics, _ = self.validate()
