@@ -247,3 +247,78 @@ def test_per_landmark_last_layer():
     assert count_params(net) - count_params(shared) == (10 - 1) * (512 * 2 + 2)
     with pytest.raises(ValueError, match="aux_outputs"):
         get_model("lotr_m", head_per_landmark_out=True, aux_outputs=True)
+
+
+@pytest.mark.parametrize("mode", ["cross", "all"])
+def test_pos_in_values_reaches_the_values(mode):
+    """MODEL.POS_IN_VALUES: with a single token the attention weight is 1, so the output depends on pos only
+    through the values: unchanged for 'none' (test above), changed for 'cross' / 'all'."""
+    tr = Transformer(units=8, num_heads=2, num_encoder_layers=1, num_decoder_layers=1, dropout=0.0,
+                     pos_in_values=mode)
+    tr.initialize(mx.init.Normal(0.3))
+    src = mx.nd.random.normal(shape=(2, 1, 8))
+    query = mx.nd.random.normal(shape=(1, 1, 8))
+    a = tr(src, mx.nd.zeros((1, 1, 8)), query).asnumpy()
+    b = tr(src, mx.nd.random.normal(shape=(1, 1, 8)) * 5, query).asnumpy()
+    assert np.abs(a - b).max() > 1e-2
+    with pytest.raises(ValueError, match="pos_in_values"):
+        Transformer(pos_in_values="values")
+
+
+def test_pos_in_values_hybridizes():
+    net = _build("lotr_m", 128, num_points=10, pos_in_values="all")
+    x = mx.nd.random.normal(shape=(2, 3, 128, 128))
+    a = net(x).asnumpy()
+    net.hybridize()
+    np.testing.assert_allclose(a, net(x).asnumpy(), rtol=1e-4, atol=1e-3)
+
+
+def test_sine_position_encoding_hand_values():
+    """DETR PositionEmbeddingSine(normalize=True) on a 2x2 grid, dim 4 (one y and one x frequency pair):
+    y_embed = x_embed = (1, 2) / 2 * 2pi = (pi, 2pi); channel 0 sin(y), 1 cos(y / T^(0)) ... with npf = 2,
+    dim_t = (1, 1): channels are sin(y), cos(y), sin(x), cos(x)."""
+    from lotr_gluon.models.lotr import sine_position_encoding
+    pe = sine_position_encoding(2, 4)
+    y = np.array([np.pi, np.pi, 2 * np.pi, 2 * np.pi])  # row-major tokens (r, c) = 00, 01, 10, 11
+    x = np.array([np.pi, 2 * np.pi, np.pi, 2 * np.pi])
+    ref = np.stack([np.sin(y), np.cos(y), np.sin(x), np.cos(x)], 1)
+    np.testing.assert_allclose(pe, ref, atol=1e-5)
+    with pytest.raises(ValueError):
+        sine_position_encoding(2, 6)
+
+
+def test_sample_token_grid_bilinear():
+    from lotr_gluon.models.lotr import sample_token_grid
+    grid, size = 2, 64  # token centres at 16 and 48 px
+    tokens = np.array([[0.0], [1.0], [10.0], [11.0]])  # value = 10 * row + col
+    pts = np.array([[16, 16], [48, 16], [32, 32], [40, 24], [0, 0], [64, 64]], np.float64)
+    got = sample_token_grid(tokens, grid, pts, size)[:, 0]
+    # (40, 24): col 0.75, row 0.25 -> 0.75 + 2.5; beyond the centres: border values
+    np.testing.assert_allclose(got, [0.0, 1.0, 5.5, 3.25, 0.0, 11.0], atol=1e-6)
+
+
+def test_query_init_anchor_pos():
+    """MODEL.QUERY_INIT anchor_pos: queries = pos enc sampled at the anchors, cross-attention keys start as the
+    query projection, and the first cross-attention then favours each query's anchor cell."""
+    from lotr_gluon.models.lotr import sample_token_grid
+    rng = np.random.RandomState(0)
+    mx.random.seed(0)
+    anchors = rng.uniform(10, 182, (30, 2))
+    net = _build("lotr_m", 192, num_points=30, anchors=anchors, query_init="anchor_pos",
+                 coord_units="pixels", head_last_init_std=0.01)
+    q = net.query_embed.data().asnumpy()[0]
+    pos = net.pos_embed.data().asnumpy()[0]
+    np.testing.assert_allclose(q, sample_token_grid(pos, 6, anchors, 192), atol=1e-6)
+    for layer in net.transformer.decoder:
+        np.testing.assert_array_equal(layer.cross_attn.proj_k.weight.data().asnumpy(),
+                                      layer.cross_attn.proj_q.weight.data().asnumpy())
+    w = net.transformer.decoder[0].cross_attn.proj_q.weight.data().asnumpy()
+    best = ((q @ w.T) @ (pos @ w.T).T).argmax(1)
+    cell = np.clip((anchors // 32).astype(int), 0, 5)
+    # chance level (a random token within +-1 cell of the anchor's on a 6x6 grid) is at most 9/36
+    assert np.mean(np.abs(np.stack([best % 6, best // 6], 1) - cell).max(1) <= 1) > 0.8
+    assert net(mx.nd.zeros((1, 3, 192, 192))).shape == (1, 30, 2)
+    with pytest.raises(ValueError, match="anchors"):
+        get_model("lotr_m", query_init="anchor_pos")
+    with pytest.raises(ValueError, match="pos_init"):
+        get_model("lotr_m", pos_init="fourier")

@@ -24,10 +24,14 @@ declare -A PROBES=(
   [drop0_perlmk]="MODEL.DROPOUT 0.0 MODEL.HEAD_PER_LANDMARK_OUT True"  # PFFN last layer per landmark
   [drop0_perlmk_lr3e-3]="MODEL.DROPOUT 0.0 MODEL.HEAD_PER_LANDMARK_OUT True TRAIN.LR 3e-3"
   [drop0_perlmk_enc0]="MODEL.DROPOUT 0.0 MODEL.HEAD_PER_LANDMARK_OUT True MODEL.ENC_LAYERS 0"
+  [drop0_perlmk_vposx]="MODEL.DROPOUT 0.0 MODEL.HEAD_PER_LANDMARK_OUT True MODEL.POS_IN_VALUES cross"  # pos enc in cross-attention values
+  [drop0_perlmk_vposall]="MODEL.DROPOUT 0.0 MODEL.HEAD_PER_LANDMARK_OUT True MODEL.POS_IN_VALUES all"  # ... and in encoder values
+  [drop0_perlmk_qanchor]="MODEL.DROPOUT 0.0 MODEL.HEAD_PER_LANDMARK_OUT True MODEL.QUERY_INIT anchor_pos"  # queries = pos enc at the anchors
+  [drop0_perlmk_qanchor_sine]="MODEL.DROPOUT 0.0 MODEL.HEAD_PER_LANDMARK_OUT True MODEL.QUERY_INIT anchor_pos MODEL.POS_INIT sine"
   [cnnffn]="MODEL.NAME cnn_ffn"                                   # no Transformer (LOTR IV-G-2 baseline)
 )
 NAMES=("$@")
-[ ${#NAMES[@]} -eq 0 ] && NAMES=(drop01 drop0 lr1e-4 drop0_lr3e-3 drop0_last01 drop0_enc0 drop0_auxhm drop0_perlmk drop0_perlmk_lr3e-3 drop0_perlmk_enc0 cnnffn)
+[ ${#NAMES[@]} -eq 0 ] && NAMES=(drop01 drop0 lr1e-4 drop0_lr3e-3 drop0_last01 drop0_enc0 drop0_auxhm drop0_perlmk drop0_perlmk_lr3e-3 drop0_perlmk_enc0 drop0_perlmk_vposx drop0_perlmk_vposall drop0_perlmk_qanchor drop0_perlmk_qanchor_sine cnnffn)
 mkdir -p output/fitprobe
 for name in "${NAMES[@]}"; do
   out=output/fitprobe/$name

@@ -67,9 +67,12 @@ _C.MODEL.DEC_LAYERS = 2         # Transformer decoder layers (Table I: 2; Table 
 _C.MODEL.FFN_HIDDEN = 0         # Transformer FFN: 0 = single D->D layer (eq. 13), >0 = two layers with this hidden size
 _C.MODEL.DROPOUT = 0.1          # Transformer dropout (LOTR: 0.1)
 _C.MODEL.DECODER_INPUT = "queries"  # first decoder input: 'queries' (LOTR eq. 14) or 'zeros' (DETR)
+_C.MODEL.POS_IN_VALUES = "none"  # positional encoding also in attention values: 'none' (LOTR, DETR), 'cross' (decoder cross-attention), 'all' (+ encoder); from-scratch lever
 _C.MODEL.FINAL_NORM = True      # LayerNorm after the last decoder layer (DETR; paper silent)
 _C.MODEL.QUERY_INIT_STD = 1e-4  # landmark-query init std (LOTR: 1e-4)
 _C.MODEL.POS_INIT_STD = 1.0     # positional-encoding init std (LOTR: standard normal)
+_C.MODEL.POS_INIT = "normal"    # positional-encoding init: 'normal' (LOTR, std POS_INIT_STD) | 'sine' (DETR 2-D sine, still learnable); from-scratch lever
+_C.MODEL.QUERY_INIT = "normal"  # landmark queries init: 'normal' (LOTR, std QUERY_INIT_STD) | 'anchor_pos' (pos enc at each anchor + cross-attn keys = queries proj.; needs ANCHORS); from-scratch lever
 _C.MODEL.HEAD_HIDDEN = [512, 512]   # PFFN hidden sizes (eq. 19, Table I)
 _C.MODEL.COORD_UNITS = "input_frac" # head output unit: 'input_frac' (x input size -> pixels) or 'pixels' (paper silent)
 _C.MODEL.ANCHORS = "none"       # 'none' (paper) or 'mean_shape': predict offsets from the mean training shape, head's last layer at 0

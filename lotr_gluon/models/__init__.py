@@ -78,7 +78,9 @@ def model_kwargs_from_cfg(cfg, anchors=None):
                 num_encoder_layers=m.ENC_LAYERS, num_decoder_layers=m.DEC_LAYERS, ffn_hidden=m.FFN_HIDDEN,
                 dropout=m.DROPOUT, decoder_input=m.DECODER_INPUT, final_norm=m.FINAL_NORM,
                 query_init_std=m.QUERY_INIT_STD, pos_init_std=m.POS_INIT_STD, aux_outputs=m.AUX_LOSS,
-                head_per_landmark_out=m.HEAD_PER_LANDMARK_OUT, aux_heatmap=m.AUX_HEATMAP_WEIGHT > 0, aux_heatmap_upsampler=m.UPSAMPLER,
+                head_per_landmark_out=m.HEAD_PER_LANDMARK_OUT, pos_in_values=m.POS_IN_VALUES,
+                pos_init=m.POS_INIT, query_init=m.QUERY_INIT,
+                aux_heatmap=m.AUX_HEATMAP_WEIGHT > 0, aux_heatmap_upsampler=m.UPSAMPLER,
                 aux_heatmap_filters=m.UPSAMPLER_FILTERS, aux_heatmap_reduce=m.UPSAMPLER_REDUCE)
 
 

@@ -20,7 +20,7 @@ from .init import he_init, initialize_block
 from .transformer import Transformer
 from .upsampling import build_upsampler
 
-__all__ = ["LOTR", "CNNFFN", "he_init", "initialize_block"]
+__all__ = ["LOTR", "CNNFFN", "he_init", "initialize_block", "sine_position_encoding", "sample_token_grid"]
 
 
 class _Head(HybridBlock):
@@ -98,6 +98,56 @@ class _Landmarks(HybridBlock):
         return x
 
 
+def sine_position_encoding(grid, dim, temperature=10000.0):
+    """DETR's 2-D sine positional encoding (``PositionEmbeddingSine(dim // 2, temperature, normalize=True)``)
+    for a ``grid`` x ``grid`` token map, row-major as LOTR's tokens: array (grid * grid, dim), values in
+    [-1, 1]; the first ``dim / 2`` channels encode y, the rest x (sin on even, cos on odd channels)."""
+    if dim % 4:
+        raise ValueError("sine positional encoding needs dim divisible by 4, got %d" % dim)
+    npf = dim // 2
+    eps, scale = 1e-6, 2 * np.pi
+    idx = np.arange(1, grid + 1, dtype=np.float64) / (grid + eps) * scale
+    y_embed, x_embed = np.meshgrid(idx, idx, indexing="ij")  # (grid, grid)
+    dim_t = temperature ** (2 * (np.arange(npf) // 2) / float(npf))
+    out = []
+    for e in (y_embed, x_embed):
+        p = e[..., None] / dim_t  # (grid, grid, npf)
+        p = np.stack([np.sin(p[..., 0::2]), np.cos(p[..., 1::2])], axis=3).reshape(grid, grid, npf)
+        out.append(p)
+    return np.concatenate(out, axis=2).reshape(grid * grid, dim).astype(np.float32)
+
+
+def sample_token_grid(tokens, grid, points, input_size):
+    """Bilinear sample of a row-major token map at points given in crop pixels.
+
+    Parameters
+    ----------
+    tokens : array (grid * grid, D)
+    grid : int
+        Side of the token map; token (r, c) covers crop pixels [c*s, (c+1)*s) x [r*s, (r+1)*s), s = input/grid,
+        and sits at its cell's centre.
+    points : array (N, 2)
+        (x, y) crop pixels; points beyond the outer token centres take the border value.
+    input_size : int
+
+    Returns
+    -------
+    array (N, D) float32
+    """
+    t = np.asarray(tokens, np.float64).reshape(grid, grid, -1)
+    s = float(input_size) / grid
+    uv = np.clip(np.asarray(points, np.float64) / s - 0.5, 0.0, grid - 1.0)  # (N, 2) token coordinates
+    c0 = np.minimum(np.floor(uv).astype(int), grid - 2) if grid > 1 else np.zeros_like(uv, dtype=int)
+    if grid == 1:
+        return np.repeat(t.reshape(1, -1), len(uv), axis=0).astype(np.float32)
+    f = uv - c0  # (N, 2) in [0, 1]
+    x0, y0 = c0[:, 0], c0[:, 1]
+    fx, fy = f[:, :1], f[:, 1:]
+    out = (t[y0, x0] * (1 - fx) * (1 - fy) + t[y0, x0 + 1] * fx * (1 - fy)
+           + t[y0 + 1, x0] * (1 - fx) * fy + t[y0 + 1, x0 + 1] * fx * fy)
+    return out.astype(np.float32)
+
+
 class LOTR(HybridBlock):
     """Localization Transformer.
 
@@ -118,12 +168,23 @@ class LOTR(HybridBlock):
         filter count must equal ``hidden_dim`` (tokens come straight from the last deconvolution).
     upsample_batchnorm : bool
         BatchNorm after each deconvolution (not in Table I; default False).
-    num_heads, num_encoder_layers, num_decoder_layers, ffn_hidden, dropout, decoder_input, final_norm :
+    num_heads, num_encoder_layers, num_decoder_layers, ffn_hidden, dropout, decoder_input, final_norm,
+    pos_in_values :
         See :class:`lotr_gluon.models.transformer.Transformer`.
     query_init_std : float
         Std of the normal initialisation of the landmark queries (LOTR: 1e-4).
     pos_init_std : float
         Std of the normal initialisation of the positional encoding (LOTR: standard normal, 1.0).
+    pos_init : {'normal', 'sine'}
+        Initial value of the (learnable) positional encoding: normal with ``pos_init_std`` (LOTR), or DETR's
+        2-D sine encoding (``PositionEmbeddingSine``, normalised to 2 pi, ``pos_sine_temperature``; D/2
+        channels for y, then D/2 for x), still trained. Not in the paper: a from-scratch lever.
+    query_init : {'normal', 'anchor_pos'}
+        ``'normal'``: queries drawn with ``query_init_std`` (LOTR). ``'anchor_pos'`` (needs anchors; not in the
+        paper, a from-scratch lever): query ``n`` starts as the positional encoding bilinearly sampled at
+        landmark ``n``'s anchor, and the key projection of every decoder cross-attention starts as a copy of
+        its query projection, so that at initialisation each query's cross-attention peaks at the tokens
+        around its anchor instead of being spread at random.
     head_hidden : tuple of int
         PFFN hidden sizes (LOTR eq. 19 and Table I: 512, 512).
     coord_units : {'input_frac', 'pixels'}
@@ -165,7 +226,8 @@ class LOTR(HybridBlock):
                  pos_init_std=1.0, head_hidden=(512, 512), coord_units="input_frac", use_anchors=False,
                  anchors=None, head_last_init_std=1e-3, aux_outputs=False, aux_heatmap=False,
                  aux_heatmap_upsampler="SDD", aux_heatmap_filters=32, aux_heatmap_reduce=256,
-                 head_per_landmark_out=False, pretrained=False,
+                 head_per_landmark_out=False, pos_in_values="none", pos_init="normal", pos_sine_temperature=10000.0,
+                 query_init="normal", pretrained=False,
                  pretrained_file="", pretrained_root="", hrnet_stride=None, **kwargs):
         super().__init__(**kwargs)
         if coord_units not in ("input_frac", "pixels"):
@@ -173,6 +235,12 @@ class LOTR(HybridBlock):
         if upsample and upsample_filters and upsample_filters[-1] != hidden_dim:
             raise ValueError("the last upsample filter count (%d) must equal hidden_dim (%d)"
                              % (upsample_filters[-1], hidden_dim))
+        if pos_init not in ("normal", "sine"):
+            raise ValueError("pos_init must be 'normal' (LOTR) or 'sine' (DETR), got %r" % (pos_init,))
+        if query_init not in ("normal", "anchor_pos"):
+            raise ValueError("query_init must be 'normal' (LOTR) or 'anchor_pos', got %r" % (query_init,))
+        if query_init == "anchor_pos" and not (use_anchors or anchors is not None):
+            raise ValueError("query_init 'anchor_pos' needs anchors (MODEL.ANCHORS mean_shape)")
         if head_per_landmark_out and aux_outputs:
             raise ValueError("head_per_landmark_out needs a single decoder output; turn off aux_outputs")
         self.num_points = num_points
@@ -180,6 +248,9 @@ class LOTR(HybridBlock):
         self.aux_outputs = aux_outputs
         self.aux_heatmap_size = 0
         self._emit_aux_heatmap = False
+        self._pos_init = pos_init
+        self._pos_sine_temperature = float(pos_sine_temperature)
+        self._query_init = query_init
         use_anchors = use_anchors or anchors is not None
         with self.name_scope():
             self.backbone, channels, stride, self.backbone_loaded = get_backbone(
@@ -214,6 +285,7 @@ class LOTR(HybridBlock):
                 else:
                     self.neck.add(nn.Conv2D(hidden_dim, 1, in_channels=channels, weight_initializer=he_init()))
             self.num_tokens = grid * grid
+            self.token_grid = grid
             self.pos_embed = self.params.get("pos_embed", shape=(1, self.num_tokens, hidden_dim),
                                              init=mx.init.Normal(pos_init_std))
             self.query_embed = self.params.get("query_embed", shape=(1, num_points, hidden_dim),
@@ -221,7 +293,7 @@ class LOTR(HybridBlock):
             self.transformer = Transformer(hidden_dim, num_heads, num_encoder_layers, num_decoder_layers,
                                            ffn_hidden, dropout, decoder_input, final_norm,
                                            return_intermediate=aux_outputs, weight_initializer=he_init(),
-                                           prefix="transformer_")
+                                           pos_in_values=pos_in_values, prefix="transformer_")
             self.head = _Head(hidden_dim, tuple(head_hidden), 2,
                               last_init_std=head_last_init_std if use_anchors else None,
                               per_landmark_out=num_points if head_per_landmark_out else 0, prefix="head_")
@@ -234,6 +306,11 @@ class LOTR(HybridBlock):
         initialize_block(self, ctx, force_reinit)
         if self.to_pixels._use_anchors and self.to_pixels._anchor_values is not None:
             self.to_pixels.set_anchors(self.to_pixels._anchor_values)
+        if getattr(self, "_pos_init", "normal") == "sine":
+            self.pos_embed.set_data(mx.nd.array(sine_position_encoding(
+                self.token_grid, self.pos_embed.shape[-1], self._pos_sine_temperature)[None]))
+        if getattr(self, "_query_init", "normal") == "anchor_pos" and self.to_pixels._anchor_values is not None:
+            self._init_queries_at_anchors(self.to_pixels._anchor_values.reshape(-1, 2))
         if getattr(self, "aux_heatmap", None) is not None:
             # gluoncv layers infer their shapes on the first forward; run one with the auxiliary head on so
             # that its parameters are shaped too (a later landmarks-only trace would leave them deferred)
@@ -243,6 +320,17 @@ class LOTR(HybridBlock):
             self(mx.nd.zeros((1, 3, self.input_size, self.input_size), ctx=dev))
             self.set_aux_heatmap_output(emit)
         return self
+
+    def _init_queries_at_anchors(self, anchors):
+        """``query_init='anchor_pos'``: queries = positional encoding sampled at the anchors (crop pixels,
+        (N, 2)); cross-attention key projections = their query projections."""
+        pos = self.pos_embed.data().asnumpy()[0]  # (L, D)
+        self.query_embed.set_data(mx.nd.array(sample_token_grid(pos, self.token_grid, anchors,
+                                                                self.input_size)[None]))
+        for layer in self.transformer.decoder:
+            att = layer.cross_attn
+            att.proj_k.weight.set_data(att.proj_q.weight.data().copy())
+            att.proj_k.bias.set_data(att.proj_q.bias.data().copy())
 
     def set_aux_heatmap_output(self, on):
         """Return ``(landmarks, aux_heatmaps)`` from now on (``on=True``, training) or landmarks only

@@ -5,8 +5,11 @@ Gluon 1.x has no multi-head attention block, so :class:`MultiHeadAttention` is w
 outputs match and the graph exports to symbol JSON.
 
 Conventions (as DETR's ``models/transformer.py``): sequences are batch-major, shape (B, L, D); the
-positional encoding is added to the queries and keys of attention, never to the values; in the decoder the
-landmark-query embedding is added to the queries (and keys of self-attention) of every layer.
+positional encoding is added to the queries and keys of attention, not to the values (``pos_in_values``
+'none', the default); in the decoder the landmark-query embedding is added to the queries (and keys of
+self-attention) of every layer. ``pos_in_values`` 'cross' / 'all' is a from-scratch lever, not in LOTR or DETR:
+the positional encoding is also added to the values of the decoder's cross-attention ('cross') and of the
+encoder's self-attention ('all'), so that what a landmark query reads carries where it read it.
 """
 import math
 
@@ -95,12 +98,15 @@ class PositionwiseFFN(HybridBlock):
 class EncoderLayer(HybridBlock):
     """One encoder layer, post-norm (LOTR eqs. 9-13; DETR ``TransformerEncoderLayer.forward_post``).
 
-    ``q = k = src + pos``, ``value = src``; ``src = LN(src + Dropout(MHA))``; ``src = LN(src + Dropout(FFN))``.
+    ``q = k = src + pos``, ``value = src`` (``src + pos`` with ``pos_in_values``);
+    ``src = LN(src + Dropout(MHA))``; ``src = LN(src + Dropout(FFN))``.
     Inputs: ``src`` (B, L, D), ``pos`` (B or 1, L, D). Output (B, L, D).
     """
 
-    def __init__(self, units, num_heads, ffn_hidden=0, dropout=0.1, weight_initializer=None, **kwargs):
+    def __init__(self, units, num_heads, ffn_hidden=0, dropout=0.1, weight_initializer=None, pos_in_values=False,
+                 **kwargs):
         super().__init__(**kwargs)
+        self._pos_in_values = bool(pos_in_values)
         with self.name_scope():
             self.attn = MultiHeadAttention(units, num_heads, dropout, weight_initializer, prefix="attn_")
             self.ffn = PositionwiseFFN(units, ffn_hidden, weight_initializer, prefix="ffn_")
@@ -111,7 +117,7 @@ class EncoderLayer(HybridBlock):
 
     def hybrid_forward(self, F, src, pos):
         qk = F.broadcast_add(src, pos)
-        src = self.norm1(src + self.drop1(self.attn(qk, qk, src)))
+        src = self.norm1(src + self.drop1(self.attn(qk, qk, qk if self._pos_in_values else src)))
         return self.norm2(src + self.drop2(self.ffn(src)))
 
 
@@ -119,15 +125,17 @@ class DecoderLayer(HybridBlock):
     """One decoder layer, post-norm (LOTR eqs. 14-18; DETR ``TransformerDecoderLayer.forward_post``).
 
     Self-attention over the landmark tokens with ``q = k = tgt + query_pos``; cross-attention with
-    ``query = tgt + query_pos``, ``key = memory + pos``, ``value = memory``; then the FFN. Each sub-layer is
-    followed by dropout, the residual sum and LayerNorm.
+    ``query = tgt + query_pos``, ``key = memory + pos``, ``value = memory`` (``memory + pos`` with
+    ``pos_in_values``); then the FFN. Each sub-layer is followed by dropout, the residual sum and LayerNorm.
 
     Inputs: ``tgt`` (B, N, D), ``memory`` (B, L, D), ``pos`` (B or 1, L, D), ``query_pos`` (B or 1, N, D).
     Output: (B, N, D).
     """
 
-    def __init__(self, units, num_heads, ffn_hidden=0, dropout=0.1, weight_initializer=None, **kwargs):
+    def __init__(self, units, num_heads, ffn_hidden=0, dropout=0.1, weight_initializer=None, pos_in_values=False,
+                 **kwargs):
         super().__init__(**kwargs)
+        self._pos_in_values = bool(pos_in_values)
         with self.name_scope():
             self.self_attn = MultiHeadAttention(units, num_heads, dropout, weight_initializer, prefix="selfattn_")
             self.cross_attn = MultiHeadAttention(units, num_heads, dropout, weight_initializer, prefix="crossattn_")
@@ -144,7 +152,7 @@ class DecoderLayer(HybridBlock):
         tgt = self.norm1(tgt + self.drop1(self.self_attn(qk, qk, tgt)))
         q = F.broadcast_add(tgt, query_pos)
         k = F.broadcast_add(memory, pos)
-        tgt = self.norm2(tgt + self.drop2(self.cross_attn(q, k, memory)))
+        tgt = self.norm2(tgt + self.drop2(self.cross_attn(q, k, k if self._pos_in_values else memory)))
         return self.norm3(tgt + self.drop3(self.ffn(tgt)))
 
 
@@ -168,6 +176,10 @@ class Transformer(HybridBlock):
         The query embedding is added to queries/keys of every decoder layer in both cases.
     final_norm : bool
         LayerNorm after the last decoder layer (DETR does this; the LOTR paper does not say).
+    pos_in_values : {'none', 'cross', 'all'}
+        Where the positional encoding is also added to the attention values: nowhere (LOTR, DETR; default),
+        in the decoder's cross-attention, or there and in the encoder's self-attention. Not in the paper:
+        a from-scratch lever (see the module docstring).
     return_intermediate : bool
         Return the output of every decoder layer stacked on axis 0, (num_decoder_layers, B, N, D), for
         auxiliary supervision of each layer; otherwise the last one, (B, N, D).
@@ -177,11 +189,13 @@ class Transformer(HybridBlock):
 
     def __init__(self, units=64, num_heads=8, num_encoder_layers=2, num_decoder_layers=2, ffn_hidden=0,
                  dropout=0.1, decoder_input="queries", final_norm=True, return_intermediate=False,
-                 weight_initializer=None, **kwargs):
+                 weight_initializer=None, pos_in_values="none", **kwargs):
         super().__init__(**kwargs)
         if decoder_input not in ("queries", "zeros"):
             raise ValueError("decoder_input must be 'queries' (LOTR eq. 14) or 'zeros' (DETR), got %r"
                              % (decoder_input,))
+        if pos_in_values not in ("none", "cross", "all"):
+            raise ValueError("pos_in_values must be 'none' (LOTR, DETR), 'cross' or 'all', got %r" % (pos_in_values,))
         if num_decoder_layers < 1:
             raise ValueError("LOTR needs at least one decoder layer")
         self._decoder_input = decoder_input
@@ -192,12 +206,12 @@ class Transformer(HybridBlock):
             with self.encoder.name_scope():
                 for i in range(num_encoder_layers):
                     self.encoder.add(EncoderLayer(units, num_heads, ffn_hidden, dropout, weight_initializer,
-                                                  prefix="layer%d_" % i))
+                                                  pos_in_values=pos_in_values == "all", prefix="layer%d_" % i))
             self.decoder = nn.HybridSequential(prefix="dec_")
             with self.decoder.name_scope():
                 for i in range(num_decoder_layers):
                     self.decoder.add(DecoderLayer(units, num_heads, ffn_hidden, dropout, weight_initializer,
-                                                  prefix="layer%d_" % i))
+                                                  pos_in_values=pos_in_values != "none", prefix="layer%d_" % i))
             if final_norm:
                 self.dec_norm = nn.LayerNorm(in_channels=units, prefix="decnorm_")
 
