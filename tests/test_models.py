@@ -322,3 +322,39 @@ def test_query_init_anchor_pos():
         get_model("lotr_m", query_init="anchor_pos")
     with pytest.raises(ValueError, match="pos_init"):
         get_model("lotr_m", pos_init="fourier")
+
+
+def test_pre_norm_layers_follow_detr_forward_pre():
+    """MODEL.NORM_BEFORE: encoder layer = src + MHA(LN1(src)) then + FFN(LN2(.)), then DETR's encoder_norm.
+    With zero attention output projections (MODEL.ATTN_OUT_INIT zero) the attention branch adds nothing, so the
+    encoder output is enc_norm(src + FFN(LN2(src)))."""
+    tr = Transformer(units=8, num_heads=2, num_encoder_layers=1, num_decoder_layers=1, dropout=0.0,
+                     norm_before=True, attn_out_init="zero")
+    tr.initialize(mx.init.Normal(0.3))
+    for name, p in tr.collect_params().items():
+        if "out_weight" in name:
+            assert np.all(p.data().asnumpy() == 0), name
+        elif name.endswith("q_weight"):
+            assert np.abs(p.data().asnumpy()).sum() > 0
+    src = mx.nd.random.normal(shape=(2, 5, 8))
+    pos = mx.nd.random.normal(shape=(1, 5, 8))
+    layer = tr.encoder[0]
+    ref = tr.enc_norm(src + layer.ffn(layer.norm2(src))).asnumpy()
+    mem = tr.enc_norm(layer(src, pos)).asnumpy()
+    np.testing.assert_allclose(mem, ref, rtol=1e-5, atol=1e-5)
+    # the zero projections still receive gradient (the branch is not dead)
+    with mx.autograd.record():
+        out = tr(src, pos, mx.nd.random.normal(shape=(1, 3, 8)))
+    out.backward()
+    assert np.abs(tr.decoder[0].cross_attn.proj_out.weight.grad().asnumpy()).sum() > 0
+    with pytest.raises(ValueError, match="attn_out_init"):
+        Transformer(attn_out_init="xavier")
+
+
+@pytest.mark.parametrize("kw", [dict(norm_before=True), dict(attn_out_init="zero")])
+def test_transformer_variants_hybridize(kw):
+    net = _build("lotr_m", 128, num_points=10, **kw)
+    x = mx.nd.random.normal(shape=(2, 3, 128, 128))
+    a = net(x).asnumpy()
+    net.hybridize()
+    np.testing.assert_allclose(a, net(x).asnumpy(), rtol=1e-4, atol=1e-3)

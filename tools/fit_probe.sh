@@ -28,10 +28,12 @@ declare -A PROBES=(
   [drop0_perlmk_vposall]="MODEL.DROPOUT 0.0 MODEL.HEAD_PER_LANDMARK_OUT True MODEL.POS_IN_VALUES all"  # ... and in encoder values
   [drop0_perlmk_qanchor]="MODEL.DROPOUT 0.0 MODEL.HEAD_PER_LANDMARK_OUT True MODEL.QUERY_INIT anchor_pos"  # queries = pos enc at the anchors
   [drop0_perlmk_qanchor_sine]="MODEL.DROPOUT 0.0 MODEL.HEAD_PER_LANDMARK_OUT True MODEL.QUERY_INIT anchor_pos MODEL.POS_INIT sine"
+  [drop0_perlmk_prenorm]="MODEL.DROPOUT 0.0 MODEL.HEAD_PER_LANDMARK_OUT True MODEL.NORM_BEFORE True"  # DETR pre-norm layers
+  [drop0_perlmk_attn0]="MODEL.DROPOUT 0.0 MODEL.HEAD_PER_LANDMARK_OUT True MODEL.ATTN_OUT_INIT zero"  # attention branches start as identity
   [cnnffn]="MODEL.NAME cnn_ffn"                                   # no Transformer (LOTR IV-G-2 baseline)
 )
 NAMES=("$@")
-[ ${#NAMES[@]} -eq 0 ] && NAMES=(drop01 drop0 lr1e-4 drop0_lr3e-3 drop0_last01 drop0_enc0 drop0_auxhm drop0_perlmk drop0_perlmk_lr3e-3 drop0_perlmk_enc0 drop0_perlmk_vposx drop0_perlmk_vposall drop0_perlmk_qanchor drop0_perlmk_qanchor_sine cnnffn)
+[ ${#NAMES[@]} -eq 0 ] && NAMES=(drop01 drop0 lr1e-4 drop0_lr3e-3 drop0_last01 drop0_enc0 drop0_auxhm drop0_perlmk drop0_perlmk_lr3e-3 drop0_perlmk_enc0 drop0_perlmk_vposx drop0_perlmk_vposall drop0_perlmk_qanchor drop0_perlmk_qanchor_sine drop0_perlmk_prenorm drop0_perlmk_attn0 cnnffn)
 mkdir -p output/fitprobe
 for name in "${NAMES[@]}"; do
   out=output/fitprobe/$name

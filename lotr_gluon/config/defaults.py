@@ -68,6 +68,8 @@ _C.MODEL.FFN_HIDDEN = 0         # Transformer FFN: 0 = single D->D layer (eq. 13
 _C.MODEL.DROPOUT = 0.1          # Transformer dropout (LOTR: 0.1)
 _C.MODEL.DECODER_INPUT = "queries"  # first decoder input: 'queries' (LOTR eq. 14) or 'zeros' (DETR)
 _C.MODEL.POS_IN_VALUES = "none"  # positional encoding also in attention values: 'none' (LOTR, DETR), 'cross' (decoder cross-attention), 'all' (+ encoder); from-scratch lever
+_C.MODEL.NORM_BEFORE = False   # pre-norm Transformer layers (DETR normalize_before); LOTR's equations are post-norm; from-scratch lever
+_C.MODEL.ATTN_OUT_INIT = "he"   # attention output projections: 'he' (paper's He init) | 'zero' (residual branches start as identity); from-scratch lever
 _C.MODEL.FINAL_NORM = True      # LayerNorm after the last decoder layer (DETR; paper silent)
 _C.MODEL.QUERY_INIT_STD = 1e-4  # landmark-query init std (LOTR: 1e-4)
 _C.MODEL.POS_INIT_STD = 1.0     # positional-encoding init std (LOTR: standard normal)

@@ -79,7 +79,8 @@ def model_kwargs_from_cfg(cfg, anchors=None):
                 dropout=m.DROPOUT, decoder_input=m.DECODER_INPUT, final_norm=m.FINAL_NORM,
                 query_init_std=m.QUERY_INIT_STD, pos_init_std=m.POS_INIT_STD, aux_outputs=m.AUX_LOSS,
                 head_per_landmark_out=m.HEAD_PER_LANDMARK_OUT, pos_in_values=m.POS_IN_VALUES,
-                pos_init=m.POS_INIT, query_init=m.QUERY_INIT,
+                pos_init=m.POS_INIT, query_init=m.QUERY_INIT, norm_before=m.NORM_BEFORE,
+                attn_out_init=m.ATTN_OUT_INIT,
                 aux_heatmap=m.AUX_HEATMAP_WEIGHT > 0, aux_heatmap_upsampler=m.UPSAMPLER,
                 aux_heatmap_filters=m.UPSAMPLER_FILTERS, aux_heatmap_reduce=m.UPSAMPLER_REDUCE)
 

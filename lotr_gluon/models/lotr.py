@@ -169,7 +169,7 @@ class LOTR(HybridBlock):
     upsample_batchnorm : bool
         BatchNorm after each deconvolution (not in Table I; default False).
     num_heads, num_encoder_layers, num_decoder_layers, ffn_hidden, dropout, decoder_input, final_norm,
-    pos_in_values :
+    pos_in_values, norm_before, attn_out_init :
         See :class:`lotr_gluon.models.transformer.Transformer`.
     query_init_std : float
         Std of the normal initialisation of the landmark queries (LOTR: 1e-4).
@@ -227,7 +227,7 @@ class LOTR(HybridBlock):
                  anchors=None, head_last_init_std=1e-3, aux_outputs=False, aux_heatmap=False,
                  aux_heatmap_upsampler="SDD", aux_heatmap_filters=32, aux_heatmap_reduce=256,
                  head_per_landmark_out=False, pos_in_values="none", pos_init="normal", pos_sine_temperature=10000.0,
-                 query_init="normal", pretrained=False,
+                 query_init="normal", norm_before=False, attn_out_init="he", pretrained=False,
                  pretrained_file="", pretrained_root="", hrnet_stride=None, **kwargs):
         super().__init__(**kwargs)
         if coord_units not in ("input_frac", "pixels"):
@@ -293,7 +293,8 @@ class LOTR(HybridBlock):
             self.transformer = Transformer(hidden_dim, num_heads, num_encoder_layers, num_decoder_layers,
                                            ffn_hidden, dropout, decoder_input, final_norm,
                                            return_intermediate=aux_outputs, weight_initializer=he_init(),
-                                           pos_in_values=pos_in_values, prefix="transformer_")
+                                           pos_in_values=pos_in_values, norm_before=norm_before,
+                                           attn_out_init=attn_out_init, prefix="transformer_")
             self.head = _Head(hidden_dim, tuple(head_hidden), 2,
                               last_init_std=head_last_init_std if use_anchors else None,
                               per_landmark_out=num_points if head_per_landmark_out else 0, prefix="head_")

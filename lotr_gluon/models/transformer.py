@@ -13,6 +13,7 @@ encoder's self-attention ('all'), so that what a landmark query reads carries wh
 """
 import math
 
+import mxnet as mx
 from mxnet.gluon import nn, HybridBlock
 
 __all__ = ["MultiHeadAttention", "PositionwiseFFN", "EncoderLayer", "DecoderLayer", "Transformer"]
@@ -99,14 +100,16 @@ class EncoderLayer(HybridBlock):
     """One encoder layer, post-norm (LOTR eqs. 9-13; DETR ``TransformerEncoderLayer.forward_post``).
 
     ``q = k = src + pos``, ``value = src`` (``src + pos`` with ``pos_in_values``);
-    ``src = LN(src + Dropout(MHA))``; ``src = LN(src + Dropout(FFN))``.
+    ``src = LN(src + Dropout(MHA))``; ``src = LN(src + Dropout(FFN))``. ``norm_before``: DETR's pre-norm
+    variant (``forward_pre``), ``src = src + Dropout(MHA(LN(src)))``, ``src = src + Dropout(FFN(LN(src)))``.
     Inputs: ``src`` (B, L, D), ``pos`` (B or 1, L, D). Output (B, L, D).
     """
 
     def __init__(self, units, num_heads, ffn_hidden=0, dropout=0.1, weight_initializer=None, pos_in_values=False,
-                 **kwargs):
+                 norm_before=False, **kwargs):
         super().__init__(**kwargs)
         self._pos_in_values = bool(pos_in_values)
+        self._norm_before = bool(norm_before)
         with self.name_scope():
             self.attn = MultiHeadAttention(units, num_heads, dropout, weight_initializer, prefix="attn_")
             self.ffn = PositionwiseFFN(units, ffn_hidden, weight_initializer, prefix="ffn_")
@@ -116,6 +119,11 @@ class EncoderLayer(HybridBlock):
             self.drop2 = nn.Dropout(dropout)
 
     def hybrid_forward(self, F, src, pos):
+        if self._norm_before:  # DETR forward_pre
+            src2 = self.norm1(src)
+            qk = F.broadcast_add(src2, pos)
+            src = src + self.drop1(self.attn(qk, qk, qk if self._pos_in_values else src2))
+            return src + self.drop2(self.ffn(self.norm2(src)))
         qk = F.broadcast_add(src, pos)
         src = self.norm1(src + self.drop1(self.attn(qk, qk, qk if self._pos_in_values else src)))
         return self.norm2(src + self.drop2(self.ffn(src)))
@@ -127,15 +135,18 @@ class DecoderLayer(HybridBlock):
     Self-attention over the landmark tokens with ``q = k = tgt + query_pos``; cross-attention with
     ``query = tgt + query_pos``, ``key = memory + pos``, ``value = memory`` (``memory + pos`` with
     ``pos_in_values``); then the FFN. Each sub-layer is followed by dropout, the residual sum and LayerNorm.
+    ``norm_before``: DETR's pre-norm variant (LayerNorm on each sub-layer's input, residual sums left
+    unnormalised).
 
     Inputs: ``tgt`` (B, N, D), ``memory`` (B, L, D), ``pos`` (B or 1, L, D), ``query_pos`` (B or 1, N, D).
     Output: (B, N, D).
     """
 
     def __init__(self, units, num_heads, ffn_hidden=0, dropout=0.1, weight_initializer=None, pos_in_values=False,
-                 **kwargs):
+                 norm_before=False, **kwargs):
         super().__init__(**kwargs)
         self._pos_in_values = bool(pos_in_values)
+        self._norm_before = bool(norm_before)
         with self.name_scope():
             self.self_attn = MultiHeadAttention(units, num_heads, dropout, weight_initializer, prefix="selfattn_")
             self.cross_attn = MultiHeadAttention(units, num_heads, dropout, weight_initializer, prefix="crossattn_")
@@ -148,11 +159,19 @@ class DecoderLayer(HybridBlock):
             self.drop3 = nn.Dropout(dropout)
 
     def hybrid_forward(self, F, tgt, memory, pos, query_pos):
+        k = F.broadcast_add(memory, pos)
+        v = k if self._pos_in_values else memory
+        if self._norm_before:  # DETR forward_pre
+            tgt2 = self.norm1(tgt)
+            qk = F.broadcast_add(tgt2, query_pos)
+            tgt = tgt + self.drop1(self.self_attn(qk, qk, tgt2))
+            q = F.broadcast_add(self.norm2(tgt), query_pos)
+            tgt = tgt + self.drop2(self.cross_attn(q, k, v))
+            return tgt + self.drop3(self.ffn(self.norm3(tgt)))
         qk = F.broadcast_add(tgt, query_pos)
         tgt = self.norm1(tgt + self.drop1(self.self_attn(qk, qk, tgt)))
         q = F.broadcast_add(tgt, query_pos)
-        k = F.broadcast_add(memory, pos)
-        tgt = self.norm2(tgt + self.drop2(self.cross_attn(q, k, k if self._pos_in_values else memory)))
+        tgt = self.norm2(tgt + self.drop2(self.cross_attn(q, k, v)))
         return self.norm3(tgt + self.drop3(self.ffn(tgt)))
 
 
@@ -180,6 +199,14 @@ class Transformer(HybridBlock):
         Where the positional encoding is also added to the attention values: nowhere (LOTR, DETR; default),
         in the decoder's cross-attention, or there and in the encoder's self-attention. Not in the paper:
         a from-scratch lever (see the module docstring).
+    norm_before : bool
+        DETR's ``normalize_before`` (pre-norm layers, plus a LayerNorm after the last encoder layer as DETR's
+        ``encoder_norm``). LOTR's equations are post-norm (default False); pre-norm is a from-scratch lever
+        (pre-norm Transformers train without warm-up tricks, Xiong et al. 2020).
+    attn_out_init : {'he', 'zero'}
+        Initialisation of the output projection of every attention block: the model's weight initializer
+        (He, the paper's), or zeros, so that every attention residual branch starts as the identity
+        (SkipInit-style; not in the paper, a from-scratch lever).
     return_intermediate : bool
         Return the output of every decoder layer stacked on axis 0, (num_decoder_layers, B, N, D), for
         auxiliary supervision of each layer; otherwise the last one, (B, N, D).
@@ -189,13 +216,15 @@ class Transformer(HybridBlock):
 
     def __init__(self, units=64, num_heads=8, num_encoder_layers=2, num_decoder_layers=2, ffn_hidden=0,
                  dropout=0.1, decoder_input="queries", final_norm=True, return_intermediate=False,
-                 weight_initializer=None, pos_in_values="none", **kwargs):
+                 weight_initializer=None, pos_in_values="none", norm_before=False, attn_out_init="he", **kwargs):
         super().__init__(**kwargs)
         if decoder_input not in ("queries", "zeros"):
             raise ValueError("decoder_input must be 'queries' (LOTR eq. 14) or 'zeros' (DETR), got %r"
                              % (decoder_input,))
         if pos_in_values not in ("none", "cross", "all"):
             raise ValueError("pos_in_values must be 'none' (LOTR, DETR), 'cross' or 'all', got %r" % (pos_in_values,))
+        if attn_out_init not in ("he", "zero"):
+            raise ValueError("attn_out_init must be 'he' or 'zero', got %r" % (attn_out_init,))
         if num_decoder_layers < 1:
             raise ValueError("LOTR needs at least one decoder layer")
         self._decoder_input = decoder_input
@@ -206,12 +235,23 @@ class Transformer(HybridBlock):
             with self.encoder.name_scope():
                 for i in range(num_encoder_layers):
                     self.encoder.add(EncoderLayer(units, num_heads, ffn_hidden, dropout, weight_initializer,
-                                                  pos_in_values=pos_in_values == "all", prefix="layer%d_" % i))
+                                                  pos_in_values=pos_in_values == "all", norm_before=norm_before,
+                                                  prefix="layer%d_" % i))
             self.decoder = nn.HybridSequential(prefix="dec_")
             with self.decoder.name_scope():
                 for i in range(num_decoder_layers):
                     self.decoder.add(DecoderLayer(units, num_heads, ffn_hidden, dropout, weight_initializer,
-                                                  pos_in_values=pos_in_values != "none", prefix="layer%d_" % i))
+                                                  pos_in_values=pos_in_values != "none", norm_before=norm_before,
+                                                  prefix="layer%d_" % i))
+            self._enc_norm = bool(norm_before and num_encoder_layers > 0)
+            if self._enc_norm:
+                self.enc_norm = nn.LayerNorm(in_channels=units, prefix="encnorm_")
+            if attn_out_init == "zero":
+                for block in list(self.encoder) + list(self.decoder):
+                    for att in (getattr(block, "attn", None), getattr(block, "self_attn", None),
+                                getattr(block, "cross_attn", None)):
+                        if att is not None:
+                            att.proj_out.weight.init = mx.init.Zero()
             if final_norm:
                 self.dec_norm = nn.LayerNorm(in_channels=units, prefix="decnorm_")
 
@@ -219,6 +259,8 @@ class Transformer(HybridBlock):
         memory = src
         for layer in self.encoder:
             memory = layer(memory, pos)
+        if self._enc_norm:
+            memory = self.enc_norm(memory)
         # broadcast the (1, N, D) queries over the batch without reading shapes: (B, N, D)
         batch_ref = F.slice_axis(F.zeros_like(memory), axis=1, begin=0, end=1)  # (B, 1, D)
         query_b = F.broadcast_add(batch_ref, query)

@@ -49,7 +49,8 @@ VOLATILE_KEYS = ("CFG_NAME", "OUTPUT_DIR", "DEVICES", "NUM_CPU_CONTEXTS", "KVSTO
 #: they change nothing), so that adding an option does not invalidate every finished cell
 NEUTRAL_VALUES = {"MODEL.AUX_HEATMAP_WEIGHT": 0.0, "MODEL.INIT_FROM": "", "MODEL.INIT_FROM_PREFIXES": ["backbone."],
                   "MODEL.HEAD_PER_LANDMARK_OUT": False, "MODEL.POS_IN_VALUES": "none",
-                  "MODEL.POS_INIT": "normal", "MODEL.QUERY_INIT": "normal"}
+                  "MODEL.POS_INIT": "normal", "MODEL.QUERY_INIT": "normal",
+                  "MODEL.NORM_BEFORE": False, "MODEL.ATTN_OUT_INIT": "he"}
 #: bump when the content of metrics.json changes meaning
 VALUES_VERSION = 1
 _RUN_FILES_KEEP = ("model_best.params", "model_best.json", "log.jsonl", "config.yaml", "loss_curve.png",
