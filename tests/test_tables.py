@@ -322,3 +322,16 @@ def test_hash_ignores_new_keys_at_their_neutral_value():
     on = load_config(cfg_file, ["MODEL.AUX_HEATMAP_WEIGHT", "10.0"])
     assert canonical_config(on)["MODEL"]["AUX_HEATMAP_WEIGHT"] == 10.0 and config_hash(on) != config_hash(base)
     assert set(NEUTRAL_VALUES) <= {"MODEL." + k for k in base.MODEL}
+
+
+def test_neutral_values_are_the_defaults():
+    """Every option listed as neutral for cell hashes holds that value in the defaults (else finished cells
+    would silently stand for a different config)."""
+    from lotr_gluon.config import load_config
+    from lotr_gluon.tables.runner import NEUTRAL_VALUES
+    cfg = load_config(None, [])
+    for key, value in NEUTRAL_VALUES.items():
+        node = cfg
+        for part in key.split("."):
+            node = node[part]
+        assert node == value, key
