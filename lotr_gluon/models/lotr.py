@@ -135,11 +135,11 @@ def sample_token_grid(tokens, grid, points, input_size):
     array (N, D) float32
     """
     t = np.asarray(tokens, np.float64).reshape(grid, grid, -1)
-    s = float(input_size) / grid
-    uv = np.clip(np.asarray(points, np.float64) / s - 0.5, 0.0, grid - 1.0)  # (N, 2) token coordinates
-    c0 = np.minimum(np.floor(uv).astype(int), grid - 2) if grid > 1 else np.zeros_like(uv, dtype=int)
+    points = np.asarray(points, np.float64)
     if grid == 1:
-        return np.repeat(t.reshape(1, -1), len(uv), axis=0).astype(np.float32)
+        return np.repeat(t.reshape(1, -1), len(points), axis=0).astype(np.float32)
+    uv = np.clip(points / (float(input_size) / grid) - 0.5, 0.0, grid - 1.0)  # (N, 2) token coordinates
+    c0 = np.minimum(np.floor(uv).astype(int), grid - 2)
     f = uv - c0  # (N, 2) in [0, 1]
     x0, y0 = c0[:, 0], c0[:, 1]
     fx, fy = f[:, :1], f[:, 1:]

@@ -246,12 +246,9 @@ class Transformer(HybridBlock):
             self._enc_norm = bool(norm_before and num_encoder_layers > 0)
             if self._enc_norm:
                 self.enc_norm = nn.LayerNorm(in_channels=units, prefix="encnorm_")
-            if attn_out_init == "zero":
-                for block in list(self.encoder) + list(self.decoder):
-                    for att in (getattr(block, "attn", None), getattr(block, "self_attn", None),
-                                getattr(block, "cross_attn", None)):
-                        if att is not None:
-                            att.proj_out.weight.init = mx.init.Zero()
+            if attn_out_init == "zero":  # MultiHeadAttention names its output projection "out_"
+                for p in self.collect_params(".*_out_weight").values():
+                    p.init = mx.init.Zero()
             if final_norm:
                 self.dec_norm = nn.LayerNorm(in_channels=units, prefix="decnorm_")
 
