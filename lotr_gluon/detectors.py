@@ -23,6 +23,8 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from .errors import DetectorError
+
 __all__ = ["Face", "DetectorUnavailable", "InsightFaceDetector", "OpenCVDetector", "get_detector",
            "find_insightface_model", "DETECTORS", "INSIGHTFACE_PACKS", "DEFAULT_BOX_TEMPLATE",
            "HAAR_BOX_TEMPLATE", "five_points_from_box", "box_template_from_points", "haar_cascade_path"]
@@ -79,7 +81,7 @@ class Face:
             self.five_points = np.asarray(self.five_points, np.float64).reshape(5, 2)
 
 
-class DetectorUnavailable(RuntimeError):
+class DetectorUnavailable(DetectorError, RuntimeError):
     """A detector cannot be used on this machine (missing model file or package); the message says how to fix it."""
 
 

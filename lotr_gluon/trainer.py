@@ -23,13 +23,14 @@ from mxnet import autograd, gluon
 from .build import build_aux_heatmap, build_dataset, build_loss, build_optimizer, build_scheme, contexts
 from .config import run_dir
 from .data.dataset import mean_shape
+from .errors import DivergenceError
 from .evaluate import evaluate_dataset, mean_shape_baseline
 from .models import build_model
 
 __all__ = ["Trainer", "TrainingDiverged", "atomic_save_params", "lr_at"]
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(DivergenceError, RuntimeError):
     """The loss became NaN or infinite. The last good checkpoint on disk is kept untouched."""
 
 

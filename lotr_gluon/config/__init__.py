@@ -3,12 +3,14 @@ import os
 
 from yacs.config import CfgNode as CN
 
+from ..errors import UsageError
+
 from .defaults import get_defaults
 
 __all__ = ["get_defaults", "load_config", "ConfigError", "run_dir", "flatten_keys"]
 
 
-class ConfigError(KeyError):
+class ConfigError(UsageError, KeyError):
     """An unknown or malformed configuration key. ``str(err)`` lists the valid keys."""
 
     def __str__(self):

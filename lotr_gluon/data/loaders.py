@@ -19,6 +19,8 @@ from typing import Dict, Optional
 import cv2
 import numpy as np
 
+from ..errors import DataError
+
 __all__ = [
     "FaceSample", "Detection", "LandmarkFileError", "ImageReadError", "LandmarkFileWarning", "read_image",
     "load_datatang", "load_jd", "load_wflw", "load_300w", "load_detections", "save_detections",
@@ -31,7 +33,7 @@ IMAGE_EXTENSIONS = (".jpg", ".png", ".jpeg", ".JPG", ".PNG", ".JPEG", ".bmp")
 ON_ERROR = ("raise", "warn")
 
 
-class LandmarkFileError(ValueError):
+class LandmarkFileError(DataError, ValueError):
     """A bad annotation, image or detection file.
 
     Parameters

@@ -14,6 +14,8 @@ import warnings
 import mxnet as mx
 from mxnet.gluon import nn, HybridBlock
 
+from ..errors import ModelError
+
 __all__ = ["get_backbone", "BACKBONES", "HRNetFeatures", "PretrainedUnavailable"]
 
 # name -> (gluoncv model name, output stride, channels)
@@ -33,7 +35,7 @@ BACKBONES = {
 }
 
 
-class PretrainedUnavailable(RuntimeError):
+class PretrainedUnavailable(ModelError, RuntimeError):
     """Raised when ``strict=True`` and pretrained weights can be neither downloaded nor found locally."""
 
 

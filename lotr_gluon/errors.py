@@ -1,0 +1,74 @@
+"""The project's own errors: one base class and one exit code per kind.
+
+Every CLI under ``tools/`` turns a :class:`LotrError` into one line on stderr (``error: <message>``) and
+exits with the class's ``exit_code``; ``--debug`` keeps the traceback. Existing error classes of the
+package (``ConfigError``, ``LandmarkFileError``, ``TrainingDiverged``, ...) derive from these as well as
+from their original built-in bases, so ``except ValueError`` etc. still work.
+
+Exit codes
+----------
+===  =====================================================================
+ 1   unexpected error (a bug: a traceback is printed)
+ 2   usage or configuration (:class:`UsageError`, ``ConfigError``)
+ 3   data: images, annotations, splits (:class:`DataError`)
+ 4   model or weights: unknown backbone, bad params file (:class:`ModelError`)
+ 5   training diverged (:class:`DivergenceError`)
+ 6   run folder or resume (:class:`RunFolderError`)
+ 7   output path not writable (:class:`OutputError`)
+ 8   face detector unavailable (:class:`DetectorError`)
+===  =====================================================================
+"""
+
+__all__ = ["LotrError", "UsageError", "DataError", "ModelError", "DivergenceError", "RunFolderError",
+           "OutputError", "DetectorError"]
+
+
+class LotrError(Exception):
+    """Base of the project's errors; ``str(err)`` is a one-line message naming the file and the cause."""
+
+    exit_code = 1
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
+class UsageError(LotrError):
+    """A bad command line or configuration."""
+
+    exit_code = 2
+
+
+class DataError(LotrError):
+    """A bad image, annotation, detection file or split."""
+
+    exit_code = 3
+
+
+class ModelError(LotrError):
+    """An unknown model part, or a params file that is unreadable or belongs to another architecture."""
+
+    exit_code = 4
+
+
+class DivergenceError(LotrError):
+    """The training loss became non-finite or exploded; the last good checkpoint is kept."""
+
+    exit_code = 5
+
+
+class RunFolderError(LotrError):
+    """An existing run folder without ``--resume``, or a resume that cannot proceed."""
+
+    exit_code = 6
+
+
+class OutputError(LotrError):
+    """An output path that cannot be written."""
+
+    exit_code = 7
+
+
+class DetectorError(LotrError):
+    """A face detector that cannot be used on this machine."""
+
+    exit_code = 8
