@@ -1,31 +1,66 @@
-"""Shared test fixtures: the read-only data folder ``<repo>/../shared`` (skipped cleanly when absent)."""
+"""Shared test fixtures: the read-only data folder ``<repo>/../shared``.
+
+Locally, tests that need the shared folder skip with a message naming the missing path. In CI (the ``CI``
+environment variable set to anything but ``""``, ``0``, ``false`` or ``no``) a missing shared folder is an
+error: the session stops before collecting any test and pytest exits non-zero, so that a CI job with a
+wrong path cannot pass with the data tests skipped. ``LOTR_SHARED_DIR`` overrides the location (tests of
+this hook point it at a path that does not exist).
+"""
+import os
 from pathlib import Path
 
 import pytest
 
-#: ``<repo>/../shared``, computed from this file's location (tests/conftest.py).
-SHARED_DIR = Path(__file__).resolve().parent.parent.parent / "shared"
+#: ``<repo>/../shared``, computed from this file's location (tests/conftest.py), unless ``LOTR_SHARED_DIR``.
+SHARED_DIR = Path(os.environ.get("LOTR_SHARED_DIR") or
+                  Path(__file__).resolve().parent.parent.parent / "shared").resolve()
+
+#: Paths under the shared folder that the tests read; all must exist in CI.
+REQUIRED = (("shared data folder", ()), ("dataset fixtures", ("fixtures",)),
+            ("Datatang sample", ("data", "datatang106", "images")))
+
+
+def in_ci(environ=None):
+    """True when ``CI`` is set to a true-ish value (GitHub Actions, GitLab CI, ... set ``CI=true``)."""
+    v = (os.environ if environ is None else environ).get("CI", "")
+    return v.strip().lower() not in ("", "0", "false", "no")
+
+
+def missing_shared(root=SHARED_DIR):
+    """``[(what, path), ...]`` of the required shared paths that do not exist under ``root``."""
+    return [(what, Path(root).joinpath(*parts)) for what, parts in REQUIRED if not Path(root).joinpath(*parts).exists()]
+
+
+def pytest_sessionstart(session):
+    missing = missing_shared()
+    if missing and in_ci():
+        raise pytest.UsageError(
+            "CI is set but the shared data folder is incomplete: %s; the data tests would be skipped. Mount "
+            "../shared (or set LOTR_SHARED_DIR) in the CI job."
+            % "; ".join("%s not found at %s" % m for m in missing))
 
 
 def _require(path, what):
     if not path.exists():
+        if in_ci():  # unreachable after pytest_sessionstart, kept for direct use of the fixtures
+            pytest.fail("%s not found at %s (CI is set: not skipping)" % (what, path), pytrace=False)
         pytest.skip("%s not found at %s" % (what, path))
     return path
 
 
 @pytest.fixture(scope="session")
 def shared_dir():
-    """Path of ``<repo>/../shared``; skips the test when it is absent."""
+    """Path of ``<repo>/../shared``; skips the test when it is absent (fails in CI)."""
     return _require(SHARED_DIR, "shared data folder")
 
 
 @pytest.fixture(scope="session")
 def fixtures_dir(shared_dir):
-    """Path of ``shared/fixtures`` (jd106, wflw98, 300w68); skips when absent."""
+    """Path of ``shared/fixtures`` (jd106, wflw98, 300w68); skips when absent (fails in CI)."""
     return _require(shared_dir / "fixtures", "dataset fixtures")
 
 
 @pytest.fixture(scope="session")
 def datatang_root(shared_dir):
-    """Path of ``shared/data/datatang106``; skips when absent."""
+    """Path of ``shared/data/datatang106``; skips when absent (fails in CI)."""
     return _require(shared_dir / "data" / "datatang106" / "images", "Datatang sample").parent
