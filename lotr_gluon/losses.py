@@ -22,7 +22,7 @@ name           loss(x)
                LOTR eq. (6)
 ``wing``       ``w ln(1 + |x|/eps)`` if ``|x| < w`` else ``|x| - C``,
                ``C = w - w ln(1 + w/eps)``, LOTR eq. (7) (Feng et al. 2018)
-``smooth_wing``LOTR eq. (21)-(24), see :class:`SmoothWingLoss`
+``smooth_wing``LOTR eq. (21)-(24) as printed, see :class:`SmoothWingLoss`
 =============  ==================================================================
 
 The classes are :class:`mxnet.gluon.loss.Loss` (hence ``HybridBlock``) subclasses
@@ -46,6 +46,7 @@ __all__ = [
     "get_loss",
     "loss_curve",
     "smooth_wing_constants",
+    "smooth_wing_value_step",
 ]
 
 
@@ -87,26 +88,31 @@ def wing_constant(w=10.0, eps=2.0):
 
 
 def smooth_wing_constants(t=0.01, w=10.0, eps=2.0):
-    """Constants of the smooth-Wing loss, LOTR eq. (21)-(24).
+    """Constants ``s``, ``c1``, ``c2`` of the smooth-Wing loss, LOTR eq. (22)-(24) as printed.
 
-    The smooth-Wing loss (LOTR eq. (21)) is::
+    The smooth-Wing loss, LOTR eq. (21), is::
 
-        a x**2                       if |x| < t
-        w ln(1 + |x|/eps) - s        if t <= |x| < w
-        k |x| - r                    if |x| >= w
+        s x**2                                 if |x| < t
+        |x| - c1 - c2                          if |x| > w
+        (w + eps) ln(1 + |x|/eps) - c2         otherwise (t <= |x| <= w)
 
-    The constants follow from requiring ``L(0) = 0`` and continuity of both
-    ``L`` and ``dL/dx`` at ``|x| = t`` and ``|x| = w``:
+    with
 
-    * slope match at ``t``:  ``2 a t = w / (eps + t)``  ->
-      ``a = w / (2 t (eps + t))``                                  (LOTR eq. 22)
-    * value match at ``t``:  ``a t**2 = w ln(1 + t/eps) - s``  ->
-      ``s = w ln(1 + t/eps) - w t / (2 (eps + t))``                (LOTR eq. 23)
-    * slope match at ``w``:  ``k = w / (w + eps)`` (the log-part slope at ``w``)
-    * value match at ``w``:  ``k w - r = w ln(1 + w/eps) - s``  ->
-      ``r = w**2 / (w + eps) - w ln(1 + w/eps) + s``               (LOTR eq. 24)
+    * ``s  = (w + eps) / (2 t (eps + t))``          LOTR eq. (22)
+    * ``c1 = w - (w + eps) ln(1 + w/eps)``          LOTR eq. (23)
+    * ``c2 = s t**2``                               LOTR eq. (24)
 
-    ``L(0) = 0`` holds by construction of the quadratic part.
+    What these printed constants give (checked in ``tests/test_losses.py``):
+
+    * the gradient is continuous at ``|x| = t`` (``2 s t = (w+eps)/(eps+t)``)
+      and at ``|x| = w`` (``(w+eps)/(eps+w) = 1``, the slope of the linear part);
+    * the value is continuous at ``|x| = w`` (``c1`` makes the two parts meet);
+    * the value is *not* continuous at ``|x| = t``: it steps up by
+      ``(w+eps) ln(1 + t/eps) - 2 s t**2``, which is ``1.490056e-4`` for the
+      paper's ``t = 0.01, w = 10, eps = 2`` (``0.0298507`` just below ``t``,
+      ``0.0299998`` at and above ``t``).  ``c2 = s t**2`` equals the quadratic
+      part's value at ``t`` rather than the value that would close the gap.
+      We keep the printed constants.
 
     Parameters
     ----------
@@ -120,9 +126,9 @@ def smooth_wing_constants(t=0.01, w=10.0, eps=2.0):
     Returns
     -------
     dict
-        ``{'a', 's', 'k', 'r'}`` as Python floats (``a`` in 1/pixel, ``k``
-        dimensionless, ``s`` and ``r`` in pixels).  Defaults give
-        ``a = 248.756``, ``s = 0.0250``, ``k = 0.8333``, ``r = -9.5593``.
+        ``{'s', 'c1', 'c2'}`` as Python floats (``s`` in 1/pixel, ``c1`` and
+        ``c2`` in pixels).  The defaults give ``s = 298.50746``,
+        ``c1 = -11.501114``, ``c2 = 0.029850746``.
 
     Raises
     ------
@@ -133,11 +139,26 @@ def smooth_wing_constants(t=0.01, w=10.0, eps=2.0):
     if not t < w:
         raise ValueError("smooth-Wing needs 0 < t < w, got t=%r, w=%r" % (t, w))
     t, w, eps = float(t), float(w), float(eps)
-    a = w / (2.0 * t * (eps + t))  # LOTR eq. (22)
-    s = w * math.log1p(t / eps) - w * t / (2.0 * (eps + t))  # LOTR eq. (23)
-    k = w / (w + eps)  # slope of the linear part = log-part slope at |x| = w
-    r = w * w / (w + eps) - w * math.log1p(w / eps) + s  # LOTR eq. (24)
-    return {"a": a, "s": s, "k": k, "r": r}
+    s = (w + eps) / (2.0 * t * (eps + t))  # LOTR eq. (22)
+    c1 = w - (w + eps) * math.log1p(w / eps)  # LOTR eq. (23)
+    c2 = s * t * t  # LOTR eq. (24)
+    return {"s": s, "c1": c1, "c2": c2}
+
+
+def smooth_wing_value_step(t=0.01, w=10.0, eps=2.0):
+    """Value step of the printed smooth-Wing loss at ``|x| = t`` (LOTR eq. (21)-(24)).
+
+    ``L(t) - lim_{|x| -> t-} L(x) = (w + eps) ln(1 + t/eps) - 2 s t**2``
+    (pixels; ``1.490056e-4`` for ``t = 0.01, w = 10, eps = 2``).  See
+    :func:`smooth_wing_constants`.
+
+    Raises
+    ------
+    ValueError
+        As :func:`smooth_wing_constants`.
+    """
+    c = smooth_wing_constants(t, w, eps)
+    return float((w + eps) * math.log1p(t / eps) - c["c2"] - c["s"] * t * t)
 
 
 # ----------------------------------------------------------------------------
@@ -292,21 +313,32 @@ class WingLoss(LandmarkLoss):
 
 
 class SmoothWingLoss(LandmarkLoss):
-    """Smooth-Wing loss, LOTR eq. (21)-(24), summed per sample (eq. (20)).
+    """Smooth-Wing loss, LOTR eq. (21)-(24) as printed, summed per sample (eq. (20)).
 
-    Element-wise, with ``a, s, k, r`` from :func:`smooth_wing_constants`::
+    Element-wise, with ``s, c1, c2`` from :func:`smooth_wing_constants`::
 
-        a x**2                    |x| < t         (a = w / (2 t (eps + t)), eq. 22)
-        w ln(1 + |x|/eps) - s     t <= |x| < w    (s, eq. 23)
-        k |x| - r                 |x| >= w        (k = w / (w + eps), r eq. 24)
+        s x**2                               |x| < t          LOTR eq. (21)
+        (w + eps) ln(1 + |x|/eps) - c2       t <= |x| <= w    LOTR eq. (21)
+        |x| - c1 - c2                        |x| > w          LOTR eq. (21)
 
-    ``L(0) = 0``; ``L`` and ``dL/dx`` are continuous everywhere (the gradient
-    is ``w/(eps+t)`` at ``|x| = t`` and ``w/(w+eps)`` at ``|x| = w``).
+        s = (w + eps) / (2 t (eps + t))                       LOTR eq. (22)
+        c1 = w - (w + eps) ln(1 + w/eps)                      LOTR eq. (23)
+        c2 = s t**2                                           LOTR eq. (24)
+
+    ``L(0) = 0``.  The gradient is continuous everywhere: ``2 s x`` below
+    ``t`` (linear through 0), ``(w+eps)/(eps+t)`` (5.9701 px/px for the
+    defaults) on both sides of ``|x| = t``, ``(w+eps)/(eps+|x|)`` in the log
+    part, 1 on both sides of ``|x| = w`` and beyond.  The value is continuous
+    at ``|x| = w`` but steps up by ``(w+eps) ln(1+t/eps) - 2 s t**2 =
+    1.490056e-4`` px at ``|x| = t`` for the defaults (see
+    :func:`smooth_wing_value_step`); autograd never sees the step.  Earlier
+    versions of this class used ``w ln(1+|x|/eps)`` and an outer slope
+    ``w/(w+eps)``, i.e. ``w/(w+eps) = 0.833`` times the printed loss.
 
     Parameters
     ----------
     t : float
-        Inner threshold, pixels, ``0 < t < w`` (default 0.01).
+        Inner threshold, pixels, ``0 < t < w`` (default 0.01, LOTR Sec. IV-C).
     w : float
         Outer threshold, pixels (default 10).
     eps : float
@@ -324,14 +356,14 @@ class SmoothWingLoss(LandmarkLoss):
         c = smooth_wing_constants(t, w, eps)  # validates
         super(SmoothWingLoss, self).__init__(weight, batch_axis, **kwargs)
         self._t, self._w, self._eps = float(t), float(w), float(eps)
-        self._a, self._s, self._k, self._r = c["a"], c["s"], c["k"], c["r"]
+        self._s, self._c1, self._c2 = c["s"], c["c1"], c["c2"]
 
     def elementwise(self, F, x):
         ax = F.abs(x)
-        quad = self._a * F.square(x)  # LOTR eq. (21), |x| < t
-        logp = self._w * F.log1p(ax / self._eps) - self._s  # LOTR eq. (21), t <= |x| < w
-        lin = self._k * ax - self._r  # LOTR eq. (21), |x| >= w
-        return F.where(ax < self._t, quad, F.where(ax < self._w, logp, lin))
+        quad = self._s * F.square(x)  # LOTR eq. (21), |x| < t
+        logp = (self._w + self._eps) * F.log1p(ax / self._eps) - self._c2  # LOTR eq. (21), otherwise
+        lin = ax - self._c1 - self._c2  # LOTR eq. (21), |x| > w
+        return F.where(ax < self._t, quad, F.where(ax > self._w, lin, logp))
 
 
 LOSSES = {
@@ -393,7 +425,9 @@ def loss_curve(name, x, **kw):
         ``loss(x)`` (pixels for l1/smooth-L1/Wing/smooth-Wing, pixels**2 for l2).
     grads : ndarray, float64, shape of ``x``
         ``dloss/dx`` (one-sided convention as in the Gluon blocks:
-        the branch ``|x| < threshold`` is the lower one; ``sign(0) = 0``).
+        the branch ``|x| < threshold`` is the lower one, except that
+        smooth-Wing takes its log branch at ``|x| = w`` as LOTR eq. (21)
+        prints it; ``sign(0) = 0``).
 
     Raises
     ------
@@ -438,11 +472,12 @@ def loss_curve(name, x, **kw):
         inner = ax < w
         # LOTR eq. (7)
         return (np.where(inner, w * np.log1p(ax / eps), ax - C), np.where(inner, sg * w / (eps + ax), sg))
-    # smooth_wing, LOTR eq. (21)-(24)
+    # smooth_wing, LOTR eq. (21)-(24) as printed
     p = _params(t=0.01, w=10.0, eps=2.0)
     t, w, eps = p["t"], p["w"], p["eps"]
     c = smooth_wing_constants(t, w, eps)
-    a, s, k, r = c["a"], c["s"], c["k"], c["r"]
-    v = np.where(ax < t, a * x * x, np.where(ax < w, w * np.log1p(ax / eps) - s, k * ax - r))
-    g = np.where(ax < t, 2.0 * a * x, np.where(ax < w, sg * w / (eps + ax), sg * k))
+    s, c1, c2 = c["s"], c["c1"], c["c2"]
+    inner, outer = ax < t, ax > w
+    v = np.where(inner, s * x * x, np.where(outer, ax - c1 - c2, (w + eps) * np.log1p(ax / eps) - c2))
+    g = np.where(inner, 2.0 * s * x, np.where(outer, sg, sg * (w + eps) / (eps + ax)))
     return v, g

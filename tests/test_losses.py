@@ -8,12 +8,28 @@ import pytest
 from lotr_gluon import losses as L
 
 T, W, EPS = 0.01, 10.0, 2.0
-# Hand-derived smooth-Wing constants for the defaults (LOTR eq. (22)-(24)).
-A = W / (2 * T * (EPS + T))  # 248.7562...
-S = W * math.log(1 + T / EPS) - W * T / (2 * (EPS + T))  # 0.0249998...
-K = W / (W + EPS)  # 0.8333...
-R = W * W / (W + EPS) - W * math.log(1 + W / EPS) + S  # -9.5592616...
+# Smooth-Wing constants exactly as printed in LOTR eq. (22)-(24), computed here by hand.
+S = (W + EPS) / (2 * T * (EPS + T))  # eq. (22): 298.5074626...
+C1 = W - (W + EPS) * math.log(1 + W / EPS)  # eq. (23): -11.5011136...
+C2 = S * T * T  # eq. (24): 0.0298507...
+K = W / (W + EPS)  # Wing log-part slope at |x| = w: 0.8333...
 C_WING = W - W * math.log(1 + W / EPS)  # -7.9175947...
+
+
+def _printed_swing(x, t=T, w=W, eps=EPS):
+    """LOTR eq. (21)-(24) transcribed branch by branch in plain numpy (independent of lotr_gluon)."""
+    s = (w + eps) / (2 * t * (eps + t))
+    c1 = w - (w + eps) * np.log(1 + w / eps)
+    c2 = s * t ** 2
+    x = np.asarray(x, dtype=np.float64)
+    ax = np.abs(x)
+    out = np.empty_like(x)
+    lo, hi = ax < t, ax > w
+    mid = ~lo & ~hi
+    out[lo] = s * x[lo] ** 2
+    out[hi] = ax[hi] - c1 - c2
+    out[mid] = (w + eps) * np.log(1 + ax[mid] / eps) - c2
+    return out
 
 
 def _val_grad(loss, xs, dtype="float64"):
@@ -33,59 +49,91 @@ def _val_grad(loss, xs, dtype="float64"):
 
 def test_smooth_wing_constants_numbers():
     c = L.smooth_wing_constants()
-    assert c["a"] == pytest.approx(248.7562189, rel=1e-8)
-    assert c["s"] == pytest.approx(0.0249997932, rel=1e-7)
-    assert c["k"] == pytest.approx(0.8333333333, rel=1e-9)
-    assert c["r"] == pytest.approx(-9.5592615657, rel=1e-9)
-    assert (c["a"], c["s"], c["k"], c["r"]) == pytest.approx((A, S, K, R))
+    assert c["s"] == pytest.approx(298.5074626866, rel=1e-10)
+    assert c["c1"] == pytest.approx(-11.5011136307, rel=1e-10)
+    assert c["c2"] == pytest.approx(0.0298507462687, rel=1e-10)
+    assert (c["s"], c["c1"], c["c2"]) == pytest.approx((S, C1, C2), rel=1e-12)
 
 
-@pytest.mark.parametrize(
-    "x, value, grad",
-    [
-        (0.0, 0.0, 0.0),
-        (T / 2, A * (T / 2) ** 2, 2 * A * T / 2),  # 0.0062189, 2.48756
-        (T, A * T * T, W / (EPS + T)),  # 0.0248756, 4.975124
-        (1.0, W * math.log(1.5) - S, W / 3.0),  # 4.0296514, 3.33333
-        (W, W * math.log(6.0) - S, K),  # 17.892595, 0.83333
-        (15.0, 12.5 - R, K),  # 22.059262
-        (-15.0, 12.5 - R, -K),
-        (-1.0, W * math.log(1.5) - S, -W / 3.0),
-        (-T / 2, A * (T / 2) ** 2, -2 * A * T / 2),
-    ],
-)
-def test_smooth_wing_values_and_grads(x, value, grad):
-    v, g = _val_grad(L.SmoothWingLoss(), [x])
-    assert v[0] == pytest.approx(value, rel=1e-9, abs=1e-12)
-    assert g[0] == pytest.approx(grad, rel=1e-9, abs=1e-12)
-    nv, ng = L.loss_curve("smooth_wing", x)
-    assert float(nv) == pytest.approx(value, rel=1e-12, abs=1e-15)
-    assert float(ng) == pytest.approx(grad, rel=1e-12, abs=1e-15)
+# both sides of both thresholds, the thresholds themselves, and one point in each branch
+_D = 1e-6
+_POINTS = [0.0, T / 2, T - _D, T, T + _D, 1.0, W - _D, W, W + _D, 15.0]
 
 
-def test_smooth_wing_literal_numbers():
-    v, g = _val_grad(L.SmoothWingLoss(), [T / 2, T, 1.0, W, -15.0])
-    np.testing.assert_allclose(v, [0.00621891, 0.02487562, 4.02965142, 17.89259488, 22.05926157], rtol=1e-6)
-    np.testing.assert_allclose(g, [2.48756219, 4.97512438, 3.33333333, 0.83333333, -0.83333333], rtol=1e-6)
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_smooth_wing_values_match_printed_formula(sign):
+    xs = sign * np.array(_POINTS)
+    ref = _printed_swing(xs)
+    v, _ = _val_grad(L.SmoothWingLoss(), xs)
+    np.testing.assert_allclose(v, ref, rtol=1e-12, atol=1e-15)
+    nv, _ = L.loss_curve("smooth_wing", xs)
+    np.testing.assert_allclose(nv, ref, rtol=1e-12, atol=1e-15)
+    # hand values: s (t/2)^2, 12 ln 1.5 - c2, 15 - c1 - c2
+    np.testing.assert_allclose(v[[1, 5, 9]], [0.00746268656716, 4.83573055103, 26.4712628845], rtol=1e-9)
 
 
-@pytest.mark.parametrize("point", [T, W])
-def test_smooth_wing_continuity(point):
-    loss = L.SmoothWingLoss()
-    d = 1e-9
-    for sgn in (1.0, -1.0):
-        v, g = _val_grad(loss, [sgn * (point - d), sgn * point, sgn * (point + d)])
-        assert abs(g[0] - g[2]) < 1e-4 and abs(g[1] - g[0]) < 1e-4
-        assert abs(v[0] - v[2]) < 1e-6 and abs(v[1] - v[0]) < 1e-6
+def test_smooth_wing_value_step_at_t_and_continuity_at_w():
+    step = (W + EPS) * math.log(1 + T / EPS) - 2 * S * T * T  # hand: 1.4900559e-4
+    assert L.smooth_wing_value_step() == pytest.approx(step, rel=1e-9)
+    assert step == pytest.approx(1.490056e-4, rel=1e-6)
+    v, _ = _val_grad(L.SmoothWingLoss(), [T * (1 - 1e-12), T, -T * (1 - 1e-12), -T])
+    assert v[0] == pytest.approx(C2, rel=1e-9)  # just below t: s t^2
+    assert v[1] - v[0] == pytest.approx(step, rel=1e-6)  # at t: the log branch
+    assert v[3] - v[2] == pytest.approx(step, rel=1e-6)
+    v, _ = _val_grad(L.SmoothWingLoss(), [W - 1e-9, W, W + 1e-9])
+    assert abs(v[2] - v[0]) < 1e-8 and v[1] == pytest.approx(W - C1 - C2, rel=1e-12)
 
 
-def test_smooth_wing_continuity_nondefault():
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_smooth_wing_gradients_both_sides_of_thresholds(sign):
+    xs = sign * np.array(_POINTS)
+    _, g = _val_grad(L.SmoothWingLoss(), xs)
+    hand = [
+        0.0,
+        sign * 2 * S * T / 2,  # 2 s x below t
+        sign * 2 * S * (T - _D),
+        sign * (W + EPS) / (EPS + T),  # log branch at t: (w+eps)/(eps+t) = 5.9701
+        sign * (W + EPS) / (EPS + T + _D),
+        sign * (W + EPS) / (EPS + 1.0),
+        sign * (W + EPS) / (EPS + W - _D),
+        sign * 1.0,
+        sign * 1.0,
+        sign * 1.0,
+    ]
+    np.testing.assert_allclose(g, hand, rtol=1e-9, atol=1e-12)
+    # gradient continuity: the one-sided limits agree at t and at w
+    assert 2 * S * T == pytest.approx((W + EPS) / (EPS + T), rel=1e-12)
+    assert abs(g[2] - g[4]) < 1e-3 and abs(g[6] - g[8]) < 1e-6
+    _, ng = L.loss_curve("smooth_wing", xs)
+    np.testing.assert_allclose(ng, g, rtol=1e-12, atol=1e-12)
+    # autograd agrees with a central difference of the printed formula away from the step at t
+    for x in sign * np.array([T / 2, 0.5, W - 0.5, W, 12.0]):
+        fd = (_printed_swing([x + 1e-7])[0] - _printed_swing([x - 1e-7])[0]) / 2e-7
+        _, gx = _val_grad(L.SmoothWingLoss(), [x])
+        assert gx[0] == pytest.approx(fd, rel=1e-5)
+
+
+def test_smooth_wing_float32_and_nondefault_parameters():
     t, w, eps = 0.5, 4.0, 1.0
-    for p in (t, w):
-        v, g = L.loss_curve("smooth_wing", [p - 1e-9, p + 1e-9], t=t, w=w, eps=eps)
-        assert abs(g[0] - g[1]) < 1e-4 and abs(v[0] - v[1]) < 1e-6
-    c = L.smooth_wing_constants(t, w, eps)
-    assert c["a"] == pytest.approx(w / (2 * t * (eps + t)))
+    xs = np.array([0.2, t - 1e-3, t + 1e-3, 2.0, w - 1e-3, w + 1e-3, 7.0])
+    v, g = L.loss_curve("smooth_wing", xs, t=t, w=w, eps=eps)
+    np.testing.assert_allclose(v, _printed_swing(xs, t, w, eps), rtol=1e-12)
+    s = (w + eps) / (2 * t * (eps + t))
+    np.testing.assert_allclose(g[[0, 6]], [2 * s * 0.2, 1.0])
+    vb, gb = _val_grad(L.SmoothWingLoss(t=t, w=w, eps=eps), xs, dtype="float32")
+    np.testing.assert_allclose(vb, v, rtol=1e-5)
+    np.testing.assert_allclose(gb, g, rtol=1e-5)
+
+
+def test_smooth_wing_reduction_is_per_sample_sum():
+    # LOTR eq. (20): sum over landmarks and both coordinates, one value per sample, no mean
+    pred = mx.nd.array([[[T / 2, 1.0], [15.0, 0.0]], [[0.0, 0.0], [-W, 0.0]]], dtype="float64")
+    label = mx.nd.zeros_like(pred)
+    out = L.SmoothWingLoss()(pred, label).asnumpy()
+    assert out.shape == (2,)
+    e = _printed_swing(pred.asnumpy())
+    np.testing.assert_allclose(out, [e[0].sum(), e[1].sum()], rtol=1e-12)
+    np.testing.assert_allclose(out, [0.00746268656716 + 4.83573055103 + 26.4712628845, 21.4712628845], rtol=1e-9)
 
 
 def test_wing_has_gradient_jump_at_w():
@@ -225,8 +273,9 @@ def test_loss_curve_shapes_and_value_continuity():
         assert v.shape == x.shape and g.shape == x.shape
         assert v[20000] == 0.0  # loss(0) = 0
         assert np.all(v >= 0)
-        # value continuity: no jumps on a fine grid
-        assert np.max(np.abs(np.diff(v))) < 1.01 * np.max(np.abs(g)) * (x[1] - x[0]) + 1e-9
+        # value continuity: no jumps on a fine grid (except smooth-Wing's printed 1.49e-4 step at |x| = t)
+        step = L.smooth_wing_value_step() if name == "smooth_wing" else 0.0
+        assert np.max(np.abs(np.diff(v))) < 1.01 * np.max(np.abs(g)) * (x[1] - x[0]) + step + 1e-9
     # smooth-Wing gradient is also continuous: bounded by max |L''| * dx
     _, g = L.loss_curve("smooth_wing", np.linspace(-12, 12, 2400001))
-    assert np.max(np.abs(np.diff(g))) < 2 * A * 1e-5 + 1e-9
+    assert np.max(np.abs(np.diff(g))) < 2 * S * 1e-5 + 1e-9
