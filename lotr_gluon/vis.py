@@ -18,8 +18,9 @@ draw_landmarks
 save_prediction_grid
     Grid of images with predictions (green) and ground truth (red), each
     captioned with its NME (LOTR Fig. 3 style).
-plot_loss_functions
-    LOTR Fig. 2: L1, L2, smooth-L1, Wing, smooth-Wing and their gradients.
+plot_loss_functions, loss_function_curves
+    LOTR Fig. 2: Wing and smooth-Wing (optionally L1, L2, smooth-L1) and their
+    gradients, global view and at both thresholds.
 """
 import math
 import numbers
@@ -41,6 +42,7 @@ __all__ = [
     "draw_landmarks",
     "save_prediction_grid",
     "plot_loss_functions",
+    "loss_function_curves",
 ]
 
 GREEN = (0, 255, 0)  # RGB, predictions
@@ -401,17 +403,71 @@ _LOSS_STYLE = [
 ]
 
 
-def plot_loss_functions(path, t=0.01, w=10.0, eps=2.0, beta=1.0, figsize=(13.0, 7.0), dpi=90):
+_FIG2_LOSSES = ("wing", "smooth_wing")  # the two curves of LOTR Fig. 2
+
+
+def loss_function_curves(t=0.01, w=10.0, eps=2.0, beta=1.0, losses=_FIG2_LOSSES):
+    """The data of LOTR Fig. 2: loss values and gradients in the figure's three views.
+
+    Views (LOTR Fig. 2 caption): global view ``x in [-1.5 w, 1.5 w]``; the
+    outer threshold, ``x in [w - 2, w + 2]``; ``x = 0``, ``x in [-3 t, 3 t]``,
+    which holds the inner threshold ``|x| = t`` of smooth-Wing.  Values come
+    from :func:`lotr_gluon.losses.loss_curve` (Wing eq. (7), smooth-Wing
+    eq. (21)-(24) as printed; also L1, L2, smooth-L1 eq. (6) on request).
+
+    Parameters
+    ----------
+    t, w, eps : float
+        smooth-Wing parameters, pixels (Wing uses ``w, eps``).
+    beta : float
+        smooth-L1 threshold, pixels.
+    losses : sequence of str
+        Loss names (default: the paper's two, ``('wing', 'smooth_wing')``).
+
+    Returns
+    -------
+    list of dict
+        One per view: ``{'name': str, 'x': ndarray (M,), 'thresholds': tuple of
+        float (the x positions of ``t`` or ``w`` inside the view), 'curves':
+        {loss name: (values (M,), gradients (M,))}}``.
+
+    Raises
+    ------
+    KeyError
+        Unknown loss name.
+    ValueError
+        Invalid loss parameters (see :mod:`lotr_gluon.losses`).
+    """
+    params = {"l1": {}, "l2": {}, "smooth_l1": {"beta": beta}, "wing": {"w": w, "eps": eps},
+              "smooth_wing": {"t": t, "w": w, "eps": eps}}
+    views = [
+        ("global view", np.linspace(-1.5 * w, 1.5 * w, 3001), (-w, w)),
+        ("at |x| = w", np.linspace(w - 2.0, w + 2.0, 2001), (w,)),
+        ("at x = 0 (|x| = t marked)", np.linspace(-3.0 * t, 3.0 * t, 2001), (-t, t)),
+    ]
+    out = []
+    for vname, x, thr in views:
+        curves = {}
+        for key in losses:
+            if key not in params:
+                raise KeyError("unknown loss %r; valid names: %s" % (key, ", ".join(sorted(params))))
+            curves[key] = _losses.loss_curve(key, x, **params[key])
+        out.append({"name": vname, "x": x, "thresholds": thr, "curves": curves})
+    return out
+
+
+def plot_loss_functions(path, t=0.01, w=10.0, eps=2.0, beta=1.0, figsize=(13.0, 7.0), dpi=90,
+                        losses=_FIG2_LOSSES):
     """Draw LOTR Fig. 2: the losses (top row) and their gradients (bottom row).
 
-    Columns: global view ``x in [-1.5 w, 1.5 w]``; zoom near ``|x| = w``
-    (``x in [w - 2, w + 2]``), where the Wing gradient jumps from
-    ``w/(w+eps)`` to 1 and smooth-Wing is continuous; zoom near 0
-    (``x in [-3 t, 3 t]``), where the Wing gradient jumps between
-    ``-w/eps`` and ``+w/eps`` and smooth-Wing is linear.  Curves come from
-    :func:`lotr_gluon.losses.loss_curve` (L1, L2, smooth-L1 LOTR eq. (6),
-    Wing eq. (7), smooth-Wing eq. (21)-(24)); L2 leaves the plotted range in
-    the global and ``|x| = w`` views.
+    Columns as in the paper: global view, at the outer threshold ``|x| = w``
+    (where the Wing gradient jumps from ``w/(w+eps)`` to 1 and smooth-Wing's
+    is continuous at 1), at ``x = 0`` (where the Wing gradient jumps between
+    ``-w/eps`` and ``+w/eps`` and smooth-Wing's is linear up to ``|x| = t``,
+    marked by dotted lines).  By default the paper's two curves: Wing (blue,
+    dashed) and smooth-Wing (orange, solid); data from
+    :func:`loss_function_curves`.  The printed smooth-Wing's value step at
+    ``|x| = t`` (1.49e-4 px for the defaults) is below the plot's resolution.
 
     Parameters
     ----------
@@ -420,11 +476,14 @@ def plot_loss_functions(path, t=0.01, w=10.0, eps=2.0, beta=1.0, figsize=(13.0, 
     t, w, eps : float
         smooth-Wing parameters (pixels); Wing uses ``w, eps``.
     beta : float
-        smooth-L1 threshold, pixels.
+        smooth-L1 threshold, pixels (only when ``'smooth_l1'`` is in ``losses``).
     figsize : tuple of float
         Inches (default 13 x 7 -> 1170 x 630 px at dpi 90).
     dpi : int
         Dots per inch.
+    losses : sequence of str
+        Curves to draw (default ``('wing', 'smooth_wing')``; any of
+        ``'l1', 'l2', 'smooth_l1', 'wing', 'smooth_wing'``).
 
     Returns
     -------
@@ -433,23 +492,22 @@ def plot_loss_functions(path, t=0.01, w=10.0, eps=2.0, beta=1.0, figsize=(13.0, 
 
     Raises
     ------
+    KeyError
+        Unknown loss name.
     ValueError
         Invalid loss parameters (see :mod:`lotr_gluon.losses`).
     """
-    params = {"l1": {}, "l2": {}, "smooth_l1": {"beta": beta}, "wing": {"w": w, "eps": eps},
-              "smooth_wing": {"t": t, "w": w, "eps": eps}}
-    views = [
-        ("global view", np.linspace(-1.5 * w, 1.5 * w, 3001)),
-        ("near |x| = w", np.linspace(w - 2.0, w + 2.0, 2001)),
-        ("near x = 0", np.linspace(-3.0 * t, 3.0 * t, 2001)),
-    ]
+    views = loss_function_curves(t=t, w=w, eps=eps, beta=beta, losses=losses)
+    styles = {key: (label, style) for key, label, style in _LOSS_STYLE}
     fig = _new_figure(figsize, dpi)
-    for col, (vname, x) in enumerate(views):
+    for col, view in enumerate(views):
+        x = view["x"]
         ax_v = fig.add_subplot(2, 3, col + 1)
         ax_g = fig.add_subplot(2, 3, col + 4)
         vlim, glim = [np.inf, -np.inf], [np.inf, -np.inf]
-        for key, label, style in _LOSS_STYLE:
-            v, g = _losses.loss_curve(key, x, **params[key])
+        for key in losses:
+            label, style = styles[key]
+            v, g = view["curves"][key]
             # mark discontinuities of the gradient as gaps instead of vertical lines
             g_plot = g.copy()
             jumps = np.flatnonzero(np.abs(np.diff(g)) > 0.2 * max(np.ptp(g), 1e-12) + 1e-9)
@@ -466,13 +524,16 @@ def plot_loss_functions(path, t=0.01, w=10.0, eps=2.0, beta=1.0, figsize=(13.0, 
         ax_g.set_ylim(glim[0] - pad_g, glim[1] + pad_g)
         ax_v.set_xlim(x[0], x[-1])
         ax_g.set_xlim(x[0], x[-1])
-        ax_v.set_title("loss, %s" % vname)
-        ax_g.set_title("gradient, %s" % vname)
+        ax_v.set_title("loss, %s" % view["name"])
+        ax_g.set_title("gradient, %s" % view["name"])
         ax_g.set_xlabel("x (pixels)")
         for ax in (ax_v, ax_g):
             ax.grid(True, alpha=0.3)
             ax.axvline(0.0, color="k", linewidth=0.5)
+            for thr in view["thresholds"]:
+                ax.axvline(thr, color="k", linewidth=0.6, linestyle=":")
     fig.axes[0].legend(fontsize="small", loc="upper center")
-    fig.suptitle("Loss functions (t=%g, w=%g, eps=%g, beta=%g)" % (t, w, eps, beta))
+    fig.suptitle("LOTR Fig. 2: Wing eq. (7) and smooth-Wing eq. (21)-(24) as printed (t=%g, w=%g, eps=%g)"
+                 % (t, w, eps))
     fig.tight_layout()
     return _save_figure(fig, path)

@@ -87,3 +87,35 @@ def test_plot_loss_functions(tmp_path):
     path = vis.plot_loss_functions(tmp_path / "fig2.png")
     img = _read_png(path)
     assert 580 <= img.shape[0] <= 680 and 1100 <= img.shape[1] <= 1250  # 1170 x 630 nominal
+    # the two curves of LOTR Fig. 2 are drawn: tab:orange smooth-Wing and tab:blue Wing pixels (BGR)
+    for bgr in ((14, 127, 255), (180, 119, 31)):
+        near = np.all(np.abs(img.astype(int) - bgr) <= 30, axis=2)
+        assert near.sum() > 500, bgr
+    # all five curves on request
+    path5 = vis.plot_loss_functions(tmp_path / "fig2_all.png", losses=("l1", "l2", "smooth_l1", "wing", "smooth_wing"))
+    assert _read_png(path5).shape == img.shape
+
+
+def test_loss_function_curves_are_the_printed_smooth_wing():
+    t, w, eps = 0.01, 10.0, 2.0
+    views = vis.loss_function_curves(t=t, w=w, eps=eps)
+    assert [v["name"].split(" (")[0] for v in views] == ["global view", "at |x| = w", "at x = 0"]
+    assert views[1]["thresholds"] == (w,) and views[2]["thresholds"] == (-t, t)
+    s = (w + eps) / (2 * t * (eps + t))  # LOTR eq. (22)
+    c1 = w - (w + eps) * np.log(1 + w / eps)  # eq. (23)
+    c2 = s * t * t  # eq. (24)
+    for view in views:
+        x = view["x"]
+        assert set(view["curves"]) == {"wing", "smooth_wing"}
+        v, g = view["curves"]["smooth_wing"]
+        ax = np.abs(x)
+        ref = np.where(ax < t, s * x * x, np.where(ax > w, ax - c1 - c2, (w + eps) * np.log1p(ax / eps) - c2))
+        np.testing.assert_allclose(v, ref, rtol=1e-12, atol=1e-15)
+        # smooth-Wing gradient continuous inside each view; Wing's jumps at |x| = w (and 0)
+        assert np.max(np.abs(np.diff(g))) < 2 * s * (x[1] - x[0]) + 1e-9
+    _, gw = views[1]["curves"]["wing"]
+    assert np.max(np.abs(np.diff(gw))) > 0.15  # w/(w+eps) -> 1
+    _, gs = views[1]["curves"]["smooth_wing"]
+    assert gs[-1] == 1.0 and gs[0] == pytest.approx((w + eps) / (eps + w - 2.0))
+    with pytest.raises(KeyError):
+        vis.loss_function_curves(losses=("huber",))
