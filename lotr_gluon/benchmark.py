@@ -381,6 +381,7 @@ def benchmark_model(cfg, params=None, runtimes=RUNTIMES, batches=(1, 32), flips=
     codec = getattr(net, "codec", None)
     if kind == "heatmap":
         from heatmap_baseline.codec import DECODERS
+        DECODERS = getattr(codec, "decoders", DECODERS)  # the Gaussian-vector codec has its own
         decoders = list(decoders or DECODERS)
         bad = [d for d in decoders if d not in DECODERS]
         if bad:

@@ -63,6 +63,9 @@ def build_loss(cfg):
     if cfg.MODEL.NAME == "earp_heatmap":
         from heatmap_baseline.losses import HeatmapMSELoss
         return HeatmapMSELoss()
+    if cfg.MODEL.NAME == "earp_vector":  # MSE on the band-pooled vectors (heatmap_baseline.vector)
+        from heatmap_baseline.vector import GaussianVectorLoss
+        return GaussianVectorLoss()
     name, L = cfg.LOSS.NAME, cfg.LOSS
     kw = {"wing": dict(w=L.WING_W, eps=L.WING_EPS),
           "smooth_wing": dict(t=L.SMOOTH_WING_T, w=L.WING_W, eps=L.WING_EPS),

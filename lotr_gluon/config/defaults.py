@@ -46,7 +46,7 @@ _C.AUG.SHIFT = 0.0              # random shift, fraction of the crop size (off b
 
 # -------------------------------------------------------------------------------------------- model
 _C.MODEL = CN()
-_C.MODEL.NAME = "lotr"          # registry name: lotr | cnn_ffn | earp_heatmap
+_C.MODEL.NAME = "lotr"          # registry name: lotr | cnn_ffn | earp_heatmap | earp_vector
 _C.MODEL.BACKBONE = "mobilenetv2_1.0"  # gluoncv backbone: mobilenetv2_1.0, resnet50_v1, hrnet_w18, ...
 _C.MODEL.PRETRAINED = True      # ImageNet weights from gluoncv (needs the network; offline: warning + random init)
 _C.MODEL.PRETRAINED_FILE = ""   # local .params of the gluoncv classifier (used instead of downloading)
@@ -89,6 +89,11 @@ _C.MODEL.UPSAMPLER_REDUCE = 256     # 1x1 conv + BN + ReLU to this many channels
 _C.MODEL.UPSAMPLER_S_BLOCK = "conv_shuffle"  # S block order: conv_shuffle (3x3 conv to 4*FILTERS, BN, ReLU, shuffle; ESPCN) | shuffle_conv
 _C.MODEL.HEATMAP_SIGMA = 1.5    # Gaussian target std, heatmap pixels (LOTR eq. 1)
 _C.MODEL.HEATMAP_DECODER = "dark"   # argmax | argmax_shift | dark | vector
+# Gaussian-vector model (MODEL.NAME earp_vector; LOTR Table V "with vectorization", after Xiong et al.): the Earp
+# net above + band pooling, trained on vector labels of std HEATMAP_SIGMA; see heatmap_baseline/vector.py
+_C.MODEL.VECTOR_BANDWIDTHS = [3, 5]  # band-pooling bandwidths (odd), vectors of each averaged (Xiong et al.'s aggregated 3 and 5, per a public summary)
+_C.MODEL.VECTOR_THETA = 0.1     # constant added to the label inside its 3-sigma window (Xiong et al.'s value not read offline; ours)
+_C.MODEL.VECTOR_DECODER = "gaussian_fit"  # gaussian_fit (argmax + 3-point log-parabola on v - theta) | argmax
 
 # --------------------------------------------------------------------------------------------- loss
 _C.LOSS = CN()

@@ -32,10 +32,15 @@ def _register_heatmap():
     except ImportError:
         return
     MODELS.setdefault("earp_heatmap", EarpHeatmapNet)
+    try:
+        from heatmap_baseline.vector import EarpVectorNet  # noqa: F401
+    except ImportError:
+        return
+    MODELS.setdefault("earp_vector", EarpVectorNet)  # LOTR Table V "with vectorization" (Gaussian vectors)
 
 
 def get_model(name, **kwargs):
-    """Build a model by registry name (``lotr``, ``cnn_ffn``, ``earp_heatmap``) or paper preset
+    """Build a model by registry name (``lotr``, ``cnn_ffn``, ``earp_heatmap``, ``earp_vector``) or paper preset
     (``lotr_m``, ``lotr_m_plus``, ``lotr_r_plus``, ``lotr_hr_plus``, ``cnn_ffn_mnv2``, ``cnn_ffn_r50``).
 
     Keyword arguments go to the block's constructor and override the preset's. The returned block is not
@@ -61,9 +66,12 @@ def model_kwargs_from_cfg(cfg, anchors=None):
     common = dict(backbone=m.BACKBONE, num_points=m.NUM_POINTS, input_size=cfg.DATA.INPUT_SIZE,
                   pretrained=m.PRETRAINED, pretrained_file=m.PRETRAINED_FILE, pretrained_root=m.PRETRAINED_ROOT,
                   hrnet_stride=m.HRNET_STRIDE if m.BACKBONE.startswith("hrnet") else None)
-    if m.NAME == "earp_heatmap":
-        return dict(common, upsampler=m.UPSAMPLER, filters=m.UPSAMPLER_FILTERS, reduce=m.UPSAMPLER_REDUCE,
-                    s_block=m.UPSAMPLER_S_BLOCK, sigma=m.HEATMAP_SIGMA, decoder=m.HEATMAP_DECODER)
+    if m.NAME in ("earp_heatmap", "earp_vector"):
+        kw = dict(common, upsampler=m.UPSAMPLER, filters=m.UPSAMPLER_FILTERS, reduce=m.UPSAMPLER_REDUCE,
+                  s_block=m.UPSAMPLER_S_BLOCK, sigma=m.HEATMAP_SIGMA, decoder=m.HEATMAP_DECODER)
+        if m.NAME == "earp_vector":  # the Earp net's keywords + band pooling and vector labels
+            kw.update(decoder=m.VECTOR_DECODER, bandwidths=tuple(m.VECTOR_BANDWIDTHS), theta=m.VECTOR_THETA)
+        return kw
     if m.ANCHORS not in ("none", "mean_shape"):
         raise ValueError("MODEL.ANCHORS must be 'none' or 'mean_shape', got %r" % (m.ANCHORS,))
     common.update(hidden_dim=m.HIDDEN_DIM, head_hidden=tuple(m.HEAD_HIDDEN), coord_units=m.COORD_UNITS,

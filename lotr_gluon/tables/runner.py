@@ -50,7 +50,8 @@ VOLATILE_KEYS = ("CFG_NAME", "OUTPUT_DIR", "DEVICES", "NUM_CPU_CONTEXTS", "KVSTO
 NEUTRAL_VALUES = {"MODEL.AUX_HEATMAP_WEIGHT": 0.0, "MODEL.INIT_FROM": "", "MODEL.INIT_FROM_PREFIXES": ["backbone."],
                   "MODEL.HEAD_PER_LANDMARK_OUT": False, "MODEL.POS_IN_VALUES": "none",
                   "MODEL.POS_INIT": "normal", "MODEL.QUERY_INIT": "normal",
-                  "MODEL.NORM_BEFORE": False, "MODEL.ATTN_OUT_INIT": "he"}
+                  "MODEL.NORM_BEFORE": False, "MODEL.ATTN_OUT_INIT": "he",
+                  "MODEL.VECTOR_BANDWIDTHS": [3, 5], "MODEL.VECTOR_THETA": 0.1, "MODEL.VECTOR_DECODER": "gaussian_fit"}
 #: bump when the content of metrics.json changes meaning
 VALUES_VERSION = 1
 _RUN_FILES_KEEP = ("model_best.params", "model_best.json", "log.jsonl", "config.yaml", "loss_curve.png",
@@ -424,6 +425,8 @@ def run_benchmark(fn, cfg, params, runs=100, warmup=10):
     kwargs = {"params": params, "runtimes": ("gluon",), "batches": (1,), "flips": (False, True)}
     if cfg.MODEL.NAME == "earp_heatmap":
         kwargs["decoders"] = [cfg.MODEL.HEATMAP_DECODER]
+    elif cfg.MODEL.NAME == "earp_vector":
+        kwargs["decoders"] = [cfg.MODEL.VECTOR_DECODER]
     try:
         accepted = set(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
