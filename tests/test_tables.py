@@ -60,10 +60,13 @@ def test_table5_rows():
     assert spec.flips == (False, True) and spec.benchmark
     for data in ("jd", "datatang"):
         rs = {rc.name: rc for rc in resolve_cells(spec, data, "paper")}
-        v = rs["earp_vector"]
-        assert v.source is rs["earp"] and v.eval_cfg.MODEL.HEATMAP_DECODER == "vector"
-        assert v.train_hash == rs["earp"].train_hash and v.cell_hash != rs["earp"].cell_hash
-        assert rs["earp_r50"].cfg.MODEL.BACKBONE == "resnet50_v1" and rs["earp_r50_vector"].source is rs["earp_r50"]
+        # "with vectorization": a Gaussian-vector model trained on its own (LOTR Sec. IV-G-1), same data and schedule
+        for v, hm in ((rs["earp_vector"], rs["earp"]), (rs["earp_r50_vector"], rs["earp_r50"])):
+            assert v.source is None and v.cfg.MODEL.NAME == "earp_vector" and hm.cfg.MODEL.NAME == "earp_heatmap"
+            assert v.cfg.MODEL.BACKBONE == hm.cfg.MODEL.BACKBONE and v.train_hash != hm.train_hash
+            for k in ("DATA", "AUG", "TRAIN"):
+                assert v.cfg[k] == hm.cfg[k], k
+        assert rs["earp_r50"].cfg.MODEL.BACKBONE == "resnet50_v1"
         assert rs["cnn_ffn_mnv2"].cfg.MODEL.NAME == "cnn_ffn" and rs["cnn_ffn_r50"].cfg.MODEL.BACKBONE == "resnet50_v1"
         # same data, loss and tricks as the LOTR configs of the folder
         for k in ("DATA", "AUG", "LOSS", "TRAIN"):
