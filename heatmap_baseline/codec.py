@@ -35,8 +35,9 @@ Decoders (``decode(heatmaps, method)``):
                   0.09 / 0.13, 1-1.5 px 0.19 / 0.27, 0.5-1 px 0.38 / 0.49 (argmax 0.25 / 0.5), 0-0.5 px
                   argmax, as the stencil does not fit). ``kernel=0`` (no modulation) is exact from 0.5 px
                   on; we keep the modulation of the DARK paper by default.
-``vector``        Gaussian-vector decoding (Xiong et al., "Gaussian Vector", band pooling over the full
-                  width/height), LOTR Table V "with vectorization": negative values are set to 0, the
+``vector``        Gaussian-vector decoding of a heatmap (Xiong et al.'s band pooling over the full
+                  width/height, at test time only; LOTR Table V's "with vectorization" rows are a model
+                  trained on vector labels instead, :mod:`heatmap_baseline.vector`): negative values are set to 0, the
                   heatmap is summed over rows (-> x-vector of length w) and over columns (-> y-vector of
                   length h); on each vector, argmax + the parabola through the logs of the maximum and its two
                   neighbours (a 3-point Gaussian fit: ``offset = (l - r) / (2 (l - 2c + r))``), clipped to

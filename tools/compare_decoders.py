@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Evaluate a heatmap model with every sub-pixel decoder (Earp et al.; LOTR Table V "with vectorization"):
+"""Evaluate a heatmap model with every sub-pixel decoder (Earp et al.; ``vector`` is band pooling at test time
+only, not the Table V "with vectorization" model of heatmap_baseline/vector.py):
 ``python tools/compare_decoders.py --cfg experiments/datatang/earp_mnv2_1.0_sdd.yaml --params W.params``.
 
 For each decoder (argmax, argmax_shift, dark, vector) and flip off/on, prints and writes NME / AUC / FR on

@@ -7,7 +7,7 @@
 
 Tables (``--list``): LOTR II (WFLW, LOTR-HR+; needs ``--data wflw``), III (LOTR models + heatmap baseline on
 the test set), V (AUC without / with flip, inference time without / with flip, size, parameters of the heatmap
-baseline with and without vectorised decoding, CNN+FFN, LOTR-M/M+/R+), VI (5 losses x 3 models), VII (1-6
+baseline and of the Gaussian-vector model "with vectorization", CNN+FFN, LOTR-M/M+/R+), VI (5 losses x 3 models), VII (1-6
 encoder/decoder layers x 3 models); Earp et al. 2, 3 (upsampling strategies), 4 (filters).
 
 Every cell (``--dry-run`` lists them) is ``experiments/<data>/<file>.yaml`` + overrides, trained with
