@@ -18,11 +18,12 @@ from .spec import (Cell, Metric, TableSpec, TABLES, PAPERS, get_table, list_tabl
 from .runner import (ResolvedCell, resolve_cells, select_cells, config_hash, canonical_config, cell_status,
                      run_cell, run_table, ensure_trained, evaluate_cell, cell_values, load_benchmark, run_benchmark,
                      experiments_dir, table_dir)
-from .report import build_rows, render_markdown, render_dry_run, write_report, make_plots, report, MISSING
+from .report import (build_rows, render_markdown, render_dry_run, render_paper_grid, write_report, make_plots,
+                     report, MISSING)
 
 __all__ = ["Cell", "Metric", "TableSpec", "TABLES", "PAPERS", "get_table", "list_tables", "parse_table_id",
            "load_paper", "paper_value", "scale_overrides", "parse_scale", "benchmark_settings", "ResolvedCell",
            "resolve_cells", "select_cells", "config_hash", "canonical_config", "cell_status", "run_cell",
            "run_table", "ensure_trained", "evaluate_cell", "cell_values", "load_benchmark", "run_benchmark",
-           "experiments_dir", "table_dir", "build_rows", "render_markdown", "render_dry_run", "write_report",
-           "make_plots", "report", "MISSING"]
+           "experiments_dir", "table_dir", "build_rows", "render_markdown", "render_dry_run", "render_paper_grid",
+           "write_report", "make_plots", "report", "MISSING"]

@@ -1,7 +1,8 @@
 """The comparison of a table with the paper: Markdown, CSV, JSON and plots.
 
-Every number from the paper is labelled "paper"; a secondary-source number carries a "†" and its source
-in the notes. A cell without our result shows "—" in the "ours" column, never the paper's value.
+Every number from the paper is labelled "paper" and comes from ``paper/<paper>_table<N>.json`` (table, row and
+column in the CSV); a number the paper gives in its text rather than in the table carries a "*". A cell without
+our result shows "—" in the "ours" column, never the paper's value; a "-" of the paper stays "-".
 """
 import csv
 import datetime
@@ -11,12 +12,14 @@ import math
 import os
 
 from .runner import _read_json, cell_status, table_dir
-from .spec import PAPERS, load_paper, paper_value
+from .spec import PAPERS, load_paper, paper_entry, paper_grid, paper_value
 
-__all__ = ["build_rows", "render_markdown", "render_dry_run", "write_report", "make_plots", "report", "MISSING"]
+__all__ = ["build_rows", "render_markdown", "render_dry_run", "render_paper_grid", "write_report", "make_plots",
+           "report", "MISSING"]
 
 MISSING = "—"
-SECONDARY_MARK = "†"
+PAPER_GAP = "-"        # a '-' printed in the paper
+TEXT_MARK = "*"        # a paper number from its text (or another table), not from the table's grid
 
 
 def _num(x, decimals=2):
@@ -30,7 +33,7 @@ def _num(x, decimals=2):
 
 def build_rows(resolved, paper=None):
     """One dict per cell: name, row, col, status, detail, ``paper`` / ``ours`` / ``diff`` (metric key ->
-    number or None), ``provenance`` (metric key -> 'secondary', ... or None), diverged."""
+    number or None), ``provenance`` (metric key -> 'Table VI, L2, LOTR-M', 'gap' or None), diverged."""
     rows = []
     if not resolved:
         return rows
@@ -52,10 +55,11 @@ def build_rows(resolved, paper=None):
                 ours = float("nan")
             r["ours"][met.key] = ours
             if met in spec.metrics:
-                pv, prov = paper_value(paper, rc.name, met.key)
+                pv, prov = paper_value(paper, rc.cell, met.key)
                 r["paper"][met.key] = pv
                 r["provenance"][met.key] = prov
-                r["diff"][met.key] = (ours - pv) if (ours is not None and pv is not None and not diverged) else None
+                r["diff"][met.key] = (ours - pv) if (ours is not None and pv is not None and not diverged
+                                                     and not math.isnan(pv)) else None
         if m and (m.get("benchmark") or {}).get("error"):
             r["timing_error"] = m["benchmark"]["error"]
         rows.append(r)
@@ -63,8 +67,10 @@ def build_rows(resolved, paper=None):
 
 
 def _paper_cell(x, prov, decimals):
+    if x is None and prov == "gap":
+        return PAPER_GAP
     s = _num(x, decimals)
-    return s + SECONDARY_MARK if x is not None and prov == "secondary" else s
+    return s + TEXT_MARK if x is not None and prov and "(from " in prov else s
 
 
 def _unit(met):
@@ -136,14 +142,15 @@ def render_markdown(spec, rows, context=None, paper=None):
                                                    _paper_cell(r["paper"][met.key], r["provenance"][met.key],
                                                                met.decimals)))
                 out.append("| %s | %s |" % (row, " | ".join(cells)))
-    notes = ["%s = not measured yet (ours) or not available offline (paper)." % MISSING,
-             "Δ = ours − paper, in the column's unit."]
-    if any(p == "secondary" for r in rows for p in r["provenance"].values()) and paper:
-        notes.append("%s paper value from a secondary source: %s" % (SECONDARY_MARK, paper["provenance"]["secondary"]))
-    if any(p == "repository" for r in rows for p in r["provenance"].values()) and paper:
-        notes.append("paper parameter counts: %s" % paper["provenance"]["repository"])
+    if paper and not spec.cols:
+        out += ["", render_paper_grid(spec, rows, paper).rstrip("\n")]
+    notes = ["%s = not measured yet (ours) or not printed in the paper (paper); %s = printed as '-' in the paper."
+             % (MISSING, PAPER_GAP), "Δ = ours − paper, in the column's unit."]
+    if any(p and "(from " in p for r in rows for p in r["provenance"].values()):
+        notes.append("%s paper number from the paper's text or another table, not from this table: %s" % (
+            TEXT_MARK, "; ".join(sorted({p for r in rows for p in r["provenance"].values() if p and "(from " in p}))))
     if paper:
-        notes += list(paper.get("notes", []))[1:]
+        notes += list(paper.get("notes", []))
         notes.append("paper numbers: %s" % os.path.relpath(paper["_path"]))
     notes += list(spec.extra_notes)
     errs = sorted({r["timing_error"] for r in rows if r.get("timing_error")})
@@ -155,8 +162,52 @@ def render_markdown(spec, rows, context=None, paper=None):
     return "\n".join(out) + "\n"
 
 
+def render_paper_grid(spec, rows=None, paper=None):
+    """The paper's table as printed (its rows, columns and groups, in its order) with ours beside each number.
+
+    A number the table has a cell for reads ``paper / ours`` (ours "—" until measured); a row the project does not
+    train (``spec.paper_only``, leaderboard entries) shows the paper's number alone. ``rows``: :func:`build_rows`
+    (None: every ours "—"). Empty string when the paper has no file for the table.
+    """
+    paper = paper if paper is not None else load_paper(spec)
+    if not paper:
+        return ""
+    cols, lines = paper_grid(paper)
+    mets = {m.key: m for m in tuple(spec.metrics) + tuple(spec.extras)}
+    ours = {(r["row"], r["col"]): r for r in rows or []}
+    if rows is None:
+        ours = {(c.row, c.col): None for c in spec.cells}
+    grouped = any(g for g, _, _ in lines)
+    head = (["group"] if grouped else []) + [paper.get("row_header") or spec.row_label] + cols
+    out = ["%s as printed, paper / ours:" % spec.label, "",
+           "| " + " | ".join(head) + " |", "|" + "---|" * (1 + grouped) + "---:|" * len(cols)]
+    for group, row, entries in lines:
+        cells = []
+        for col in cols:
+            e = entries.get(col)
+            if e is None:
+                cells.append("")
+                continue
+            p = e.get("printed") or _num(e["value"])
+            p += TEXT_MARK if e.get("source") else ""
+            match = None
+            for (orow, ocol), r in ours.items():
+                if e["key"] in mets and paper_entry(paper, (orow, ocol), e["key"]) is e:
+                    match = (r, mets[e["key"]])
+                    break
+            if match is None:
+                cells.append(p)
+            else:
+                r, met = match
+                cells.append("%s / %s" % (p, _num(r["ours"].get(met.key) if r else None, met.decimals)))
+        label = row + (" (paper only)" if row in spec.paper_only else "")
+        out.append("| " + " | ".join(([group or ""] if grouped else []) + [label] + cells) + " |")
+    return "\n".join(out) + "\n"
+
+
 def render_dry_run(spec, resolved, context=None):
-    """What would be trained: cell, config, overrides, status."""
+    """What would be trained: cell, config, overrides, status; then the paper's table beside our (empty until
+    measured) cells (:func:`render_paper_grid`)."""
     ctx = context or {}
     lines = ["%s — %s: %d cells, experiments/%s, scale %s" % (spec.label, spec.title, len(resolved),
                                                             ctx.get("data", "?"), ctx.get("scale", "?")), ""]
@@ -175,6 +226,9 @@ def render_dry_run(spec, resolved, context=None):
         if ctx.get("opts"):
             lines += ["extra overrides (every cell): " + " ".join(ctx["opts"])]
         lines += ["results: %s/<cell>/metrics.json" % resolved[0].table_dir]
+    grid = render_paper_grid(spec, build_rows(resolved) if resolved else None)
+    if grid:
+        lines += ["", grid.rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 
@@ -226,11 +280,35 @@ def _csv(x):
 
 # ------------------------------------------------------------------------------------------ plots
 def _groups(spec, resolved):
-    """CED / loss-curve groups: one per row of two-way tables, else one for the whole table."""
+    """CED / loss-curve groups: one per model of two-way tables (the cells sharing a name prefix, ``lotr_m/*``;
+    labelled by the grid label they share), else one for the whole table."""
     if spec.cols:
-        groups = [(row, [rc for rc in resolved if rc.cell.row == row]) for row in spec.rows]
-        return [(row, cells) for row, cells in groups if cells]
+        order, by = [], {}
+        for rc in resolved:
+            k = rc.name.split("/")[0]
+            if k not in by:
+                order.append(k)
+                by[k] = []
+            by[k].append(rc)
+        out = []
+        for k in order:
+            c = by[k][0].cell
+            out.append((c.col if _col_is_model(spec, c) else c.row, by[k]))
+        return out
     return [("", list(resolved))]
+
+
+def _col_is_model(spec, cell):
+    """Whether the cells sharing ``cell``'s name prefix share its column (LOTR VI/VII: the model is the column)."""
+    prefix = cell.name.split("/")[0]
+    return len({c.col for c in spec.cells if c.name.split("/")[0] == prefix}) == 1
+
+
+def _curve_label(spec, rc):
+    """The grid label that varies within a group (the loss of a Table VI model, the layer count of Table VII)."""
+    if spec.cols:
+        return (rc.cell.row if _col_is_model(spec, rc.cell) else rc.cell.col) or rc.name
+    return rc.cell.col or rc.cell.row or rc.name
 
 
 def _suffix(group, cells):
@@ -261,8 +339,7 @@ def make_plots(spec, resolved, out_dir, log=print):
             nmes = pi.get(key) or pi.get("nme_noflip") or pi.get("nme_flip")
             if not nmes:
                 continue
-            label = rc.cell.col or rc.cell.row or rc.name
-            curves[label] = nmes
+            curves[_curve_label(spec, rc)] = nmes
             threshold = threshold or pi.get("threshold")
             base = base or pi.get("nme_mean_shape")
         if curves:
@@ -281,7 +358,7 @@ def make_plots(spec, resolved, out_dir, log=print):
                 if len(tr) < 2:
                     tr = [(r["epoch"], r["loss"]) for r in recs if r.get("type") == "epoch"]
                 if tr:
-                    series[rc.cell.col or rc.name] = tuple(zip(*tr))
+                    series[_curve_label(spec, rc)] = tuple(zip(*tr))
             if series:
                 p = os.path.join(out_dir, "loss_curves%s.png" % _suffix(group, cells))
                 vis.plot_loss_curves(series, p, title="%s training loss, %s (each loss in its own units)"

@@ -4,9 +4,44 @@ A **cell** is one trained model: an experiment YAML of ``experiments/<data>/`` p
 (e.g. ``LOSS.NAME wing``). A cell may instead *evaluate another cell's weights* with different evaluation
 settings (``train_from`` + ``eval_overrides``, e.g. another heatmap decoder).
 
-The papers' numbers live in ``lotr_gluon/tables/paper/<paper>_table<N>.json`` (:func:`load_paper`).
+The papers' numbers live in ``lotr_gluon/tables/paper/<paper>_table<N>.json`` (:func:`load_paper`), one file per
+printed table of either paper (LOTR II-VII, Earp et al. 1-7), transcribed from ``shared/papers/lotr.md`` and
+``earp.md``. Layout of a file:
+
+* ``rows``, ``columns``: the row and column keys in the paper's order (the paper's grid: LOTR Table VI has the
+  losses as rows and the models as columns, Table VII the layer counts as rows); ``groups`` where the paper groups
+  rows (LOTR II: metric; LOTR IV: face detector; Earp 5: challenge); ``row_header``, ``caption``, ``dataset``,
+  ``notes``.
+* ``values``: one entry per printed number, row by row: ``table`` (as printed: ``"VI"``, ``"3"``), ``row``,
+  ``column``, ``key`` (the metric key of our values: ``auc``, ``nme_pose``, ``ms_flip``, ``size_mb``...),
+  ``value``, ``printed`` (the cell's text), and where they apply ``group``, ``bold``, ``mark`` (a dagger),
+  ``label`` (the printed row text when the key differs), ``source``/``where`` (a number taken from the paper's text
+  or another table, not from this table's grid).
+* A ``NaN`` in the paper (LOTR Table VII) is stored as the JSON string ``"NaN"`` and read as ``float('nan')``; a
+  ``-`` in the paper (LOTR Table II, LUVLi's subsets) is ``"value": null`` with ``"gap": "-"``. No other entry has
+  a null value.
+
+Key convention (how a :class:`Cell` finds its paper numbers, :func:`paper_entry`): an entry belongs to a cell when
+``entry.key`` is the metric key, ``entry[index_by]`` equals ``cell.row`` (``index_by`` is ``"row"`` unless the file
+says ``"column"``: Earp Table 6 prints the models as columns), and, for two-way tables (``cell.col`` set), the
+other field equals ``cell.col``. Row keys are the paper's names with markup, citations and daggers dropped:
+
+* LOTR II: methods (``LAB`` ... ``LOTR-HR+``), columns ``Test set``, ``Pose`` ... ``Blur``, keys ``nme``,
+  ``fr_pose``, ``auc_makeup``...; III: ``LOTR-R+``, ``LOTR-M+``, ``LOTR-M``, ``Earp et al. (ResNet50)``,
+  ``Earp et al. (MobileNetV2 1.0)``, ``Baidu-VIS``, ``Xiong et al.``, ``USTC``; IV: landmark source within
+  detector group; V: ``<Model> (<Backbone>)``, e.g. ``Earp et al. with vectorization (ResNet50)``,
+  ``CNN + FFN (MobileNetV2 1.0)``, ``LOTR-R+ (ResNet50)``; VI: losses ``L2``, ``L1``, ``Smooth-L1``, ``Wing``,
+  ``Smooth-Wing`` x models ``LOTR-M``, ``LOTR-M+``, ``LOTR-R+``; VII: ``"1"`` ... ``"6"`` x models.
+* Earp et al.: Tables 2-3 rows are the strategy strings (``SSSS``, ``DSSS``, ..., ``DDDD``; backbone
+  MNetV2-0.25), Table 4 rows the strategies ``SSD``, ``SDD``, ``SSSD``, ``SDDSD`` (backbone MNetV2-1.0),
+  Table 5 rows the backbones ``MNetV2-1.0``, ``ResNet18``, ``ResNet50`` (printed "Our-...") and the challenge
+  entries, Table 6 columns the same three backbones (``index_by: column``), Table 1 ``MNetV2-0.25`` and the
+  challenge entries. Metric keys: ``auc``, ``fr``, ``nme``, ``gflops``, ``size_mb``, ``ms_gpu``, ``ms_cpu``.
+* Where a file has ``groups`` and a lookup gives none, the first group is meant (Earp 5: Challenge 1, the
+  JD-landmark test set).
 """
 import json
+import math
 import os
 from collections import namedtuple
 from dataclasses import dataclass, field
@@ -14,7 +49,7 @@ from typing import Optional, Tuple
 
 __all__ = ["Cell", "Metric", "TableSpec", "TABLES", "PAPERS", "get_table", "list_tables", "parse_table_id",
            "load_paper", "paper_value", "scale_overrides", "parse_scale", "benchmark_settings", "PAPER_DIR",
-           "LOSSES", "LOTR_MODELS", "ROMAN"]
+           "LOSSES", "LOTR_MODELS", "ROMAN", "paper_entry", "paper_grid", "provenance", "PaperTableError"]
 
 PAPER_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "paper")
 PAPERS = {"lotr": "LOTR (Watchareeruetai et al., arXiv 2109.10057)",
@@ -33,7 +68,8 @@ class Cell:
     overrides : tuple of str
         ``KEY VALUE`` pairs applied on top of the file (and of the scale's overrides).
     row, col : str
-        Labels of the cell in the paper's grid (``col`` empty for one-column tables).
+        Row and column keys of the cell in the paper's grid, as in ``paper/<paper>_table<N>.json`` (``col``
+        empty when the table's columns are metrics); see the key convention in the module docstring.
     train_from : str or None
         Name of the cell whose trained weights this cell evaluates (no training of its own).
     eval_overrides : tuple of str
@@ -72,6 +108,7 @@ class TableSpec:
     loss_curves: bool = False       # training-loss curves per row (Table VI)
     loss_functions_figure: bool = False  # LOTR Fig. 2 (vis.plot_loss_functions)
     data: Optional[Tuple[str, ...]] = None  # dataset folders the table makes sense for (None: any)
+    paper_only: Tuple[str, ...] = ()  # paper rows we do not train (leaderboard entries): paper numbers only
     row_label: str = "model"
     col_label: str = ""
     note: str = ""
@@ -113,7 +150,7 @@ class TableSpec:
 # ------------------------------------------------------------------------------------------ the grids
 LOTR_MODELS = (("lotr_m", "LOTR-M", "lotr_m.yaml"), ("lotr_m_plus", "LOTR-M+", "lotr_m_plus.yaml"),
                ("lotr_r_plus", "LOTR-R+", "lotr_r_plus.yaml"))
-LOSSES = (("l2", "L2"), ("l1", "L1"), ("smooth_l1", "smooth-L1"), ("wing", "Wing"), ("smooth_wing", "smooth-Wing"))
+LOSSES = (("l2", "L2"), ("l1", "L1"), ("smooth_l1", "Smooth-L1"), ("wing", "Wing"), ("smooth_wing", "Smooth-Wing"))
 WFLW_SUBSETS = ("pose", "expression", "illumination", "makeup", "occlusion", "blur")
 EARP_CFG = "earp_mnv2_1.0_sdd.yaml"   # present in experiments/jd and experiments/datatang
 EARP_VECTOR_CFG = "earp_mnv2_1.0_sdd_vector.yaml"   # the Gaussian-vector model (LOTR Table V), jd and datatang
@@ -125,29 +162,44 @@ def _table2():
     metrics = [NME, FR, AUC]
     for s in WFLW_SUBSETS:
         metrics += [_m("nme_" + s, "NME " + s), _m("fr_" + s, "FR " + s), _m("auc_" + s, "AUC " + s)]
+    # LOTR Table II: our LOTR-HR+ row; the six other methods are the paper's comparison (paper only)
     return TableSpec("lotr", "2", "WFLW: LOTR-HR+ on the test set and its six subsets",
                      (Cell("lotr_hr_plus", "lotr_hr_plus.yaml", row="LOTR-HR+"),), tuple(metrics),
-                     data=("wflw",), note="Needs WFLW: --data wflw DATA.ROOT /path/to/WFLW.")
+                     data=("wflw",), note="Needs WFLW: --data wflw DATA.ROOT /path/to/WFLW.", row_label="method",
+                     paper_only=("LAB", "Wing", "AWing", "LUVLi", "GV", "HIH"))
+
+
+EARP_R50 = ("MODEL.BACKBONE", "resnet50_v1")
 
 
 def _table3():
-    cells = tuple(Cell(k, f, row=label) for k, label, f in LOTR_MODELS)
-    cells += (Cell("earp", EARP_CFG, row="heatmap baseline (Earp et al., MobileNetV2 SDD)"),)
-    return TableSpec("lotr", "3", "LOTR models and the heatmap baseline on the test set", cells,
-                     (NME, FR, AUC, GFLOPS), model_info=True, data=("jd", "datatang"))
+    # LOTR Table III, rows in the paper's order; the three leaderboard entries are paper only
+    cells = (Cell("lotr_r_plus", "lotr_r_plus.yaml", row="LOTR-R+"),
+             Cell("lotr_m_plus", "lotr_m_plus.yaml", row="LOTR-M+"),
+             Cell("earp_r50", EARP_CFG, EARP_R50, row="Earp et al. (ResNet50)"),
+             Cell("lotr_m", "lotr_m.yaml", row="LOTR-M"),
+             Cell("earp", EARP_CFG, row="Earp et al. (MobileNetV2 1.0)"))
+    return TableSpec("lotr", "3", "LOTR models and the heatmap models of Earp et al. on the test set", cells,
+                     (AUC, FR, NME, GFLOPS), model_info=True, data=("jd", "datatang"),
+                     paper_only=("Baidu-VIS", "Xiong et al.", "USTC"),
+                     extra_notes=("GFLOPs are not a Table III column: the paper's numbers come from its text after "
+                                  "Table III (LOTR models) and Earp et al. Table 6 (heatmap models).",))
 
 
 def _table5():
-    r50 = ("MODEL.BACKBONE", "resnet50_v1")
-    cells = (Cell("earp", EARP_CFG, row="heatmap [Earp] MobileNetV2"),
+    # LOTR Table V, the nine rows in the paper's order (row keys '<Model> (<Backbone>)')
+    r50 = EARP_R50
+    cells = (Cell("earp", EARP_CFG, row="Earp et al. (MobileNetV2 1.0)"),
+             Cell("earp_r50", EARP_CFG, r50, row="Earp et al. (ResNet50)"),
              # "with vectorization" (Sec. IV-G-1, after Xiong et al.): a model of its own, trained on Gaussian-vector
              # labels through band pooling (heatmap_baseline/vector.py), not the heatmap weights decoded differently
-             Cell("earp_vector", EARP_VECTOR_CFG, row="heatmap [Earp] MobileNetV2, vectorised"),
-             Cell("earp_r50", EARP_CFG, r50, row="heatmap [Earp] ResNet50"),
-             Cell("earp_r50_vector", EARP_VECTOR_CFG, r50, row="heatmap [Earp] ResNet50, vectorised"),
-             Cell("cnn_ffn_mnv2", "cnn_ffn_mnv2.yaml", row="CNN+FFN MobileNetV2"),
-             Cell("cnn_ffn_r50", "cnn_ffn_r50.yaml", row="CNN+FFN ResNet50"))
-    cells += tuple(Cell(k, f, row=label) for k, label, f in LOTR_MODELS)
+             Cell("earp_vector", EARP_VECTOR_CFG, row="Earp et al. with vectorization (MobileNetV2 1.0)"),
+             Cell("earp_r50_vector", EARP_VECTOR_CFG, r50, row="Earp et al. with vectorization (ResNet50)"),
+             Cell("cnn_ffn_mnv2", "cnn_ffn_mnv2.yaml", row="CNN + FFN (MobileNetV2 1.0)"),
+             Cell("cnn_ffn_r50", "cnn_ffn_r50.yaml", row="CNN + FFN (ResNet50)"),
+             Cell("lotr_m", "lotr_m.yaml", row="LOTR-M (MobileNetV2 1.0)"),
+             Cell("lotr_m_plus", "lotr_m_plus.yaml", row="LOTR-M+ (MobileNetV2 1.0)"),
+             Cell("lotr_r_plus", "lotr_r_plus.yaml", row="LOTR-R+ (ResNet50)"))
     metrics = (_m("auc_noflip", "AUC w/o flip"), _m("auc_flip", "AUC flip"),
                _m("ms_noflip", "time w/o flip", "ms", 2), _m("ms_flip", "time flip", "ms", 2), SIZE, PARAMS)
     return TableSpec("lotr", "5", "Accuracy, inference time, size and parameters", cells, metrics,
@@ -160,18 +212,20 @@ def _table5():
 
 
 def _table6():
-    cells = tuple(Cell("%s/%s" % (k, loss), f, ("LOSS.NAME", loss), row=label, col=loss_label)
+    # LOTR Table VI: losses as rows, models as columns (cells listed model by model: one model's runs together)
+    cells = tuple(Cell("%s/%s" % (k, loss), f, ("LOSS.NAME", loss), row=loss_label, col=label)
                   for k, label, f in LOTR_MODELS for loss, loss_label in LOSSES)
     return TableSpec("lotr", "6", "Loss functions", cells, (AUC,), extras=(NME, FR), loss_curves=True,
-                     loss_functions_figure=True, data=("jd", "datatang"), col_label="loss")
+                     loss_functions_figure=True, data=("jd", "datatang"), row_label="loss", col_label="model")
 
 
 def _table7():
+    # LOTR Table VII: encoder/decoder layer counts as rows, models as columns
     cells = tuple(Cell("%s/L%d" % (k, n), f, ("MODEL.ENC_LAYERS", str(n), "MODEL.DEC_LAYERS", str(n)),
-                       row=label, col="L=%d" % n)
+                       row=str(n), col=label)
                   for k, label, f in LOTR_MODELS for n in range(1, 7))
     return TableSpec("lotr", "7", "Number of encoder / decoder layers", cells, (AUC,), extras=(NME, FR),
-                     data=("jd", "datatang"), col_label="layers")
+                     data=("jd", "datatang"), row_label="encoder/decoder layers", col_label="model")
 
 
 def _earp_strategy(table, strings, title):
@@ -241,8 +295,35 @@ def list_tables():
 
 
 # ------------------------------------------------------------------------------------------ paper data
+class PaperTableError(ValueError):
+    """A paper-table file is malformed (names the file and the entry)."""
+
+
+_ENTRY_FIELDS = ("table", "row", "column", "key", "value")
+
+
 def load_paper(spec_or_paper, table=None):
-    """The paper's numbers for a table (``lotr_gluon/tables/paper/<paper>_table<N>.json``), or None."""
+    """The paper's numbers for a table (``lotr_gluon/tables/paper/<paper>_table<N>.json``), or None.
+
+    Parameters
+    ----------
+    spec_or_paper : TableSpec or str
+        A table spec, or the paper (``'lotr'``, ``'earp'``) with ``table`` (``6``, ``'VI'``).
+
+    Returns
+    -------
+    dict or None
+        The file's content (layout in the module docstring) with ``_path`` added; every entry of ``values`` has
+        ``table``, ``row``, ``column``, ``key`` and ``value``: a float, ``nan`` where the paper prints NaN (stored
+        as the string ``"NaN"``), or None only for a ``-`` of the paper (``"gap": "-"``). None when there is no
+        file.
+
+    Raises
+    ------
+    PaperTableError
+        An entry lacks a field, has a value that is not a number, ``"NaN"`` or a marked gap, or a
+        (group, row, column, key) appears twice.
+    """
     if isinstance(spec_or_paper, TableSpec):
         paper, table = spec_or_paper.paper, spec_or_paper.table
     else:
@@ -252,18 +333,107 @@ def load_paper(spec_or_paper, table=None):
         return None
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
+    seen = set()
+    for i, e in enumerate(data.get("values", [])):
+        missing = [k for k in _ENTRY_FIELDS if k not in e]
+        if missing:
+            raise PaperTableError("%s: values[%d] lacks %s" % (path, i, ", ".join(missing)))
+        v = e["value"]
+        if v == "NaN":
+            e["value"] = float("nan")
+        elif v is None:
+            if e.get("gap") != "-":
+                raise PaperTableError("%s: values[%d] (%s, %s) is null without \"gap\": \"-\"" % (
+                    path, i, e["row"], e["column"]))
+        elif isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise PaperTableError("%s: values[%d] (%s, %s) has value %r (a number, \"NaN\" or a marked gap)" % (
+                path, i, e["row"], e["column"], v))
+        else:
+            e["value"] = float(v)
+        k = (e.get("group"), e["row"], e["column"], e["key"])
+        if k in seen:
+            raise PaperTableError("%s: values[%d] repeats %r" % (path, i, k))
+        seen.add(k)
     data["_path"] = path
     return data
 
 
-def paper_value(paper_data, cell, key):
-    """``(value, provenance)`` of a paper number; ``(None, None)`` when absent or null."""
+def paper_entry(paper_data, cell, key, group=None):
+    """The entry of the paper's table that a cell's metric ``key`` compares with, or None.
+
+    ``cell`` is a :class:`Cell` (its ``row`` and, if set, ``col``), a row key, or a ``(row, col)`` pair; the match
+    follows the key convention of the module docstring (``index_by``; the first of ``groups`` unless ``group``).
+
+    Raises
+    ------
+    PaperTableError
+        More than one entry matches (the file or the cell's labels are ambiguous).
+    """
     if not paper_data:
+        return None
+    if isinstance(cell, Cell):
+        row, col = cell.row, cell.col
+    elif isinstance(cell, tuple):
+        row, col = cell
+    else:
+        row, col = cell, ""
+    by = paper_data.get("index_by", "row")
+    other = "column" if by == "row" else "row"
+    found = [e for e in paper_data.get("values", [])
+             if e["key"] == key and e[by] == row and (not col or e[other] == col)]
+    groups = paper_data.get("groups") or []
+    if group is not None:
+        found = [e for e in found if e.get("group") == group]
+    elif len(found) > 1 and groups:
+        found = [e for e in found if e.get("group") == groups[0]]
+    if len(found) > 1:
+        raise PaperTableError("%s: %d entries match row %r, column %r, key %r" % (
+            paper_data.get("_path"), len(found), row, col, key))
+    return found[0] if found else None
+
+
+def provenance(entry):
+    """``'Table VI, L2, LOTR-M'`` (+ where it comes from when not from the table's grid)."""
+    where = "Table %s, %s%s, %s" % (entry["table"], (entry["group"] + ", ") if entry.get("group") else "",
+                                     entry["row"], entry["column"])
+    if entry.get("source"):
+        where += " (from %s: %s)" % (entry["source"], entry.get("where", ""))
+    return where
+
+
+def paper_value(paper_data, cell, key, group=None):
+    """``(value, provenance)`` of the paper number a cell's metric compares with (:func:`paper_entry`).
+
+    ``value`` is a float (``nan`` where the paper prints NaN) and ``provenance`` the table, row and column
+    (:func:`provenance`); ``(None, 'gap')`` for a ``-`` in the paper; ``(None, None)`` when the paper has no such
+    number.
+    """
+    e = paper_entry(paper_data, cell, key, group)
+    if e is None:
         return None, None
-    entry = paper_data.get("cells", {}).get(cell, {}).get(key)
-    if not isinstance(entry, dict) or entry.get("value") is None:
-        return None, None
-    return float(entry["value"]), entry.get("provenance")
+    if e["value"] is None:
+        return None, "gap"
+    return float(e["value"]), provenance(e)
+
+
+def paper_grid(paper_data):
+    """The paper's table as printed: ``(columns, lines)`` with ``lines`` = ``[(group, row, {column: entry})]``
+    in the paper's order. Columns are the file's ``columns`` plus any extra column of its entries (a number from
+    the text, such as LOTR III's GFLOPs), without the ``(std)`` half of a ``mean ± std`` cell."""
+    by = paper_data.get("index_by", "row")
+    cols = list(paper_data.get("columns", []))
+    lines, index = [], {}
+    for e in paper_data.get("values", []):
+        if e["column"].endswith("(std)"):
+            continue
+        if e["column"] not in cols:
+            cols.append(e["column"])
+        k = (e.get("group"), e["row"])
+        if k not in index:
+            index[k] = {}
+            lines.append((e.get("group"), e["row"], index[k]))
+        index[k][e["column"]] = e
+    return cols, lines
 
 
 # ------------------------------------------------------------------------------------------ scales
