@@ -203,11 +203,16 @@ def test_vector_model_trains_on_real_faces(datatang_root, tmp_path):
     assert np.isfinite(crop).all() and (crop >= -0.5).all() and (crop <= 63.5).all()
 
 
-def test_benchmark_times_the_vector_decoder():
+def test_benchmark_and_export_of_the_vector_model():
+    """Timed with its own decoders; band pooling exports to the symbol and ONNX runtimes with the same output."""
     from lotr_gluon.benchmark import benchmark_model
     cfg = os.path.join(ROOT, "experiments", "datatang", "earp_mnv2_1.0_sdd_vector.yaml")
     rows = benchmark_model(cfg, opts=["MODEL.BACKBONE", "mobilenetv2_0.25", "DATA.INPUT_SIZE", "64"],
-                           runtimes=("gluon",), batches=(1,), flips=(False, True), runs=1, warmup=0)
-    assert {(r["flip"], r["decoder"]) for r in rows} == {(False, "gaussian_fit"), (True, "gaussian_fit"),
-                                                         (False, "argmax"), (True, "argmax")}
+                           runtimes=("gluon", "symbol", "onnx"), batches=(1,), flips=(False, True), runs=1,
+                           warmup=0)
+    assert {(r["runtime"], r["flip"], r["decoder"]) for r in rows} == {
+        (rt, f, d) for rt in ("gluon", "symbol", "onnx") for f in (False, True) for d in ("gaussian_fit", "argmax")}
     assert {r["kind"] for r in rows} == {"heatmap"}
+    for r in rows:
+        if r["runtime"] != "gluon":
+            assert r["max_abs_diff_vs_gluon"] is not None and r["max_abs_diff_vs_gluon"] < 1e-3, r
