@@ -68,7 +68,7 @@ FLIP_MODES = ("batch", "twice")
 #: keys of every row returned by :func:`benchmark_model`
 ROW_KEYS = ("model", "cfg", "kind", "runtime", "ctx", "batch", "flip", "flip_mode", "decoder",
             "net_ms_mean", "net_ms_std", "decode_ms_mean", "decode_ms_std", "total_ms", "ms_per_image",
-            "images_per_s", "runs", "warmup", "params", "params_m", "size_mb", "gflops", "input_size",
+            "images_per_s", "runs", "warmup", "params", "params_m", "size_mb", "gmacs", "input_size",
             "weights", "threads", "max_abs_diff_vs_gluon")
 WEIGHTS_NOTE = ("random initialisation unless a params file is given: inference time does not depend on "
                 "the weight values")
@@ -390,8 +390,8 @@ def benchmark_model(cfg, params=None, runtimes=RUNTIMES, batches=(1, 32), flips=
         decoders = [None]
     perm = _flip_perm(cfg)
     weights = os.path.abspath(params) if params else "random init"
-    log("%s: %s, %.2fM params, %.3f GFLOPs, input %d, weights: %s"
-        % (name, kind, info["params"] / 1e6, info["gflops"], size, weights))
+    log("%s: %s, %.2fM params, %.3f GMACs (the papers' GFLOPs), input %d, weights: %s"
+        % (name, kind, info["params"] / 1e6, info["gmacs"], size, weights))
 
     own_tmp = workdir is None
     workdir = tempfile.mkdtemp(prefix="lotr_bench_") if own_tmp else workdir
@@ -493,7 +493,7 @@ def benchmark_model(cfg, params=None, runtimes=RUNTIMES, batches=(1, 32), flips=
                                "images_per_s": 1e3 * batch / total if total > 0 else float("inf"),
                                "runs": int(runs), "warmup": int(warmup), "params": info["params"],
                                "params_m": info["params"] / 1e6, "size_mb": info["size_mb"],
-                               "gflops": info["gflops"], "input_size": size, "weights": weights,
+                               "gmacs": info["gmacs"], "input_size": size, "weights": weights,
                                "threads": _threads(runtime, threads),
                                "max_abs_diff_vs_gluon": diff,
                                "net_timing": t_net, "decode_timing": t_dec}
@@ -599,14 +599,14 @@ def render_markdown(rows, machine=None, notes=None, ratios=True):
             "; load average at start %s" % (machine["load_avg_1_5_15"],) if machine.get("load_avg_1_5_15") else ""))
         lines.append("")
     lines.append("| model | runtime | batch | flip | decoder | network ms (mean ± std) | decode ms (mean ± std) "
-                 "| total ms/img | images/s | params M | size MB | GFLOPs |")
+                 "| total ms/img | images/s | params M | size MB | GFLOPs (paper = GMACs) |")
     lines.append("|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         lines.append("| %s | %s%s | %d | %s | %s | %s | %s | %.3f | %.1f | %.2f | %.2f | %.3f |" % (
             r["model"], r["runtime"], "" if r.get("ctx", "cpu(0)").startswith("cpu") else " (%s)" % r["ctx"],
             r["batch"], _flip_str(r), r["decoder"] or "-", _ms(r["net_ms_mean"], r["net_ms_std"]),
             _ms(r["decode_ms_mean"], r["decode_ms_std"]), r["ms_per_image"], r["images_per_s"], r["params_m"],
-            r["size_mb"], r["gflops"]))
+            r["size_mb"], r["gmacs"]))
     if rows:
         r0 = rows[0]
         lines.append("")

@@ -86,7 +86,7 @@ def test_rows_cover_every_combination(rows):
         assert r["runs"] == 2 and r["warmup"] == 1 and r["input_size"] == 64
         assert r["ms_per_image"] == pytest.approx((r["net_ms_mean"] + r["decode_ms_mean"]) / r["batch"])
         assert r["images_per_s"] == pytest.approx(1e3 / r["ms_per_image"])
-        assert r["params"] > 0 and r["size_mb"] > 0 and r["gflops"] > 0
+        assert r["params"] > 0 and r["size_mb"] > 0 and r["gmacs"] > 0
         assert r["weights"] == "random init"
         assert r["flip_mode"] == ("batch" if r["flip"] else None)
         if r["runtime"] == "gluon":

@@ -82,9 +82,10 @@ def test_model_info_tool_prints_one_json_line():
                           os.path.join(ROOT, "experiments/jd/lotr_m.yaml")], capture_output=True, text=True,
                          check=True).stdout.strip().splitlines()
     info = json.loads(out[-1])
-    assert set(info) >= {"params", "size_mb", "gflops", "input_size"}
+    assert set(info) >= {"params", "size_mb", "gmacs", "gflops_2x_macs", "input_size"}
     assert abs(info["params"] / 1e6 - 2.81) / 2.81 < 0.03 and info["input_size"] == 192
-    assert 0.3 < info["gflops"] < 1.5
+    # LOTR Sec. IV-E: LOTR-M 0.23 "GFLOPs" = GMACs (within 20%: tests/test_flops.py)
+    assert 0.8 * 0.23 < info["gmacs"] < 1.2 * 0.23 and info["gflops_2x_macs"] == pytest.approx(2 * info["gmacs"], abs=2e-4)
 
 
 def test_train_tool_rejects_unknown_key():

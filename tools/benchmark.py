@@ -13,8 +13,8 @@ of 2B (``--flip-mode batch``, default) or as two passes of B (``--flip-mode twic
 prediction is un-mirrored with the scheme's flip permutation and averaged. See :mod:`lotr_gluon.benchmark`.
 
 Without ``--params`` the weights are random (He init): inference time does not depend on the weight
-values, and the output says so. Parameters (all, BatchNorm statistics included), float32 size and GFLOPs
-come from :func:`lotr_gluon.flops.model_info`.
+values, and the output says so. Parameters (all, BatchNorm statistics included), float32 size and GMACs
+(the papers' "GFLOPs") come from :func:`lotr_gluon.flops.model_info`.
 
 Threads: ``--threads N`` (default 2) sets onnxruntime's intra-op threads and, before MXNet is imported,
 ``OMP_NUM_THREADS`` (without ``--threads`` an ``OMP_NUM_THREADS`` already in the environment is kept).
@@ -168,7 +168,7 @@ def main(argv=None):
         if rows:
             r = rows[0]
             report["models"].append({k: r[k] for k in ("model", "cfg", "kind", "params", "params_m", "size_mb",
-                                                       "gflops", "input_size", "weights")})
+                                                       "gmacs", "input_size", "weights")})
         report["rows"].extend(rows)
         save()  # partial results survive an interrupted run
     md = save()

@@ -1,10 +1,11 @@
 #!/usr/bin/env python
 """Print one JSON line with the size and cost of the model a config builds:
-``{"params": ..., "size_mb": ..., "gflops": ..., "input_size": ...}``.
+``{"params": ..., "size_mb": ..., "gmacs": ..., "gflops_2x_macs": ..., "input_size": ...}``.
 
 ``params`` counts every parameter (BatchNorm statistics included, as gluoncv does); ``size_mb`` is the float32
-weight size in MiB; ``gflops`` counts multiply-adds x2 of convolutions, deconvolutions, dense layers and
-attention matrix products for one image (see :func:`lotr_gluon.flops.count_flops`).
+weight size in MiB; ``gmacs`` counts the multiply-accumulates (1e9) of convolutions, deconvolutions, dense layers
+and attention matrix products for one image: the unit the papers print as "GFLOPs" (LOTR Sec. IV-E: LOTR-M 0.23,
+M+ 0.44, R+ 3.23; Earp Table 6). ``gflops_2x_macs`` = 2 x ``gmacs`` (see :mod:`lotr_gluon.flops`).
 """
 import argparse
 import json

@@ -448,7 +448,8 @@ def run_benchmark(fn, cfg, params, runs=100, warmup=10):
 def cell_values(spec, result, info=None, bench=None):
     """The cell's numbers in the paper's units (percent, ms, MB, millions): ``nme``, ``fr``, ``auc`` (of the
     table's primary evaluation), ``*_noflip`` / ``*_flip``, WFLW subsets (``nme_pose``, ...), and
-    ``params_m``, ``size_mb``, ``gflops``, ``ms_noflip``, ``ms_flip`` where measured."""
+    ``params_m``, ``size_mb``, ``gflops``, ``ms_noflip``, ``ms_flip`` where measured. ``gflops`` is the papers'
+    "GFLOPs", which count multiply-accumulates: our ``gmacs`` (:mod:`lotr_gluon.flops`)."""
     v = {}
     for key, m in result.get("metrics", {}).items():
         for k in ("nme", "fr", "auc"):
@@ -464,7 +465,7 @@ def cell_values(spec, result, info=None, bench=None):
     if info:
         v["params_m"] = info["params"] / 1e6
         v["size_mb"] = info["size_mb"]
-        v["gflops"] = info["gflops"]
+        v["gflops"] = info["gmacs"]  # the papers' "GFLOPs" are GMACs (LOTR Sec. IV-E, Earp Table 6)
     if bench:
         v["ms_noflip"] = bench.get("ms_noflip")
         v["ms_flip"] = bench.get("ms_flip")
