@@ -44,7 +44,13 @@ def test_train_checkpoint_resume(datatang_root, tmp_path):
         assert (run / f).is_file(), f
     assert not list(run.glob("*.tmp"))
     assert tr.step == 3 and metrics["num_images"] == 12 and np.isfinite(metrics["nme"])
-    assert metrics["gt_spread_px"] > 0 and metrics["pred_spread_px"] >= 0
+    # the spreads are those of the final weights' crop predictions and of the ground truth, recomputed here
+    from lotr_gluon.evaluate import predict
+    preds_crop, _ = predict(tr.net, tr.val_set, tr.ctx[0], cfg.TEST.BATCH_SIZE)
+    assert metrics["pred_spread_px"] == pytest.approx(float(preds_crop.std(axis=0).mean()), rel=1e-4, abs=1e-6)
+    gt_crop = tr.val_set.aligned_landmarks()
+    assert metrics["gt_spread_px"] == pytest.approx(float(gt_crop.std(axis=0).mean()), rel=1e-4)
+    assert metrics["gt_spread_px"] > 1.0 and metrics["pred_spread_px"] > 0  # 12 different faces
     recs = read_log(str(run / "log.jsonl"))
     assert {"mean_shape_baseline", "train", "val", "epoch"} <= {r["type"] for r in recs}
     # resume: a new process-like trainer continues at epoch 1, step 3
