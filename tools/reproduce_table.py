@@ -20,8 +20,11 @@ Scales: ``paper`` (the configs' schedules, default), ``smoke`` (1 epoch of 2 ste
 the machinery in minutes, numbers meaningless), ``epochs=N`` (N epochs, lr steps scaled). ``KEY VALUE`` pairs
 override every cell (e.g. ``DATA.ROOT /data/JD-landmark DEVICES [0]``).
 
-The paper's numbers come from ``lotr_gluon/tables/paper/*.json`` and are labelled "paper"; those not available
-offline are "—", and a cell we have not run is "—" in the "ours" column.
+The paper's numbers come from ``lotr_gluon/tables/paper/*.json`` (every number of LOTR Tables II-VII and Earp et
+al. Tables 1-7, with table, row and column) and are labelled "paper"; a cell we have not run is "—" in the "ours"
+column. ``--dry-run`` and the report show the paper's table as printed (e.g. Table VI: losses as rows, models as
+columns) with ours beside each number; rows the project does not train (leaderboard entries) show the paper's
+number alone.
 """
 import argparse
 import os
@@ -44,7 +47,8 @@ def build_parser():
     ap.add_argument("--scale", default="paper", help="paper (default) | smoke | epochs=N")
     ap.add_argument("--cells", nargs="+", default=None, metavar="GLOB",
                     help="run only these cells (names or globs, e.g. 'lotr_m/*' or lotr_m_plus/wing)")
-    ap.add_argument("--dry-run", action="store_true", help="list the cells (config, overrides, status) and exit")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="list the cells (config, overrides, status) and the paper's table beside ours, and exit")
     ap.add_argument("--report-only", action="store_true", help="no training: render what is there")
     ap.add_argument("--out", default=os.path.join("output", "tables"), help="results root (default output/tables)")
     ap.add_argument("--no-reuse", action="store_true",
