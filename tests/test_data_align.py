@@ -115,3 +115,81 @@ def test_generalized_procrustes():
     assert np.abs(aligned - mean).max() < 1e-9
     # the mean is the base shape up to a similarity
     assert np.allclose(transform_points(base, estimate_similarity(base, mean)), mean, atol=1e-9)
+
+
+# ----------------------------------------------------------------------------------- property tests
+# Seeded random draws (hypothesis-style properties without the dependency): every case is reproducible.
+
+def _random_similarity(rng):
+    return _similarity(rng.uniform(0.2, 5.0), rng.uniform(-180, 180), *rng.uniform(-300, 300, 2))
+
+
+def _complex_lsq(src, dst):
+    """Independent least-squares similarity: w = a z + b over complex numbers (a = scale * e^{i angle}),
+    a = sum conj(z - mean z) (w - mean w) / sum |z - mean z|^2; returned as a (2, 3) affine."""
+    z, w = src[:, 0] + 1j * src[:, 1], dst[:, 0] + 1j * dst[:, 1]
+    zc, wc = z - z.mean(), w - w.mean()
+    a = (np.conj(zc) * wc).sum() / (np.abs(zc) ** 2).sum()
+    b = w.mean() - a * z.mean()
+    return np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag]])
+
+
+def test_similarity_estimate_properties():
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        k = int(rng.integers(2, 12))
+        src = rng.uniform(-100, 400, (k, 2))
+        M = _random_similarity(rng)
+        # exact correspondences: the transform itself is recovered
+        np.testing.assert_allclose(estimate_similarity(src, transform_points(src, M)), M, atol=1e-7)
+        # noisy ones: the least-squares similarity (independent complex-number solution)
+        dst = transform_points(src, M) + rng.normal(0, 5.0, (k, 2))
+        np.testing.assert_allclose(estimate_similarity(src, dst), _complex_lsq(src, dst), atol=1e-6)
+
+
+def test_affine_round_trip_properties():
+    rng = np.random.default_rng(12)
+    for _ in range(200):
+        M = _random_similarity(rng) if rng.uniform() < 0.5 else np.hstack([rng.uniform(-3, 3, (2, 2)),
+                                                                          rng.uniform(-50, 50, (2, 1))])
+        if abs(np.linalg.det(M[:, :2])) < 1e-2:
+            continue
+        p = rng.uniform(-500, 500, (int(rng.integers(1, 20)), 2))
+        Mi = invert_affine(M)
+        np.testing.assert_allclose(transform_points(transform_points(p, M), Mi), p, atol=1e-6)
+        np.testing.assert_allclose(transform_points(transform_points(p, Mi), M), p, atol=1e-6)
+        np.testing.assert_allclose(invert_affine(Mi), M, atol=1e-8)
+        # transform_points is the affine map x -> A x + t, point by point
+        np.testing.assert_allclose(transform_points(p, M), np.einsum("ij,nj->ni", M[:, :2], p) + M[:, 2])
+
+
+@pytest.mark.parametrize("name", ["300w68", "datatang106", "jd106", "wflw98"])
+def test_five_points_commute_with_affines_and_flip_is_an_involution(name):
+    from lotr_gluon.data.augment import flip_points
+    scheme = get_scheme(name)
+    perm = scheme.flip_permutation()
+    rng = np.random.default_rng(13)
+    for _ in range(20):
+        pts = rng.uniform(0, 256, (scheme.num_points, 2))
+        M = _random_similarity(rng)
+        # the five points are group means: they move with the landmarks under any affine
+        np.testing.assert_allclose(five_points_from_landmarks(transform_points(pts, M), scheme),
+                                   transform_points(five_points_from_landmarks(pts, scheme), M), atol=1e-6)
+        width = float(rng.integers(16, 512))
+        once = flip_points(pts, width, perm)
+        np.testing.assert_allclose(flip_points(once, width, perm), pts, atol=1e-3)
+        # a flip mirrors x about (W - 1) / 2 and reorders points: the multiset of y values is unchanged
+        np.testing.assert_allclose(np.sort(once[:, 1]), np.sort(pts[:, 1]), atol=1e-3)
+        np.testing.assert_allclose(once[:, 0], width - 1 - pts[perm, 0], atol=1e-3)
+
+
+def test_procrustes_is_invariant_to_similarities_of_the_shapes():
+    rng = np.random.default_rng(14)
+    shapes = rng.uniform(0, 1, (5, 12, 2))
+    mean, aligned = generalized_procrustes(shapes)
+    moved = shapes.copy()
+    for i in range(1, 5):  # the first shape fixes the orientation of the mean; move the others
+        moved[i] = transform_points(shapes[i], _random_similarity(rng))
+    mean2, aligned2 = generalized_procrustes(moved)
+    np.testing.assert_allclose(mean2, mean, atol=1e-7)
+    np.testing.assert_allclose(aligned2, aligned, atol=1e-7)
