@@ -73,6 +73,8 @@ def test_every_experiment_parses_and_builds(path):
     out = net(mx.nd.zeros((1, 3, s, s)))
     if cfg.MODEL.NAME == "earp_heatmap":
         assert out.shape[:2] == (1, cfg.MODEL.NUM_POINTS)
+    elif cfg.MODEL.NAME == "earp_vector":  # x- and y-vectors per landmark
+        assert out.shape == (1, cfg.MODEL.NUM_POINTS, 2, net.vector_size)
     else:
         assert out.shape == (1, cfg.MODEL.NUM_POINTS, 2)
 
