@@ -43,6 +43,14 @@ _C.AUG.PCA_STD = 0.05           # AlexNet PCA lighting noise std (0 = off)
 _C.AUG.JITTER = 0.4             # colour jitter: brightness/contrast/saturation (0 = off)
 _C.AUG.SCALE = [1.0, 1.0]       # random scale range (off by default)
 _C.AUG.SHIFT = 0.0              # random shift, fraction of the crop size (off by default)
+_C.AUG.FLIP_MODE = "random"     # random: flip each draw with p=0.5 | extend: train on every image and its mirror, set doubled (Earp 5.1 trick 1)
+_C.AUG.ERASING_MODE = "zhong"   # zhong: Zhong et al. rectangle, random fill (ERASING_PROB) | aid: Huang et al. AID information dropping (Earp 5.1 trick 3; AID_* keys)
+_C.AUG.AID_CUTOUT_PROB = 0.3    # AID cutout: probability of blacking out elliptical patches (Huang et al. code: 0.3)
+_C.AUG.AID_RADIUS_FACTOR = 0.1  # AID cutout: radii = factor * (1 + U[0,1)) * crop width, per axis (Huang et al. code: 0.1)
+_C.AUG.AID_NUM_PATCH = 1        # AID cutout: patches per image (Huang et al. code: 1)
+_C.AUG.AID_HAS_PROB = 0.3       # AID hide-and-seek: probability of hiding grid cells (Huang et al. code: 0.3; 0 = off)
+_C.AUG.AID_HAS_HIDE_PROB = 0.3  # AID hide-and-seek: probability that a cell is hidden (Huang et al. code: 0.3)
+_C.AUG.AID_HAS_GRIDS = [0, 16, 32, 44]  # AID hide-and-seek: grid sizes, pixels, one drawn uniformly (0 = no hiding; Huang et al. code)
 
 # -------------------------------------------------------------------------------------------- model
 _C.MODEL = CN()
@@ -87,6 +95,13 @@ _C.MODEL.UPSAMPLER = "SDD"      # string of S (conv+BN+ReLU+pixel shuffle) and D
 _C.MODEL.UPSAMPLER_FILTERS = 32     # output channels of each upsampling block (32 + REDUCE 256 = LOTR Table V 2.92M / 24.42M; see heatmap_baseline/model.py)
 _C.MODEL.UPSAMPLER_REDUCE = 256     # 1x1 conv + BN + ReLU to this many channels before the upsampler (0 = none; widths not in the papers)
 _C.MODEL.UPSAMPLER_S_BLOCK = "conv_shuffle"  # S block order: conv_shuffle (3x3 conv to 4*FILTERS, BN, ReLU, shuffle; ESPCN) | shuffle_conv
+_C.MODEL.UPSAMPLER_D_KERNEL = 4   # deconvolution kernel of D blocks, 2 | 3 | 4 (Earp silent; 4 = Simple Baselines, reproduces Earp Tables 2-4 GFLOPs)
+_C.MODEL.UPSAMPLER_S_KERNEL = 3   # kernel of the S-block convolution, odd (Earp silent; 3 = ESPCN)
+_C.MODEL.UPSAMPLER_S_CONV_MULT = 4  # S-block conv has S_CONV_MULT*FILTERS filters, S_CONV_MULT*FILTERS/4 channels leave the block (4: LOTR aux head / Table V model; Earp configs 1: "256 filters")
+_C.MODEL.HEATMAP_CONV = "after"   # after: conv to N heatmaps after the last block | before_last_s: before a final S block (Earp Sec. 4.2; Earp configs)
+_C.MODEL.HEATMAP_KERNEL = 1       # kernel of the heatmap conv after the last block (Earp 4.1 "a 2D convolution with 106 filters"; size silent)
+_C.MODEL.HEATMAP_PRE_KERNEL = 3   # HEATMAP_CONV before_last_s: kernel of the heatmap conv before the final S block (Earp silent)
+_C.MODEL.HEATMAP_FINAL_S_KERNEL = 1  # HEATMAP_CONV before_last_s: kernel of the final S block conv, N -> 4N (Earp silent)
 _C.MODEL.HEATMAP_SIGMA = 1.5    # Gaussian target std, heatmap pixels (LOTR eq. 1)
 _C.MODEL.HEATMAP_DECODER = "dark"   # argmax | argmax_shift | dark | vector
 # Gaussian-vector model (MODEL.NAME earp_vector; LOTR Table V "with vectorization", after Xiong et al.): the Earp

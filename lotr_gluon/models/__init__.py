@@ -20,7 +20,7 @@ PRESETS = {
     "lotr_m": ("lotr", dict(backbone="mobilenetv2_1.0")),
     "lotr_m_plus": ("lotr", dict(backbone="mobilenetv2_1.0", **_PLUS)),
     "lotr_r_plus": ("lotr", dict(backbone="resnet50_v1", **_PLUS)),
-    "lotr_hr_plus": ("lotr", dict(backbone="hrnet_w18", hrnet_stride=8)),
+    "lotr_hr_plus": ("lotr", dict(backbone="hrnet_w18", hrnet_stride=32, **_PLUS)),  # Sec. IV-C: as M+ / R+
     "cnn_ffn_mnv2": ("cnn_ffn", dict(backbone="mobilenetv2_1.0")),
     "cnn_ffn_r50": ("cnn_ffn", dict(backbone="resnet50_v1")),
 }
@@ -68,7 +68,10 @@ def model_kwargs_from_cfg(cfg, anchors=None):
                   hrnet_stride=m.HRNET_STRIDE if m.BACKBONE.startswith("hrnet") else None)
     if m.NAME in ("earp_heatmap", "earp_vector"):
         kw = dict(common, upsampler=m.UPSAMPLER, filters=m.UPSAMPLER_FILTERS, reduce=m.UPSAMPLER_REDUCE,
-                  s_block=m.UPSAMPLER_S_BLOCK, sigma=m.HEATMAP_SIGMA, decoder=m.HEATMAP_DECODER)
+                  s_block=m.UPSAMPLER_S_BLOCK, sigma=m.HEATMAP_SIGMA, decoder=m.HEATMAP_DECODER,
+                  d_kernel=m.UPSAMPLER_D_KERNEL, s_kernel=m.UPSAMPLER_S_KERNEL, s_conv_mult=m.UPSAMPLER_S_CONV_MULT,
+                  heatmap_conv=m.HEATMAP_CONV, heatmap_kernel=m.HEATMAP_KERNEL,
+                  heatmap_pre_kernel=m.HEATMAP_PRE_KERNEL, final_s_kernel=m.HEATMAP_FINAL_S_KERNEL)
         if m.NAME == "earp_vector":  # the Earp net's keywords + band pooling and vector labels
             kw.update(decoder=m.VECTOR_DECODER, bandwidths=tuple(m.VECTOR_BANDWIDTHS), theta=m.VECTOR_THETA)
         return kw

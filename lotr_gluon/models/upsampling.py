@@ -1,16 +1,21 @@
 """Upsampling blocks shared by the Earp et al. heatmap baseline and LOTR's auxiliary heatmap head.
 
-``S`` = sub-pixel convolution (Shi et al., ESPCN): conv + BN + ReLU + pixel shuffle x2; ``D`` = 4x4
-stride-2 deconvolution + BN + ReLU (Xiao et al., Simple Baselines). See :mod:`heatmap_baseline.model` for
-the choices where the papers are vague.
+``S`` = pixel-shuffle block (Earp Sec. 4.2, after Shi et al., ESPCN): conv + BN + ReLU + pixel shuffle x2;
+``D`` = stride-2 deconvolution + BN + ReLU (Earp Sec. 4.1; Xiao et al., Simple Baselines). The open choices
+(kernels, the width of the S convolution, where the heatmap convolution goes) are keywords of
+:func:`build_upsampler`; their defaults are the layout LOTR's auxiliary head was built with, and the Earp
+configs set the values that reproduce Earp Tables 2-4 (see :mod:`heatmap_baseline.model`).
 """
 from mxnet.gluon import nn, HybridBlock
 
 from .init import he_init
 
-__all__ = ["PixelShuffle", "parse_upsampler", "s_block", "d_block", "build_upsampler", "S_BLOCKS"]
+__all__ = ["PixelShuffle", "parse_upsampler", "s_block", "d_block", "build_upsampler", "S_BLOCKS",
+           "HEATMAP_CONV_PLACES"]
 
 S_BLOCKS = ("conv_shuffle", "shuffle_conv")
+#: where the heatmap convolution goes: always after the last block, or before a final S block (Earp Sec. 4.2)
+HEATMAP_CONV_PLACES = ("after", "before_last_s")
 
 
 def parse_upsampler(upsampler):
@@ -52,48 +57,143 @@ class PixelShuffle(HybridBlock):
         return F.reshape(x, shape=(0, 0, -3, -3))        # (B, C, H*r, W*r)
 
 
-def s_block(in_channels, filters, order, prefix):
+def s_block(in_channels, filters, order, prefix, kernel=3, conv_filters=None):
+    """One pixel-shuffle block (Earp Sec. 4.2: "a 2D convolution, a batch normalization, a ReLU activation,
+    and a final pixel shuffle layer").
+
+    Parameters
+    ----------
+    in_channels : int
+    filters : int
+        ``order='conv_shuffle'``: channels after the shuffle when ``conv_filters`` is None (the convolution
+        then has ``4 * filters`` filters, ESPCN style). ``order='shuffle_conv'``: filters of the convolution
+        after the shuffle.
+    order : {'conv_shuffle', 'shuffle_conv'}
+    prefix : str
+    kernel : int
+        Odd kernel of the convolution ("same" padding); default 3 (ESPCN's last layer).
+    conv_filters : int, optional
+        ``conv_shuffle`` only: filters of the convolution itself (a multiple of 4); the block outputs
+        ``conv_filters / 4`` channels. Earp configs: the block's 256 (or 128) filters, so 64 (32) channels
+        leave the block.
+
+    Returns
+    -------
+    HybridSequential mapping (B, in_channels, h, w) to (B, C_out, 2h, 2w).
+
+    Raises
+    ------
+    ValueError
+        Even or non-positive kernel, ``conv_filters`` not a positive multiple of 4, or a ``shuffle_conv``
+        input whose channels are not divisible by 4.
+    """
+    kernel = int(kernel)
+    if kernel < 1 or kernel % 2 == 0:
+        raise ValueError("S-block kernel must be odd and positive, got %r" % (kernel,))
     blk = nn.HybridSequential(prefix=prefix)
     with blk.name_scope():
         if order == "conv_shuffle":
-            blk.add(nn.Conv2D(4 * filters, 3, padding=1, use_bias=False, in_channels=in_channels,
+            width = 4 * filters if conv_filters is None else int(conv_filters)
+            if width <= 0 or width % 4:
+                raise ValueError("the S-block convolution needs a positive multiple of 4 filters, got %d" % width)
+            blk.add(nn.Conv2D(width, kernel, padding=kernel // 2, use_bias=False, in_channels=in_channels,
                               weight_initializer=he_init()),
-                    nn.BatchNorm(in_channels=4 * filters), nn.Activation("relu"), PixelShuffle(2))
+                    nn.BatchNorm(in_channels=width), nn.Activation("relu"), PixelShuffle(2))
         else:
             if in_channels % 4:
                 raise ValueError("shuffle_conv S block needs a channel count divisible by 4, got %d" % in_channels)
             blk.add(PixelShuffle(2),
-                    nn.Conv2D(filters, 3, padding=1, use_bias=False, in_channels=in_channels // 4,
+                    nn.Conv2D(filters, kernel, padding=kernel // 2, use_bias=False, in_channels=in_channels // 4,
                               weight_initializer=he_init()),
                     nn.BatchNorm(in_channels=filters), nn.Activation("relu"))
     return blk
 
 
-def d_block(in_channels, filters, prefix):
+def s_block_out_channels(filters, order, conv_filters=None):
+    """Channels leaving an S block built by :func:`s_block` with these arguments."""
+    if order == "conv_shuffle" and conv_filters is not None:
+        return int(conv_filters) // 4
+    return int(filters)
+
+
+def d_block(in_channels, filters, prefix, kernel=4):
+    """One deconvolution block (Earp Sec. 4.1): Conv2DTranspose(filters, kernel, stride 2) + BN + ReLU.
+
+    ``kernel`` 4 (padding 1, Simple Baselines), 3 (padding 1, output padding 1) or 2 (padding 0) exactly
+    doubles the resolution; other kernels raise ValueError.
+    """
+    kernel = int(kernel)
+    pads = {2: (0, 0), 3: (1, 1), 4: (1, 0)}
+    if kernel not in pads:
+        raise ValueError("D-block kernel must be 2, 3 or 4 (an exact x2 upsampling), got %r" % (kernel,))
+    pad, out_pad = pads[kernel]
     blk = nn.HybridSequential(prefix=prefix)
     with blk.name_scope():
-        blk.add(nn.Conv2DTranspose(filters, 4, strides=2, padding=1, use_bias=False, in_channels=in_channels,
-                                   weight_initializer=he_init()),
+        blk.add(nn.Conv2DTranspose(filters, kernel, strides=2, padding=pad, output_padding=out_pad, use_bias=False,
+                                   in_channels=in_channels, weight_initializer=he_init()),
                 nn.BatchNorm(in_channels=filters), nn.Activation("relu"))
     return blk
 
 
-def build_upsampler(in_channels, upsampler="SDD", filters=32, reduce=256, order="conv_shuffle", prefix="neck_"):
+def build_upsampler(in_channels, upsampler="SDD", filters=32, reduce=256, order="conv_shuffle", prefix="neck_",
+                    d_kernel=4, s_kernel=3, s_conv_filters=None, num_heatmaps=None, heatmap_conv="after",
+                    heatmap_pre_kernel=3, final_s_kernel=1):
     """Optional 1x1 "reduce" conv + BN + ReLU, then one ``S`` / ``D`` block per letter of ``upsampler``.
 
     Call inside the owning block's ``name_scope()``. Returns ``(block, out_channels)``; the block maps
     (B, in_channels, h, w) to (B, out_channels, h * 2**len(upsampler), w * 2**len(upsampler)).
 
+    Parameters
+    ----------
+    in_channels : int
+        Backbone channels.
+    upsampler : str
+        ``S`` / ``D`` letters, first = first block after the backbone.
+    filters : int
+        Filters of every block (Earp Sec. 4.1: 256; Sec. 4.2-4.3: 128).
+    reduce : int
+        Channels of the 1x1 conv + BN + ReLU before the first block (0 = none).
+    order : {'conv_shuffle', 'shuffle_conv'}
+        Order inside ``S`` blocks.
+    prefix : str
+    d_kernel : int
+        Deconvolution kernel (2, 3 or 4; default 4, Simple Baselines).
+    s_kernel : int
+        Kernel of the S-block convolution (odd; default 3).
+    s_conv_filters : int, optional
+        Filters of the S-block convolution (``conv_shuffle``); the block then outputs ``s_conv_filters / 4``
+        channels. None (default): ``4 * filters``, so the block outputs ``filters`` channels.
+    num_heatmaps : int, optional
+        Needed with ``heatmap_conv='before_last_s'``: the number N of heatmaps.
+    heatmap_conv : {'after', 'before_last_s'}
+        'after' (default): no heatmap layer here (the caller adds its conv after the last block).
+        'before_last_s' (Earp Sec. 4.2, "we generate the heatmaps by adding a 2D convolutional layer before the
+        final block"): when the string ends in ``S``, a conv to N heatmaps (``heatmap_pre_kernel``, with bias)
+        comes before the final S block, whose convolution (``final_s_kernel``) has 4 N filters so that the
+        shuffle gives the N heatmaps; ``out_channels`` is then N and the block's output *is* the heatmaps (the
+        caller adds nothing). Strings ending in ``D`` behave as 'after'.
+    heatmap_pre_kernel, final_s_kernel : int
+        Odd kernels of those two convolutions.
+
     Raises
     ------
     ValueError
-        Bad upsampler string, unknown ``order``, ``filters <= 0`` or ``reduce < 0``.
+        Bad upsampler string, unknown ``order`` or ``heatmap_conv``, ``filters <= 0``, ``reduce < 0``, bad
+        kernels, or ``before_last_s`` without ``num_heatmaps``.
     """
     upsampler = parse_upsampler(upsampler)
     if order not in S_BLOCKS:
         raise ValueError("s_block must be one of %s, got %r" % (", ".join(S_BLOCKS), order))
+    if heatmap_conv not in HEATMAP_CONV_PLACES:
+        raise ValueError("heatmap_conv must be one of %s, got %r" % (", ".join(HEATMAP_CONV_PLACES), heatmap_conv))
     if int(filters) <= 0 or int(reduce) < 0:
         raise ValueError("filters must be > 0 and reduce >= 0, got %r, %r" % (filters, reduce))
+    heatmaps_here = heatmap_conv == "before_last_s" and upsampler[-1] == "S"
+    if heatmaps_here and not num_heatmaps:
+        raise ValueError("heatmap_conv='before_last_s' needs num_heatmaps")
+    for k in (heatmap_pre_kernel, final_s_kernel):
+        if int(k) < 1 or int(k) % 2 == 0:
+            raise ValueError("heatmap kernels must be odd and positive, got %r" % (k,))
     neck = nn.HybridSequential(prefix=prefix)
     c = in_channels
     with neck.name_scope():
@@ -102,9 +202,18 @@ def build_upsampler(in_channels, upsampler="SDD", filters=32, reduce=256, order=
                      nn.BatchNorm(in_channels=int(reduce)), nn.Activation("relu"))
             c = int(reduce)
         for i, b in enumerate(upsampler):
-            if b == "S":
-                neck.add(s_block(c, int(filters), order, "s%d_" % i))
+            if b == "S" and heatmaps_here and i == len(upsampler) - 1:
+                n = int(num_heatmaps)
+                k = int(heatmap_pre_kernel)
+                # Earp Sec. 4.2: the heatmap convolution, then the final pixel-shuffle block -> N heatmaps
+                neck.add(nn.Conv2D(n, k, padding=k // 2, in_channels=c, weight_initializer=he_init(),
+                                   prefix="heatmap_"))
+                neck.add(s_block(n, n, "conv_shuffle", "s%d_" % i, kernel=final_s_kernel))
+                c = n
+            elif b == "S":
+                neck.add(s_block(c, int(filters), order, "s%d_" % i, kernel=s_kernel, conv_filters=s_conv_filters))
+                c = s_block_out_channels(filters, order, s_conv_filters)
             else:
-                neck.add(d_block(c, int(filters), "d%d_" % i))
-            c = int(filters)
+                neck.add(d_block(c, int(filters), "d%d_" % i, kernel=d_kernel))
+                c = int(filters)
     return neck, c

@@ -51,7 +51,12 @@ NEUTRAL_VALUES = {"MODEL.AUX_HEATMAP_WEIGHT": 0.0, "MODEL.INIT_FROM": "", "MODEL
                   "MODEL.HEAD_PER_LANDMARK_OUT": False, "MODEL.POS_IN_VALUES": "none",
                   "MODEL.POS_INIT": "normal", "MODEL.QUERY_INIT": "normal",
                   "MODEL.NORM_BEFORE": False, "MODEL.ATTN_OUT_INIT": "he",
-                  "MODEL.VECTOR_BANDWIDTHS": [3, 5], "MODEL.VECTOR_THETA": 0.1, "MODEL.VECTOR_DECODER": "gaussian_fit"}
+                  "MODEL.VECTOR_BANDWIDTHS": [3, 5], "MODEL.VECTOR_THETA": 0.1, "MODEL.VECTOR_DECODER": "gaussian_fit",
+                  "MODEL.UPSAMPLER_D_KERNEL": 4, "MODEL.UPSAMPLER_S_KERNEL": 3, "MODEL.UPSAMPLER_S_CONV_MULT": 4,
+                  "MODEL.HEATMAP_CONV": "after", "MODEL.HEATMAP_KERNEL": 1, "MODEL.HEATMAP_PRE_KERNEL": 3,
+                  "MODEL.HEATMAP_FINAL_S_KERNEL": 1, "AUG.FLIP_MODE": "random", "AUG.ERASING_MODE": "zhong",
+                  "AUG.AID_CUTOUT_PROB": 0.3, "AUG.AID_RADIUS_FACTOR": 0.1, "AUG.AID_NUM_PATCH": 1,
+                  "AUG.AID_HAS_PROB": 0.3, "AUG.AID_HAS_HIDE_PROB": 0.3, "AUG.AID_HAS_GRIDS": [0, 16, 32, 44]}
 #: bump when the content of metrics.json changes meaning
 VALUES_VERSION = 1
 _RUN_FILES_KEEP = ("model_best.params", "model_best.json", "log.jsonl", "config.yaml", "loss_curve.png",
