@@ -4,7 +4,7 @@ import os
 
 import mxnet as mx
 
-from .data.augment import Augmenter
+from .data.augment import Augmenter, MirrorExtendedDataset
 from .data.dataset import AlignedFaceDataset
 from .data.loaders import load_detections, load_samples
 from .data.schemes import get_scheme
@@ -48,14 +48,25 @@ def build_dataset(cfg, split, train=False, samples=None):
     augmenter = None
     if train:
         a = cfg.AUG
-        augmenter = Augmenter(flip_prob=0.5 if a.FLIP else 0.0, flip_perm=scheme.flip_permutation(),
+        if a.FLIP_MODE not in ("random", "extend"):
+            raise ValueError("AUG.FLIP_MODE must be 'random' or 'extend', got %r" % (a.FLIP_MODE,))
+        mirror_extend = a.FLIP and a.FLIP_MODE == "extend"  # Earp Sec. 5.1 trick 1: every face and its mirror
+        augmenter = Augmenter(flip_prob=0.5 if a.FLIP and not mirror_extend else 0.0,
+                              flip_perm=scheme.flip_permutation(),
                               rotation_deg=a.ROTATION, scale_range=tuple(a.SCALE), shift_frac=a.SHIFT,
-                              erasing_prob=a.ERASING_PROB, pca_std=a.PCA_STD, jitter=a.JITTER, seed=cfg.SEED)
-    return AlignedFaceDataset(samples, scheme, cfg.DATA.INPUT_SIZE, template_scale=cfg.DATA.TEMPLATE_SCALE,
+                              erasing_prob=a.ERASING_PROB, pca_std=a.PCA_STD, jitter=a.JITTER, seed=cfg.SEED,
+                              erasing_mode=a.ERASING_MODE, aid_cutout_prob=a.AID_CUTOUT_PROB,
+                              aid_radius_factor=a.AID_RADIUS_FACTOR, aid_num_patch=a.AID_NUM_PATCH,
+                              aid_has_prob=a.AID_HAS_PROB, aid_has_hide_prob=a.AID_HAS_HIDE_PROB,
+                              aid_has_grids=tuple(a.AID_HAS_GRIDS))
+    data = AlignedFaceDataset(samples, scheme, cfg.DATA.INPUT_SIZE, template_scale=cfg.DATA.TEMPLATE_SCALE,
                               detections=detections,
                               five_point_jitter=cfg.DATA.FIVE_POINT_JITTER if train else 0.0,
                               augmenter=augmenter, mean=tuple(cfg.DATA.MEAN), std=tuple(cfg.DATA.STD),
                               cache=cfg.DATA.CACHE, seed=cfg.SEED)
+    if train and cfg.AUG.FLIP and cfg.AUG.FLIP_MODE == "extend":  # Earp Sec. 5.1 trick 1
+        return MirrorExtendedDataset(data, scheme.flip_permutation())
+    return data
 
 
 def build_loss(cfg):

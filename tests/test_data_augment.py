@@ -186,3 +186,135 @@ def test_jitter_and_lighting_stay_uint8():
     img = _rand_img()
     out, _ = Augmenter(**dict(OFF, jitter=0.4, pca_std=0.5), seed=0)(img, np.zeros((1, 2), np.float32))
     assert out.dtype == np.uint8 and out.shape == img.shape
+
+
+# --------------------------------------------------------------------------- Earp Sec. 5.1 tricks 1 and 3
+
+class _StubFaces:
+    """Three 8x10 'faces' with 3 landmarks each; crop(i) is constant i*10 plus a column ramp."""
+
+    input_size = 10
+
+    def __init__(self, augmenter=None):
+        self.augmenter = augmenter
+        self.pts = np.array([[[1.0, 2.0], [5.0, 3.0], [8.5, 4.0]],
+                             [[0.0, 0.0], [4.5, 7.0], [9.0, 1.0]],
+                             [[2.0, 5.0], [3.0, 3.0], [7.0, 6.0]]], np.float32)
+
+    def __len__(self):
+        return 3
+
+    def crop(self, i):
+        img = np.zeros((8, 10, 3), np.uint8)
+        img[:] = (i * 10 + np.arange(10)).astype(np.uint8)[None, :, None]
+        return img
+
+    def landmarks(self, i):
+        return self.pts[i].copy()
+
+    def aligned_landmarks(self):
+        return self.pts.copy()
+
+    def normalize(self, crop):
+        return np.asarray(crop, np.float32).transpose(2, 0, 1)
+
+
+def test_mirror_extended_set_doubles_with_mirrored_copies():
+    """Earp Sec. 5.1 trick 1: the training set plus the horizontal flip of *every* image and its landmarks."""
+    from lotr_gluon.data.augment import MirrorExtendedDataset
+    perm = [2, 1, 0]  # points 0 and 2 are a left/right pair, point 1 on the axis
+    ds = MirrorExtendedDataset(_StubFaces(), perm)
+    assert len(ds) == 6
+    for i in range(3):
+        img, pts = ds[i]
+        np.testing.assert_array_equal(img[0], _StubFaces().crop(i)[..., 0])   # originals unchanged
+        np.testing.assert_array_equal(pts, _StubFaces().pts[i])
+        mimg, mpts = ds[3 + i]
+        # mirrored pixels: column c of the copy is column 9 - c of the original (width 10)
+        np.testing.assert_array_equal(mimg[0, 0], i * 10 + np.arange(10)[::-1])
+        # mirrored points, hand-computed: x -> 9 - x, then order permuted (point 0 <-> point 2)
+        p = _StubFaces().pts[i]
+        expect = np.array([[9 - p[2, 0], p[2, 1]], [9 - p[1, 0], p[1, 1]], [9 - p[0, 0], p[0, 1]]], np.float32)
+        np.testing.assert_array_equal(mpts, expect)
+    np.testing.assert_array_equal(ds[3][1], [[0.5, 4.0], [4.0, 3.0], [8.0, 2.0]])   # face 0 by hand
+    allp = ds.aligned_landmarks()
+    assert allp.shape == (6, 3, 2)
+    np.testing.assert_array_equal(allp[4], ds[4][1])
+    assert ds.input_size == 10   # other attributes come from the wrapped set
+    with pytest.raises(IndexError):
+        ds[6]
+    with pytest.raises(ValueError, match="involution"):
+        MirrorExtendedDataset(_StubFaces(), [1, 2, 0])
+    with pytest.raises(ValueError, match="flip_prob 0"):
+        MirrorExtendedDataset(_StubFaces(Augmenter(flip_prob=0.5, flip_perm=perm)), perm)
+
+
+def test_mirror_extended_set_from_config(datatang_root):
+    """AUG.FLIP_MODE extend (the Earp final configs): 2 x the faces, no random flip left in the augmenter;
+    the baseline configs (Earp Tables 1-4) keep one copy and flip nothing."""
+    import os
+    from lotr_gluon.build import build_dataset
+    from lotr_gluon.config import load_config
+    from lotr_gluon.data.augment import MirrorExtendedDataset
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    opts = ["DATA.MAX_SAMPLES", "4", "DATA.ROOT", str(datatang_root), "DATA.INPUT_SIZE", "64", "MODEL.PRETRAINED",
+            "False"]
+    cfg = load_config(os.path.join(root, "experiments/datatang/earp_final_mnv2_1.0_sdd.yaml"), opts)
+    ds = build_dataset(cfg, "train", train=True)
+    assert isinstance(ds, MirrorExtendedDataset) and len(ds) == 8 and ds.augmenter.flip_prob == 0.0
+    assert ds.augmenter.erasing_mode == "aid" and ds.augmenter.rotation_deg == 15.0
+    perm = ds.scheme.flip_permutation()
+    raw = ds.dataset
+    np.testing.assert_array_equal(ds.item(5)[0], raw.crop(1)[:, ::-1])
+    np.testing.assert_allclose(ds.item(5)[1], flip_points(raw.landmarks(1), 64, perm))
+    base = load_config(os.path.join(root, "experiments/datatang/earp_baseline_mnv2_0.25.yaml"), opts)
+    bds = build_dataset(base, "train", train=True)
+    assert not isinstance(bds, MirrorExtendedDataset) and len(bds) == 4
+    a = bds.augmenter
+    assert (a.flip_prob, a.rotation_deg, a.erasing_prob, a.erasing_mode) == (0.0, 0.0, 0.0, "zhong")
+    assert (a.pca_std, a.jitter) == (0.05, (0.4, 0.4, 0.4))
+
+
+def test_aid_erasing_parameters_and_masks():
+    """Earp Sec. 5.1 trick 3, the information dropping of Huang et al. (AID): parameters of the authors' public
+    code, cutout ellipses and hide-and-seek cells checked pixel by pixel."""
+    from lotr_gluon.data.augment import aid_cutout_mask, aid_hide_mask
+    a = Augmenter(**dict(OFF, erasing_mode="aid"))
+    assert (a.aid_cutout_prob, a.aid_radius_factor, a.aid_num_patch) == (0.3, 0.1, 1)
+    assert (a.aid_has_prob, a.aid_has_hide_prob, a.aid_has_grids) == (0.3, 0.3, (0, 16, 32, 44))
+    from lotr_gluon.config import load_config
+    d = load_config(None).AUG
+    assert (d.AID_CUTOUT_PROB, d.AID_RADIUS_FACTOR, d.AID_NUM_PATCH, d.AID_HAS_PROB, d.AID_HAS_HIDE_PROB,
+            list(d.AID_HAS_GRIDS), d.ERASING_MODE, d.FLIP_MODE) == (0.3, 0.1, 1, 0.3, 0.3, [0, 16, 32, 44],
+                                                                     "zhong", "random")
+    # ellipse centre (4, 3), radii 2 (x) and 1 (y): the pixels with ((4-x)/2)^2 + (3-y)^2 <= 1
+    m = aid_cutout_mask(6, 8, [(4.0, 3.0, 2.0, 1.0)])
+    assert sorted(zip(*np.nonzero(m))) == [(2, 4), (3, 2), (3, 3), (3, 4), (3, 5), (3, 6), (4, 4)]
+    hidden = np.array([[True, False], [False, True]])
+    h = aid_hide_mask(6, 7, 4, hidden)
+    assert h[:4, :4].all() and h[4:, 4:].all() and not h[:4, 4:].any() and not h[4:, :4].any()
+    assert not aid_hide_mask(6, 7, 0, hidden).any()
+    # sampling: radii factor * (1 + U[0,1)) * width, centres inside the crop, drawn with the cutout probability
+    a = Augmenter(**dict(OFF, erasing_mode="aid", aid_cutout_prob=1.0, aid_has_prob=0.0, seed=3))
+    for _ in range(20):
+        p = a.sample(48, 64)
+        (cx, cy, rx, ry), = p.aid_cutout
+        assert 0 <= cx < 64 and 0 <= cy < 48 and 6.4 <= rx < 12.8 and 6.4 <= ry < 12.8 and p.aid_hide is None
+        img, _ = a.apply(np.full((48, 64, 3), 200, np.uint8), np.zeros((1, 2)), p)
+        np.testing.assert_array_equal(img[..., 0] == 0, aid_cutout_mask(48, 64, p.aid_cutout))
+    a = Augmenter(**dict(OFF, erasing_mode="aid", aid_cutout_prob=0.0, aid_has_prob=1.0, aid_has_grids=(16,),
+                         aid_has_hide_prob=0.5, seed=4))
+    p = a.sample(48, 64)
+    assert p.aid_cutout is None and p.aid_hide[0] == 16 and p.aid_hide[1].shape == (3, 4)
+    img, _ = a.apply(np.full((48, 64, 3), 200, np.uint8), np.zeros((1, 2)), p)
+    np.testing.assert_array_equal(img[..., 1] == 0, np.kron(p.aid_hide[1], np.ones((16, 16), bool)))
+    # rates: cutout and hide-and-seek each on about 30 % of the draws with the defaults
+    a = Augmenter(**dict(OFF, erasing_mode="aid", seed=5))
+    draws = [a.sample(48, 64) for _ in range(2000)]
+    assert 0.26 < np.mean([d.aid_cutout is not None for d in draws]) < 0.34
+    assert 0.26 * 0.75 < np.mean([d.aid_hide is not None for d in draws]) < 0.34 * 0.75   # grid 0: no hiding
+    assert all(d.erase is None for d in draws)   # Zhong's rectangle is not drawn in 'aid' mode
+    with pytest.raises(ValueError, match="erasing_mode"):
+        Augmenter(**dict(OFF, erasing_mode="cutout"))
+    with pytest.raises(ValueError, match="aid_has_hide_prob"):
+        Augmenter(**dict(OFF, erasing_mode="aid", aid_has_hide_prob=1.5))

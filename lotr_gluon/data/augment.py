@@ -2,8 +2,13 @@
 
 Operations, each switchable: horizontal flip with the scheme's point permutation, random rotation about the
 crop centre, random scale and shift (off by default), colour jitter (brightness, contrast, saturation), AlexNet
-PCA lighting, random erasing (Zhong et al., 2017). Geometric operations are combined into one affine and applied
-with a single ``cv2.warpAffine``; landmarks go through the same affine.
+PCA lighting, random erasing (Zhong et al., 2017, or the information dropping of Huang et al., 2020, which Earp
+Sec. 5.1 cites: :func:`aid_cutout_mask`, :func:`aid_hide_mask`). Geometric operations are combined into one affine
+and applied with a single ``cv2.warpAffine``; landmarks go through the same affine.
+
+Earp Sec. 5.1 trick 1 ("we extend the training dataset by including the horizontal flip of each image and their
+corresponding landmarks") is :class:`MirrorExtendedDataset`: every face once as is and once mirrored, per epoch,
+instead of a random flip per draw.
 
 Flip convention (shared with the flip test at evaluation): pixel centres are at integer coordinates
 (OpenCV's convention), so mirroring an image of width W (``img[:, ::-1]``) sends pixel column c to W - 1 - c and
@@ -20,7 +25,11 @@ import numpy as np
 __all__ = [
     "flip_image", "flip_points", "Augmenter", "AugmentParams", "IMAGENET_PCA_EIGVAL", "IMAGENET_PCA_EIGVEC",
     "GRAY_COEF", "adjust_brightness", "adjust_contrast", "adjust_saturation", "pca_lighting", "random_erase",
+    "ERASING_MODES", "aid_cutout_mask", "aid_hide_mask", "MirrorExtendedDataset",
 ]
+
+#: random erasing variants: Zhong et al. rectangles with random values, or Huang et al.'s information dropping
+ERASING_MODES = ("zhong", "aid")
 
 #: ImageNet RGB PCA eigenvalues and eigenvectors (AlexNet lighting noise), as in ``mxnet.image.CreateAugmenter``
 #: and gluon's ``transforms.RandomLighting``; pixel values in [0, 255].
@@ -110,6 +119,105 @@ def random_erase(img, rect, fill):
     return out
 
 
+def aid_cutout_mask(height, width, ellipses):
+    """Pixels blacked out by AID's cutout (Huang et al. 2020, the information dropping Earp Sec. 5.1 uses).
+
+    Parameters
+    ----------
+    height, width : int
+        Crop size, pixels.
+    ellipses : sequence of (cx, cy, rx, ry)
+        Centres and radii, pixels; pixel (x, y) (integer coordinates) is dropped when
+        ``((cx - x) / rx)**2 + ((cy - y) / ry)**2 <= 1`` (the authors' public implementation).
+
+    Returns
+    -------
+    ndarray bool, shape (height, width)
+    """
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    mask = np.zeros((height, width), bool)
+    for cx, cy, rx, ry in ellipses:
+        mask |= ((cx - x) / rx) ** 2 + ((cy - y) / ry) ** 2 <= 1.0
+    return mask
+
+
+def aid_hide_mask(height, width, grid, hidden):
+    """Pixels hidden by AID's hide-and-seek: the image cut into ``grid`` x ``grid`` cells from the top-left
+    corner (the last row / column of cells may be smaller); ``hidden`` (rows, cols) bool says which cells go
+    black. ``grid`` 0 hides nothing. Returns bool (height, width)."""
+    mask = np.zeros((height, width), bool)
+    if grid:
+        for r in range(hidden.shape[0]):
+            for c in range(hidden.shape[1]):
+                if hidden[r, c]:
+                    mask[r * grid:(r + 1) * grid, c * grid:(c + 1) * grid] = True
+    return mask
+
+
+class MirrorExtendedDataset:
+    """The training set extended by the mirror of every face (Earp Sec. 5.1, trick 1).
+
+    Item ``i < n`` is face ``i`` of ``dataset``; item ``n + i`` is face ``i`` mirrored (:func:`flip_image`) with its
+    landmarks mirrored and permuted (:func:`flip_points` with ``flip_perm``). The augmenter of ``dataset`` (which
+    should not flip: ``flip_prob = 0``) is applied after the mirroring, then the dataset's normalisation.
+
+    Parameters
+    ----------
+    dataset : lotr_gluon.data.dataset.AlignedFaceDataset
+        Provides ``crop(i)``, ``landmarks(i)``, ``augmenter``, ``normalize``, ``input_size`` and ``len``.
+    flip_perm : array_like of int (N,)
+        The landmark scheme's flip permutation (an involution).
+
+    Raises
+    ------
+    ValueError
+        ``flip_perm`` is not an involution, or the dataset's augmenter flips at random as well.
+
+    Other attributes are those of ``dataset``; :meth:`aligned_landmarks` covers all ``2 n`` items.
+    """
+
+    def __init__(self, dataset, flip_perm):
+        perm = np.asarray(flip_perm, np.int64)
+        if not np.array_equal(perm[perm], np.arange(len(perm))):
+            raise ValueError("flip_perm must be an involution")
+        if getattr(getattr(dataset, "augmenter", None), "flip_prob", 0.0) > 0:
+            raise ValueError("the mirror-extended training set already holds every mirror: give the dataset an "
+                             "augmenter with flip_prob 0")
+        self.dataset = dataset
+        self.flip_perm = perm
+
+    def __len__(self):
+        return 2 * len(self.dataset)
+
+    def __getattr__(self, name):
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def item(self, i):
+        """uint8 (S, S, 3) crop and float32 (N, 2) landmarks of item ``i`` before augmentation."""
+        n = len(self.dataset)
+        if not -2 * n <= i < 2 * n:
+            raise IndexError("item %d of a mirror-extended set of %d" % (i, 2 * n))
+        i %= 2 * n
+        img, pts = self.dataset.crop(i % n), self.dataset.landmarks(i % n)
+        if i >= n:
+            img = flip_image(img)
+            pts = flip_points(pts, img.shape[1], self.flip_perm)
+        return img, np.asarray(pts, np.float32)
+
+    def aligned_landmarks(self):
+        """float32 (2 n, N, 2): the ground truth of every item (originals, then mirrors), no augmentation."""
+        pts = self.dataset.aligned_landmarks()
+        return np.concatenate([pts, flip_points(pts, self.dataset.input_size, self.flip_perm)])
+
+    def __getitem__(self, i):
+        img, pts = self.item(i)
+        if self.dataset.augmenter is not None:
+            img, pts = self.dataset.augmenter(img, pts)
+        return self.dataset.normalize(img), np.asarray(pts, np.float32)
+
+
 # ------------------------------------------------------------------------------------------- augmenter
 
 @dataclass
@@ -123,6 +231,8 @@ class AugmentParams:
     jitter: Optional[Tuple] = None  # ((order of 0 brightness/1 contrast/2 saturation), (alphas))
     lighting: Optional[np.ndarray] = None  # (3,) PCA alphas
     erase: Optional[Tuple] = None  # ((x0, y0, w, h), fill uint8 (h, w, C))
+    aid_cutout: Optional[Tuple] = None  # AID: ((cx, cy, rx, ry), ...) ellipses, pixels
+    aid_hide: Optional[Tuple] = None    # AID: (grid, hidden bool (rows, cols))
 
 
 class Augmenter:
@@ -143,10 +253,21 @@ class Augmenter:
         Shift uniform in [-shift_frac, shift_frac] x crop side, independently in x and y; 0 = off (default).
     erasing_prob : float
         Random erasing probability (Zhong et al.); 0 = off. The papers give no value; default 0.5 (Zhong's).
+        Used by ``erasing_mode='zhong'`` only.
     erasing_area : (float, float)
         Erased area range, fraction of the crop area (Zhong: 0.02-0.4).
     erasing_aspect : (float, float)
         Aspect ratio h/w range, sampled log-uniformly (Zhong: r1 = 0.3, i.e. 0.3-3.33).
+    erasing_mode : {'zhong', 'aid'}
+        'zhong' (default): one rectangle of random values with ``erasing_prob`` (Zhong et al. 2017). 'aid': the
+        information dropping of Huang et al. (2020, "AID"), which Earp Sec. 5.1 cites as its random erasing:
+        with probability ``aid_cutout_prob``, ``aid_num_patch`` elliptical patches (centre uniform in the crop,
+        radii ``aid_radius_factor * (1 + U[0, 1)) * width`` per axis) are set to 0; independently, with
+        probability ``aid_has_prob``, hide-and-seek: a grid size drawn uniformly from ``aid_has_grids`` (0 = none)
+        and every cell set to 0 with probability ``aid_has_hide_prob``. Defaults: the AID authors' public
+        implementation (0.3, 0.1, 1, 0.3, 0.3, grids 0/16/32/44); Earp et al. give no values.
+    aid_cutout_prob, aid_radius_factor, aid_num_patch, aid_has_prob, aid_has_hide_prob, aid_has_grids :
+        See ``erasing_mode``.
     pca_std : float
         Std of the AlexNet PCA lighting alphas (ImageNet eigen-decomposition); 0 = off. Default 0.05.
     jitter : float or (float, float, float)
@@ -171,7 +292,8 @@ class Augmenter:
 
     def __init__(self, flip_prob=0.5, flip_perm=None, rotation_deg=15.0, scale_range=None, shift_frac=0.0,
                  erasing_prob=0.5, erasing_area=(0.02, 0.4), erasing_aspect=(0.3, 1 / 0.3), pca_std=0.05,
-                 jitter=0.4, seed=None, rng=None):
+                 jitter=0.4, seed=None, rng=None, erasing_mode="zhong", aid_cutout_prob=0.3, aid_radius_factor=0.1,
+                 aid_num_patch=1, aid_has_prob=0.3, aid_has_hide_prob=0.3, aid_has_grids=(0, 16, 32, 44)):
         if not 0 <= flip_prob <= 1 or not 0 <= erasing_prob <= 1:
             raise ValueError("probabilities must be in [0, 1]")
         if flip_prob > 0 and flip_perm is None:
@@ -193,6 +315,24 @@ class Augmenter:
         self.erasing_prob = float(erasing_prob)
         self.erasing_area = tuple(map(float, erasing_area))
         self.erasing_aspect = tuple(map(float, erasing_aspect))
+        if erasing_mode not in ERASING_MODES:
+            raise ValueError("erasing_mode must be one of %s, got %r" % (", ".join(ERASING_MODES), erasing_mode))
+        self.erasing_mode = erasing_mode
+        for name, v in (("aid_cutout_prob", aid_cutout_prob), ("aid_has_prob", aid_has_prob),
+                        ("aid_has_hide_prob", aid_has_hide_prob)):
+            if not 0 <= v <= 1:
+                raise ValueError("%s must be in [0, 1], got %r" % (name, v))
+        if aid_radius_factor <= 0 or int(aid_num_patch) < 1:
+            raise ValueError("aid_radius_factor must be > 0 and aid_num_patch >= 1, got %r, %r"
+                             % (aid_radius_factor, aid_num_patch))
+        if not len(aid_has_grids) or any(int(g) < 0 for g in aid_has_grids):
+            raise ValueError("aid_has_grids must be non-empty sizes >= 0, got %r" % (aid_has_grids,))
+        self.aid_cutout_prob = float(aid_cutout_prob)
+        self.aid_radius_factor = float(aid_radius_factor)
+        self.aid_num_patch = int(aid_num_patch)
+        self.aid_has_prob = float(aid_has_prob)
+        self.aid_has_hide_prob = float(aid_has_hide_prob)
+        self.aid_has_grids = tuple(int(g) for g in aid_has_grids)
         self.pca_std = float(pca_std or 0.0)
         if jitter is None:
             jitter = 0.0
@@ -230,7 +370,17 @@ class Augmenter:
             p.jitter = (order, alphas)
         if self.pca_std > 0:
             p.lighting = r.normal(0.0, self.pca_std, size=3).astype(np.float32)
-        if self.erasing_prob > 0 and r.random() < self.erasing_prob:
+        if self.erasing_mode == "aid":
+            if self.aid_cutout_prob > 0 and r.random() < self.aid_cutout_prob:
+                p.aid_cutout = tuple((float(r.random() * width), float(r.random() * height))
+                                     + tuple(float(v) for v in self.aid_radius_factor * (1 + r.random(2)) * width)
+                                     for _ in range(self.aid_num_patch))
+            if self.aid_has_prob > 0 and r.random() < self.aid_has_prob:
+                grid = self.aid_has_grids[int(r.integers(0, len(self.aid_has_grids)))]
+                if grid:
+                    cells = (-(-height // grid), -(-width // grid))
+                    p.aid_hide = (grid, r.random(cells) <= self.aid_has_hide_prob)
+        elif self.erasing_prob > 0 and r.random() < self.erasing_prob:
             area = height * width
             lo, hi = np.log(self.erasing_aspect[0]), np.log(self.erasing_aspect[1])
             for _ in range(10):  # Zhong et al.: redraw until the rectangle fits
@@ -293,6 +443,14 @@ class Augmenter:
             img = np.clip(np.rint(f), 0, 255).astype(np.uint8)
         if params.erase is not None:
             img = random_erase(img, *params.erase)
+        if params.aid_cutout is not None or params.aid_hide is not None:
+            mask = np.zeros((h, w), bool)
+            if params.aid_cutout is not None:
+                mask |= aid_cutout_mask(h, w, params.aid_cutout)
+            if params.aid_hide is not None:
+                mask |= aid_hide_mask(h, w, *params.aid_hide)
+            img = img.copy()
+            img[mask] = 0
         return img, pts
 
     def __call__(self, img, pts):
@@ -315,6 +473,7 @@ class Augmenter:
         return self.apply(img, pts, self.sample(img.shape[0], img.shape[1], img.shape[2] if img.ndim == 3 else 1))
 
     def __repr__(self):
-        return ("Augmenter(flip_prob=%g, rotation_deg=%g, scale_range=%s, shift_frac=%g, erasing_prob=%g, "
-                "pca_std=%g, jitter=%s)" % (self.flip_prob, self.rotation_deg, self.scale_range, self.shift_frac,
-                                            self.erasing_prob, self.pca_std, self.jitter))
+        return ("Augmenter(flip_prob=%g, rotation_deg=%g, scale_range=%s, shift_frac=%g, erasing_mode=%s, "
+                "erasing_prob=%g, pca_std=%g, jitter=%s)" % (self.flip_prob, self.rotation_deg, self.scale_range,
+                                                             self.shift_frac, self.erasing_mode, self.erasing_prob,
+                                                             self.pca_std, self.jitter))
