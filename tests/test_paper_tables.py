@@ -234,3 +234,43 @@ def test_report_shows_ours_beside_the_paper(tmp_path):
         json.dump({"cell_hash": l6.cell_hash, "values": {"auc": 40.0}}, f)
     r = {x["cell"]: x for x in build_rows(rs7)}["lotr_m/L6"]
     assert math.isnan(r["paper"]["auc"]) and r["ours"]["auc"] == 40.0 and r["diff"]["auc"] is None
+
+
+# header line of each table in shared/papers/<paper>.md and how many label cells start its lines
+HEADERS = {("lotr", "2"): ("Metric\tMethod\tTest set", 2), ("lotr", "3"): ("Model\tAUC (%)\tFailure rate", 1),
+           ("lotr", "4"): ("Face detector\tFace landmarks", 2), ("lotr", "5"): ("Model\tBackbone\tAUC (%)", 2),
+           ("lotr", "6"): ("Loss\tLOTR-M", 1), ("lotr", "7"): ("Encoder/ decoder layers\t", 1),
+           ("earp", "1"): ("Model\tAUC (%)\tNME (%)", 1), ("earp", "2"): ("Strategy\tAUC (%)", 1),
+           ("earp", "4"): ("Backbone\tStrategy\tAUC", 2), ("earp", "5"): ("\tBackbone\tAUC (%)\tFailure", 2),
+           ("earp", "6"): ("\tMNetV2 <sub>1.0</sub>\tResNet18", 1), ("earp", "7"): ("\tLFW\tCFP-FP", 1)}
+PAPERS_DIR = next((d for d in (os.path.join(ROOT, "..", "shared", "papers"), "/work/shared/papers")
+                   if os.path.isfile(os.path.join(d, "lotr.md"))), None)
+
+
+def _printed_cells(paper, header, skip, nth=0):
+    """The number cells of the nth table whose header line starts with ``header``, row by row, as printed."""
+    import re
+    lines = open(os.path.join(PAPERS_DIR, paper + ".md"), encoding="utf-8").read().split("\n")
+    start = [i for i, l in enumerate(lines) if l.startswith(header)][nth]
+    out = []
+    for line in lines[start + 1:]:
+        if not line.strip():
+            break
+        for c in line.split("\t")[skip:]:
+            c = re.sub(r"<[^>]+>", "", c).replace("$\\pm$", "±").strip()
+            if re.fullmatch(r"-|NaN|\d+\.\d+( ± \d+\.\d+)?", c):
+                out.append(c)
+    return out
+
+
+@pytest.mark.skipif(PAPERS_DIR is None, reason="shared/papers not here")
+def test_json_equals_the_paper_text_cell_by_cell():
+    """A second, independent reading of the paper texts: every table's number cells in printed order equal the
+    JSON's ``printed`` fields in its order (the std half of a 'mean ± std' cell is the same printed cell)."""
+    for (paper, t), d in _all().items():
+        if (paper, t) == ("earp", "3"):
+            header, skip, nth = "Strategy\tAUC (%)", 1, 1      # the second table with this header
+        else:
+            (header, skip), nth = HEADERS[(paper, t)], 0
+        ours = [e["printed"] for e in d["values"] if not e.get("source") and not e["key"].endswith("_std")]
+        assert ours == _printed_cells(paper, header, skip, nth), d["label"]
