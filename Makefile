@@ -8,7 +8,7 @@ QS_CFG    ?= experiments/datatang/lotr_m.yaml
 QS_OUT    ?= output/quickstart
 QS_EPOCHS ?= 16
 
-.PHONY: install test quickstart clean-venv
+.PHONY: install test quickstart clean-venv mutate
 
 $(STAMP): requirements.txt constraints.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,17 @@ quickstart: $(STAMP)
 	$(PY) tools/test.py --cfg $(QS_CFG) --params $(QS_OUT)/model_best.params --out $(QS_OUT)/test_val
 	$(PY) tools/test.py --cfg $(QS_CFG) --params $(QS_OUT)/model_best.params --out $(QS_OUT)/test_val_flip --flip
 	@echo "quickstart results: $(QS_OUT)/test_val/metrics.json, ced.png, predictions.png, $(QS_OUT)/loss_curve.png"
+
+# Mutation testing (mutmut 2, requirements-dev.txt; not in CI, tens of minutes) of metrics, losses, evaluation,
+# heatmap codec and the trainer's checkpoint code against their fast tests, on a copy of the tree (tools/mutate.py).
+# E.g. make mutate MUTATE_ARGS="metrics codec" or MUTATE_ARGS="--sample 60 losses".
+MUTATE_ARGS ?=
+$(VENV)/.dev-installed: requirements-dev.txt $(STAMP)
+	$(PY) -m pip install -q -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+mutate: $(VENV)/.dev-installed
+	OMP_NUM_THREADS=1 $(PY) tools/mutate.py $(MUTATE_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)
