@@ -139,23 +139,40 @@ class Trainer:
             f.write(json.dumps(record) + "\n")
 
     # ------------------------------------------------------------------ training
+    def _heatmap_codec(self):
+        """The codec whose targets a training step needs (heatmap model or auxiliary heatmap head), or None."""
+        if self.is_heatmap:
+            return self.net.codec
+        return self.aux_heatmap[0] if self.aux_heatmap else None
+
     def _loader(self):
+        """The training DataLoader. Items are ``(image, landmarks)``, plus the target heatmaps when the step
+        needs them: encoded in the pipeline (:class:`lotr_gluon.data.targets.WithHeatmapTargets`; issue 15)."""
         cfg = self.cfg
-        return gluon.data.DataLoader(self.train_set, batch_size=cfg.TRAIN.BATCH_SIZE, shuffle=True,
+        dataset = self.train_set
+        codec = self._heatmap_codec()
+        if codec is not None:
+            from .data.targets import WithHeatmapTargets
+            dataset = WithHeatmapTargets(dataset, codec)
+        return gluon.data.DataLoader(dataset, batch_size=cfg.TRAIN.BATCH_SIZE, shuffle=True,
                                      last_batch="rollover" if len(self.train_set) > cfg.TRAIN.BATCH_SIZE else "keep",
                                      num_workers=cfg.WORKERS)
 
-    def _batch_loss(self, data, label):
-        """Per-sample loss (B,); with the auxiliary heatmap head also its part, else None."""
+    def _batch_loss(self, data, label, target=None):
+        """Per-sample loss (B,); with the auxiliary heatmap head also its part, else None.
+
+        ``target``: the (B, N, h, w) target heatmaps from the loader; None encodes them here from ``label``
+        (a host synchronisation and numpy work on the step's thread)."""
         outs = self.net(data)
+        codec = self._heatmap_codec()
+        if codec is not None and target is None:
+            target = mx.nd.array(codec.encode(label.asnumpy()), ctx=data.context)
         if self.is_heatmap:
-            target = mx.nd.array(self.net.codec.encode(label.asnumpy()), ctx=data.context)
             return self.loss_fn(outs, target), None
         aux = None
         if self.aux_heatmap:
             outs, heatmaps = outs
-            codec, hm_loss = self.aux_heatmap
-            aux = hm_loss(heatmaps, mx.nd.array(codec.encode(label.asnumpy()), ctx=data.context))
+            aux = self.aux_heatmap[1](heatmaps, target)
         if getattr(self.net, "aux_outputs", False):  # deep supervision: sum over decoder layers
             loss = sum(self.loss_fn(o, label) for o in outs)
         else:
@@ -177,27 +194,50 @@ class Trainer:
         aux_losses = []
         if self.aux_heatmap:
             self.net.set_aux_heatmap_output(True)
-        for i, (data, label) in enumerate(it):
+        # Per-step loss sums stay on the device and are fetched in one host synchronisation per LOG_EVERY steps
+        # and at the end of the epoch (issue 15): MXNet's engine keeps computing while the main thread loads
+        # the next batch. One fetch serves the log, the progress bar and the divergence check.
+        pending = []  # (step, batch size, [loss sum per context], [aux sum per context] or None)
+
+        def fetch():
+            if not pending:
+                return
+            flat = [v for _, _, ls_, as_ in pending for v in ls_ + (as_ or [])]
+            host = mx.nd.concat(*[v.reshape((1,)).as_in_context(self.ctx[0]) for v in flat], dim=0).asnumpy()
+            k = 0
+            for step, bs, ls_, as_ in pending:
+                # same float arithmetic as the former per-step asscalar() (float32 sums, float64 mean)
+                loss = sum(float(host[k + j]) for j in range(len(ls_))) / bs
+                k += len(ls_)
+                if as_ is not None:
+                    aux_losses.append(sum(float(host[k + j]) for j in range(len(as_))) / bs)
+                    k += len(as_)
+                if not math.isfinite(loss):
+                    self._log({"type": "diverged", "epoch": self.epoch, "step": step, "loss": loss})
+                    raise TrainingDiverged(
+                        "loss is %s at step %d (epoch %d); stopped without saving. The last good checkpoint, if "
+                        "any, is %s. Lower TRAIN.LR or set TRAIN.CLIP_GRAD." % (
+                            loss, step, self.epoch + 1, self._ckpt("checkpoint_last.params")))
+                losses.append(loss)
+            del pending[:]
+
+        for i, batch in enumerate(it):
             if cfg.TRAIN.MAX_STEPS and self.step >= cfg.TRAIN.MAX_STEPS:
                 break
+            data, label = batch[0], batch[1]
             lr = lr_at(self.epoch + i / max(steps_per_epoch, 1), cfg.TRAIN.LR, cfg.TRAIN.LR_STEPS,
                        cfg.TRAIN.LR_FACTOR, cfg.TRAIN.WARMUP_EPOCHS)
             self.trainer.set_learning_rate(lr)
             datas = gluon.utils.split_and_load(data, self.ctx, even_split=False)
             labels = gluon.utils.split_and_load(label, self.ctx, even_split=False)
+            targets = (gluon.utils.split_and_load(batch[2], self.ctx, even_split=False) if len(batch) > 2
+                       else [None] * len(datas))
             with autograd.record():
-                parts = [self._batch_loss(x, y) for x, y in zip(datas, labels)]
+                parts = [self._batch_loss(x, y, t) for x, y, t in zip(datas, labels, targets)]
             ls = [p[0] for p in parts]
             autograd.backward(ls)
-            loss = sum(float(l.sum().asscalar()) for l in ls) / data.shape[0]
-            if self.aux_heatmap:
-                aux_losses.append(sum(float(p[1].sum().asscalar()) for p in parts) / data.shape[0])
-            if not math.isfinite(loss):
-                self._log({"type": "diverged", "epoch": self.epoch, "step": self.step + 1, "loss": loss})
-                raise TrainingDiverged(
-                    "loss is %s at step %d (epoch %d); stopped without saving. The last good checkpoint, if any, "
-                    "is %s. Lower TRAIN.LR or set TRAIN.CLIP_GRAD." % (loss, self.step + 1, self.epoch + 1,
-                                                                     self._ckpt("checkpoint_last.params")))
+            pending.append((self.step + 1, data.shape[0], [l.sum() for l in ls],
+                            [p[1].sum() for p in parts] if self.aux_heatmap else None))
             if cfg.TRAIN.CLIP_GRAD > 0:
                 grads = [p.grad(c) for p in self.net.collect_params().values() if p.grad_req != "null"
                          for c in self.ctx]
@@ -205,16 +245,19 @@ class Trainer:
             self.trainer.step(data.shape[0])
             self.step += 1
             seen += data.shape[0]
-            losses.append(loss)
             if self.step % cfg.TRAIN.LOG_EVERY == 0:
+                fetch()
+                loss = losses[-1]
                 rec = {"type": "train", "epoch": self.epoch + 1, "step": self.step, "loss": loss, "lr": lr,
                        "images_per_s": seen / max(time.time() - t0, 1e-9)}
                 if aux_losses:
                     rec["loss_aux_heatmap"] = aux_losses[-1]
                 self._log(rec)
+                if bar:
+                    bar.set_postfix(loss="%.4g" % loss, lr="%.1e" % lr)
             if bar:
-                bar.set_postfix(loss="%.4g" % loss, lr="%.1e" % lr)
                 bar.update(1)
+        fetch()
         if bar:
             bar.close()
         aux = None
