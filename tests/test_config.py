@@ -59,6 +59,18 @@ def test_jd_configs_carry_paper_recipe():
         assert cfg.MODEL.QUERY_INIT_STD == 1e-4 and cfg.MODEL.DECODER_INPUT == "queries"
 
 
+def test_final_decoder_norm_follows_the_equations_in_jd_wflw_configs():
+    # LOTR eq. (14)-(19): post-norm layers, nothing after the last decoder layer
+    for rel in ("jd/lotr_m", "jd/lotr_m_plus", "jd/lotr_r_plus", "wflw/lotr_hr_plus"):
+        m = load_config(os.path.join(ROOT, "experiments/%s.yaml" % rel)).MODEL
+        assert m.FINAL_NORM is False and m.NORM_BEFORE is False, rel
+    # the Datatang recipe's pre-norm layers keep DETR's final decoder LayerNorm (its residual stream is
+    # never normalised otherwise)
+    for name in ("lotr_m", "lotr_m_plus", "lotr_r_plus"):
+        m = load_config(os.path.join(ROOT, "experiments/datatang/%s.yaml" % name)).MODEL
+        assert m.NORM_BEFORE is True and m.FINAL_NORM is True, name
+
+
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: os.path.relpath(p, ROOT))
 def test_every_experiment_parses_and_builds(path):
     cfg = load_config(path, ["MODEL.PRETRAINED", "False"])

@@ -358,3 +358,39 @@ def test_transformer_variants_hybridize(kw):
     a = net(x).asnumpy()
     net.hybridize()
     np.testing.assert_allclose(a, net(x).asnumpy(), rtol=1e-4, atol=1e-3)
+
+
+def _neck_layout(net):
+    """[(kind, channels, kernel, stride)] of the layers between backbone and tokens."""
+    out = []
+    for blk in net.neck:
+        if isinstance(blk, (mx.gluon.nn.Conv2D, mx.gluon.nn.Conv2DTranspose)):
+            kind = "deconv" if isinstance(blk, mx.gluon.nn.Conv2DTranspose) else "conv"
+            out.append((kind, blk._channels, blk._kwargs["kernel"], blk._kwargs["stride"]))
+    return out
+
+
+def test_lotr_hr_plus_config_is_the_m_plus_architecture():
+    # LOTR Sec. IV-C: LOTR-HR+ "uses the same architecture as LOTR-M+ and LOTR-R+" with an HRNet backbone;
+    # Table I: 1x1 conv to 256, deconvolutions 128 and 64 (4x4, stride 2), 2+2 layers, PFFN 512-512-2
+    from lotr_gluon.config import load_config
+    from lotr_gluon.models import build_model
+    nets = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for rel in ("jd/lotr_m_plus", "jd/lotr_r_plus", "wflw/lotr_hr_plus"):
+            cfg = load_config("experiments/%s.yaml" % rel, ["MODEL.PRETRAINED", "False"])
+            nets[rel] = build_model(cfg)
+    plus = [("conv", 256, (1, 1), (1, 1)), ("deconv", 128, (4, 4), (2, 2)), ("deconv", 64, (4, 4), (2, 2))]
+    for rel, net in nets.items():
+        assert _neck_layout(net) == plus, rel
+        assert len(net.transformer.encoder) == 2 and len(net.transformer.decoder) == 2
+        # JD/WFLW configs follow eq. (14)-(19): no LayerNorm after the last decoder layer
+        assert not hasattr(net.transformer, "dec_norm")
+        assert not [k for k in net.collect_params() if "decnorm" in k]
+    # stride-32 backbones, x4 by the two deconvolutions: 24x24 tokens at 192 (M+, R+), 32x32 at 256 (HR+)
+    assert nets["jd/lotr_m_plus"].token_grid == nets["jd/lotr_r_plus"].token_grid == 24
+    assert nets["wflw/lotr_hr_plus"].token_grid == 32
+    out = nets["wflw/lotr_hr_plus"](mx.nd.zeros((1, 3, 256, 256)))
+    assert out.shape == (1, 98, 2)
+    assert _neck_layout(_build("lotr_hr_plus", 128, num_points=98)) == plus  # the preset too
