@@ -327,7 +327,7 @@ def test_hash_ignores_new_keys_at_their_neutral_value():
     assert config_hash(load_config(cfg_file, ["DATA.CACHE", "False"])) == config_hash(base)
     on = load_config(cfg_file, ["MODEL.AUX_HEATMAP_WEIGHT", "10.0"])
     assert canonical_config(on)["MODEL"]["AUX_HEATMAP_WEIGHT"] == 10.0 and config_hash(on) != config_hash(base)
-    assert set(NEUTRAL_VALUES) <= {"MODEL." + k for k in base.MODEL}
+    assert set(NEUTRAL_VALUES) <= {"%s.%s" % (sec, k) for sec in ("MODEL", "AUG") for k in base[sec]}
 
 
 def test_neutral_values_are_the_defaults():
