@@ -2,6 +2,13 @@
 
 Every detector is called on an RGB ``uint8`` (H, W, 3) image and returns a list of :class:`Face`, best first:
 
+* :class:`YuNetDetector`: OpenCV Zoo's YuNet (Wu et al., "YuNet: A Tiny Millisecond-level Face Detector",
+  Machine Intelligence Research 2023; MIT licence; a 230 KB ONNX file) run by ``cv2.FaceDetectorYN`` of the
+  pinned OpenCV: a box **and five points** per face (eyes, nose tip, mouth corners). The model file is looked
+  up by :func:`find_yunet_model` (an explicit path, ``$LOTR_YUNET_MODEL``, the user cache folder
+  :func:`cache_dir`, then ``<repo>/../shared/models/``) and, when none is found and the machine is online,
+  fetched once into the cache from OpenCV Zoo and checked against :data:`YUNET_SHA256`
+  (:func:`fetch_yunet_model`).
 * :class:`InsightFaceDetector`: insightface's RetinaFace / SCRFD ONNX models (``insightface.model_zoo``), the
   detector family both papers use; boxes **and five points** (eye centres, nose tip, mouth corners, in the
   order of the ArcFace template). The weights are not part of the ``insightface`` wheel: they come in
@@ -13,10 +20,21 @@ Every detector is called on an RGB ``uint8`` (H, W, 3) image and returns a list 
   so it works on any machine with the project installed. Boxes only (``five_points=None``), frontal faces
   only, and a rough box; :class:`lotr_gluon.predictor.Predictor` derives five initial points from the box
   with :attr:`OpenCVDetector.box_template` and refines the alignment with its own prediction.
-* :func:`get_detector` picks one by name; ``'auto'`` = insightface when a model file is found, else OpenCV.
-  ``detector.name`` says which one it is, so that results can record it.
+* :func:`get_detector` picks one by name; ``'auto'`` = YuNet when its model file is found (or can be fetched),
+  else insightface when its model file is found, else OpenCV's Haar cascade (last resort).
+  ``detector.name`` (``'yunet'``, ``'insightface'``, ``'opencv'``) says which one it is, so that results can
+  record it.
+
+The papers align every face on a detector's five points (LOTR Sec. IV-A, Earp Sec. 5.1: insightface's
+RetinaFace); YuNet and insightface give them. Only the Haar cascade gives a box alone, for which
+:class:`lotr_gluon.predictor.Predictor` places five initial points with the box template and re-aligns on its
+own prediction.
 """
+import hashlib
 import os
+import shutil
+import tempfile
+import warnings
 from dataclasses import dataclass
 from typing import Optional
 
@@ -25,11 +43,25 @@ import numpy as np
 
 from .errors import DetectorError
 
-__all__ = ["Face", "DetectorUnavailable", "InsightFaceDetector", "OpenCVDetector", "get_detector",
+__all__ = ["Face", "DetectorUnavailable", "YuNetDetector", "InsightFaceDetector", "OpenCVDetector", "get_detector",
+           "find_yunet_model", "fetch_yunet_model", "cache_dir", "YUNET_FILE", "YUNET_URL", "YUNET_SHA256",
            "find_insightface_model", "DETECTORS", "INSIGHTFACE_PACKS", "DEFAULT_BOX_TEMPLATE",
            "HAAR_BOX_TEMPLATE", "five_points_from_box", "box_template_from_points", "haar_cascade_path"]
 
-DETECTORS = ("auto", "insightface", "opencv")
+DETECTORS = ("auto", "yunet", "insightface", "opencv")
+
+#: File name of the YuNet model in the cache and shared folders.
+YUNET_FILE = "face_detection_yunet.onnx"
+#: OpenCV Zoo's YuNet (``models/face_detection_yunet/face_detection_yunet_2026may.onnx``, 229,738 bytes) through
+#: GitHub's LFS media host (``raw.githubusercontent.com`` serves only the LFS pointer). Not fetched from here
+#: (offline); the file in ``../shared/models/`` has :data:`YUNET_SHA256`.
+YUNET_URL = ("https://media.githubusercontent.com/media/opencv/opencv_zoo/main/models/face_detection_yunet/"
+             "face_detection_yunet_2026may.onnx")
+#: sha256 of the YuNet file, from ``../shared/models/README.md`` (a download must match it).
+YUNET_SHA256 = "ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0"
+#: ``<repo>/../shared/models``: the read-only copy that tests and offline development machines use.
+SHARED_MODELS_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir,
+                                                  "shared", "models"))
 
 #: insightface model packs and the detector file inside each, in the order searched by ``'auto'``.
 INSIGHTFACE_PACKS = (("buffalo_l", "det_10g.onnx"), ("antelopev2", "scrfd_10g_bnkps.onnx"),
@@ -137,6 +169,195 @@ def _check_rgb(image):
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
         raise ValueError("detectors take an RGB uint8 (H, W, 3) image, got %s %s" % (img.dtype, img.shape))
     return img
+
+
+# ------------------------------------------------------------------------------------------------- YuNet
+
+def cache_dir():
+    """The user cache folder of downloaded models: ``$LOTR_CACHE_DIR``, else ``$XDG_CACHE_HOME/lotr_gluon``,
+    else ``~/.cache/lotr_gluon`` (models in ``<cache>/models/``)."""
+    root = os.environ.get("LOTR_CACHE_DIR")
+    if not root:
+        root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+                            "lotr_gluon")
+    return os.path.join(os.path.expanduser(root), "models")
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def find_yunet_model(path=None):
+    """Where the YuNet model is: ``(path, found, searched)``.
+
+    Search order: ``path`` (an explicit file: the ``--det-model`` / ``yunet_model`` option), the environment
+    variable ``LOTR_YUNET_MODEL``, ``<cache_dir()>/face_detection_yunet.onnx``, then
+    ``<repo>/../shared/models/face_detection_yunet.onnx`` (:data:`SHARED_MODELS_DIR`). An explicit ``path`` or
+    ``$LOTR_YUNET_MODEL`` is the only candidate (no fallback to the others when it is missing).
+
+    Returns
+    -------
+    (str, bool, list of str)
+        The first existing candidate (else the cache path, where :func:`fetch_yunet_model` puts it), whether it
+        exists, and the candidates searched.
+    """
+    explicit = path or os.environ.get("LOTR_YUNET_MODEL")
+    if explicit:
+        p = os.path.expanduser(str(explicit))
+        return p, os.path.isfile(p), [p]
+    cached = os.path.join(cache_dir(), YUNET_FILE)
+    candidates = [cached, os.path.join(SHARED_MODELS_DIR, YUNET_FILE)]
+    for c in candidates:
+        if os.path.isfile(c):
+            return c, True, candidates
+    return cached, False, candidates
+
+
+def fetch_yunet_model(dest=None, url=YUNET_URL, sha256=YUNET_SHA256, timeout=20.0):
+    """Download YuNet once into the cache and check its sha256.
+
+    Parameters
+    ----------
+    dest : str, optional
+        Target file (default ``<cache_dir()>/face_detection_yunet.onnx``).
+    url : str
+        Source (default :data:`YUNET_URL`; ``file://`` URLs work, for tests).
+    sha256 : str
+        Expected digest (default :data:`YUNET_SHA256`, from ``../shared/models/README.md``).
+    timeout : float
+        Seconds to wait for the server.
+
+    Returns
+    -------
+    str
+        ``dest``, written atomically (temporary file + ``os.replace``) only after the digest matched.
+
+    Raises
+    ------
+    DetectorUnavailable
+        Offline or the download failed (the message names the URL and where to put the file by hand), or the
+        file's sha256 differs (nothing is kept).
+    """
+    import urllib.request
+
+    dest = dest or os.path.join(cache_dir(), YUNET_FILE)
+    hint = ("put %s (OpenCV Zoo, models/face_detection_yunet, sha256 %s) at %s or pass its path (--det-model PATH "
+            "or LOTR_YUNET_MODEL), or use another detector (--detector insightface|opencv)"
+            % (YUNET_FILE, sha256[:12] + "...", dest))
+    folder = os.path.dirname(os.path.abspath(dest))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".yunet_", suffix=".part", dir=folder)
+    except OSError as e:
+        raise DetectorUnavailable("cannot write the model cache %s (%s); %s" % (folder, e.strerror or e, hint)) \
+            from None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as resp:
+                    shutil.copyfileobj(resp, out)
+            except (OSError, ValueError) as e:  # URLError, socket timeouts, HTTP errors are OSErrors
+                reason = getattr(e, "reason", None) or e
+                raise DetectorUnavailable("YuNet model not found locally and the download from %s failed (%s: "
+                                          "offline?); %s" % (url, reason, hint)) from None
+        got = _sha256(tmp)
+        if got != sha256:
+            raise DetectorUnavailable("downloaded YuNet model from %s has sha256 %s, expected %s; not kept. %s"
+                                      % (url, got, sha256, hint))
+        os.replace(tmp, dest)
+        tmp = None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.remove(tmp)
+    return dest
+
+
+class YuNetDetector:
+    """OpenCV Zoo's YuNet face detector (``cv2.FaceDetectorYN``): boxes and five points.
+
+    Parameters
+    ----------
+    model : str, optional
+        Path of the ONNX file; None = :func:`find_yunet_model` (``$LOTR_YUNET_MODEL``, the cache, the shared
+        folder), and with ``download`` :func:`fetch_yunet_model` when it is nowhere.
+    score_threshold : float
+        Minimum face score (0.6; OpenCV Zoo's demo uses 0.9, which drops some of the 0.91-0.94 faces of a
+        group photo when they are downscaled).
+    nms_threshold : float
+        NMS IoU threshold (OpenCV Zoo's 0.3).
+    top_k : int
+        Candidates kept before NMS (OpenCV Zoo's 5000).
+    max_side : int
+        Images whose longer side exceeds this are downscaled for detection (YuNet's anchors cover faces of
+        about 10-300 px at the network input; a face filling a large photo is found only after downscaling);
+        boxes and points are returned in the original pixels.
+    download : bool
+        Fetch the model into the cache when no local file is found.
+
+    Raises
+    ------
+    DetectorUnavailable
+        No model file (and the download is off or failed; the message lists the searched paths), or OpenCV
+        cannot load the file (not a YuNet ONNX model, or an OpenCV without ``FaceDetectorYN``).
+    """
+
+    name = "yunet"
+    has_five_points = True
+
+    def __init__(self, model=None, score_threshold=0.6, nms_threshold=0.3, top_k=5000, max_side=640,
+                 download=True):
+        path, found, searched = find_yunet_model(model)
+        if not found:
+            if model or os.environ.get("LOTR_YUNET_MODEL") or not download:
+                raise DetectorUnavailable(
+                    "YuNet face detector model not found (searched %s)%s; get %s from OpenCV Zoo (%s, sha256 %s) "
+                    "and pass its path (--det-model PATH or LOTR_YUNET_MODEL), or put it in %s"
+                    % (", ".join(searched), "" if download else ", download off", YUNET_FILE, YUNET_URL, YUNET_SHA256,
+                       cache_dir()))
+            path = fetch_yunet_model(path)
+        if not hasattr(cv2, "FaceDetectorYN"):
+            raise DetectorUnavailable("this OpenCV (%s) has no cv2.FaceDetectorYN (OpenCV >= 4.5.4 needed)"
+                                      % cv2.__version__)
+        try:
+            self.detector = cv2.FaceDetectorYN.create(path, "", (320, 320), float(score_threshold),
+                                                      float(nms_threshold), int(top_k))
+        except cv2.error as e:
+            msg = " ".join(str(e).split())
+            raise DetectorUnavailable("OpenCV cannot load %s as a YuNet model (%s)" % (path, msg[-200:])) from None
+        self.model_path = path
+        self.score_threshold = float(score_threshold)
+        self.max_side = int(max_side)
+
+    def __call__(self, image):
+        return self.detect(image)
+
+    def detect(self, image):
+        """List of :class:`Face` with five points (image-left eye, image-right eye, nose tip, image-left and
+        image-right mouth corner: YuNet's order "right eye, left eye, ..." is the subject's right first, which
+        is the image's left), highest score first."""
+        img = _check_rgb(image)
+        h, w = img.shape[:2]
+        scale = min(1.0, self.max_side / float(max(h, w)))
+        bgr = np.ascontiguousarray(img[:, :, ::-1])
+        if scale < 1.0:
+            bgr = cv2.resize(bgr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        self.detector.setInputSize((bgr.shape[1], bgr.shape[0]))
+        _, rows = self.detector.detect(bgr)
+        faces = []
+        if rows is None:
+            return faces
+        for r in np.asarray(rows, np.float64).reshape(-1, 15):
+            x, y, bw, bh = r[:4] / scale
+            faces.append(Face(box=[x, y, x + bw, y + bh], score=float(r[14]), five_points=r[4:14].reshape(5, 2) / scale))
+        faces.sort(key=lambda f: -f.score)
+        return faces
+
+    def __repr__(self):
+        return "YuNetDetector(%r)" % self.model_path
 
 
 # ------------------------------------------------------------------------------------------- insightface
@@ -377,21 +598,25 @@ def get_detector(name="auto", **kw):
 
     Parameters
     ----------
-    name : {'auto', 'insightface', 'opencv'}
-        ``'auto'``: :class:`InsightFaceDetector` when its model file is on the machine (``kw['model']`` or a
-        model pack under ``~/.insightface/models``), else :class:`OpenCVDetector`.
+    name : {'auto', 'yunet', 'insightface', 'opencv'}
+        ``'auto'``: :class:`YuNetDetector` when its model file is found (:func:`find_yunet_model`) or can be
+        fetched (``download``), else :class:`InsightFaceDetector` when its model file is on the machine
+        (``kw['model']`` or a model pack under ``~/.insightface/models``), else :class:`OpenCVDetector` (the Haar
+        cascade, last resort; a warning says why the others were not used when they failed).
     **kw
-        Passed to the detector (``model``, ``det_size``, ``root`` ... for insightface; ``cascade``, ... for
-        OpenCV; with ``'auto'`` each gets the keywords its constructor takes).
+        Passed to the detector: ``yunet_model`` (YuNet's file; with ``name='yunet'`` also ``model``),
+        ``download``, ``score_threshold``, ``max_side`` ... for YuNet; ``model``, ``det_size``, ``root`` ... for
+        insightface; ``cascade``, ... for OpenCV. Each detector gets the keywords its constructor takes.
 
     Returns
     -------
-    detector with ``detect(rgb) -> list of Face`` and ``name`` ('insightface' or 'opencv').
+    detector with ``detect(rgb) -> list of Face`` and ``name`` ('yunet', 'insightface' or 'opencv').
 
     Raises
     ------
     DetectorUnavailable
-        ``'insightface'`` without its model file; ``'opencv'`` without the cascade.
+        ``'yunet'`` without its model file (offline, or the download is off); ``'insightface'`` without its
+        model file; ``'opencv'`` without the cascade.
     ValueError
         An unknown name.
     """
@@ -401,18 +626,32 @@ def get_detector(name="auto", **kw):
         params = inspect.signature(cls.__init__).parameters
         return {k: v for k, v in kw.items() if k in params}
 
+    def yunet_kw():
+        ykw = accepted(YuNetDetector)
+        ykw["model"] = kw.get("yunet_model") or (kw.get("model") if name == "yunet" else None)
+        return ykw
+
+    if name == "yunet":
+        return YuNetDetector(**yunet_kw())
     if name == "insightface":
-        return InsightFaceDetector(**kw)
+        return InsightFaceDetector(**accepted(InsightFaceDetector))
     if name == "opencv":
-        return OpenCVDetector(**kw)
+        return OpenCVDetector(**accepted(OpenCVDetector))
     if name == "auto":
+        why = []
+        try:
+            return YuNetDetector(**yunet_kw())
+        except DetectorUnavailable as e:
+            why.append("YuNet: %s" % e)
         ikw = accepted(InsightFaceDetector)
         _, found = find_insightface_model(ikw.get("model"), ikw.get("root"))
         if found:
             try:
                 return InsightFaceDetector(**ikw)
             except DetectorUnavailable as e:
-                import warnings
-                warnings.warn("insightface detector unusable, falling back to OpenCV: %s" % e)
-        return OpenCVDetector(**accepted(OpenCVDetector))
+                why.append("insightface: %s" % e)
+        detector = OpenCVDetector(**accepted(OpenCVDetector))
+        warnings.warn("face detector: using OpenCV's Haar cascade (boxes only, misses and false boxes on hard "
+                      "photos) because %s" % "; ".join(why))
+        return detector
     raise ValueError("unknown detector %r; valid: %s" % (name, ", ".join(DETECTORS)))

@@ -10,8 +10,9 @@
 
 Pipeline per image (as in training, :class:`lotr_gluon.data.dataset.AlignedFaceDataset`, and both papers):
 
-1. **Detect** faces (or take the ``faces`` given): a box, a score and, with insightface's RetinaFace/SCRFD,
-   five points (eye centres, nose tip, mouth corners).
+1. **Detect** faces (or take the ``faces`` given, checked against the image: :class:`BadFaceError`): a box, a
+   score and, with YuNet (the default when its model file is found, :mod:`lotr_gluon.detectors`) or insightface's
+   RetinaFace/SCRFD, five points (eye centres, nose tip, mouth corners).
 2. **Align**: the similarity transform that maps the five points onto the ArcFace template scaled to the crop
    (``arcface_template(S, DATA.TEMPLATE_SCALE)``), ``cv2.warpAffine`` (bilinear, black border) to an S x S crop.
    A detector with only a box (OpenCV's Haar cascade) gets five *initial* points placed in the box by the
@@ -39,8 +40,13 @@ from .data.augment import flip_points
 from .data.loaders import read_image
 from .data.schemes import LandmarkScheme, get_scheme
 from .detectors import DEFAULT_BOX_TEMPLATE, Face, five_points_from_box, get_detector
+from .errors import DataError
 
-__all__ = ["Predictor", "to_rgb", "DEFAULT_MEAN", "DEFAULT_STD"]
+__all__ = ["Predictor", "BadFaceError", "check_face", "to_rgb", "DEFAULT_MEAN", "DEFAULT_STD"]
+
+
+class BadFaceError(DataError, ValueError):
+    """A face passed by the caller that does not fit the image (a box or five points outside it, or not finite)."""
 
 DEFAULT_MEAN = (0.485, 0.456, 0.406)
 DEFAULT_STD = (0.229, 0.224, 0.225)
@@ -94,7 +100,7 @@ def _as_face(f):
         box = f.get("box")
         pts = f.get("five_points")
         if box is None and pts is None:
-            raise ValueError("a face dict needs 'box' and/or 'five_points', got keys %s" % sorted(f))
+            raise BadFaceError("a face dict needs 'box' and/or 'five_points', got keys %s" % sorted(f))
         if box is None:
             box = _points_box(pts)
         return Face(box=box, score=f.get("score", 1.0) if f.get("score") is not None else 1.0, five_points=pts)
@@ -103,12 +109,40 @@ def _as_face(f):
         return Face(box=_points_box(a), score=1.0, five_points=a)
     if a.shape == (4,):
         return Face(box=a, score=1.0, five_points=None)
-    raise ValueError("a face is a Face, a dict, five points (5, 2) or a box (4,); got shape %s" % (a.shape,))
+    raise BadFaceError("a face is a Face, a dict, five points (5, 2) or a box (4,); got shape %s" % (a.shape,))
 
 
 def _points_box(pts):
     p = np.asarray(pts, np.float64).reshape(-1, 2)
     return np.r_[p.min(0), p.max(0)]
+
+
+def check_face(face, width, height, index=0):
+    """Check a caller's face against the image it is used on.
+
+    A face is accepted when its box is finite with ``x1 > x0`` and ``y1 > y0`` and its centre lies inside the
+    image (``0 <= x < width``, ``0 <= y < height``; faces cut by the image border are fine), and its five points,
+    when given, are finite with their centroid inside the image.
+
+    Raises
+    ------
+    BadFaceError
+        Otherwise; the message gives the face's index, its box or points and the image size (a box outside the
+        image would give an all-black crop and landmarks far outside the photo).
+    """
+    b = np.asarray(face.box, np.float64)
+    where = "face %d: box %s" % (index, np.round(b, 1).tolist())
+    size = "the %d x %d image" % (width, height)
+    if not np.isfinite(b).all() or b[2] <= b[0] or b[3] <= b[1]:
+        raise BadFaceError("%s is not a box x0, y0, x1, y1 with x1 > x0 and y1 > y0" % where)
+    cx, cy = (b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0
+    if not (0 <= cx < width and 0 <= cy < height):
+        raise BadFaceError("%s lies outside %s (its centre (%.1f, %.1f) is not in the image)" % (where, size, cx, cy))
+    if face.five_points is not None:
+        p = np.asarray(face.five_points, np.float64)
+        c = p.mean(0) if np.isfinite(p).all() else None
+        if c is None or not (0 <= c[0] < width and 0 <= c[1] < height):
+            raise BadFaceError("face %d: five points %s lie outside %s" % (index, np.round(p, 1).tolist(), size))
 
 
 class Predictor:
@@ -132,10 +166,11 @@ class Predictor:
     ctx : mx.Context
         Device of the input batch (default CPU).
     detector : str, detector object or None
-        ``'auto'`` | ``'insightface'`` | ``'opencv'`` (:func:`lotr_gluon.detectors.get_detector`), an object
-        with ``detect(rgb) -> list of Face`` and ``name``, or None (then :meth:`predict` needs ``faces``).
+        ``'auto'`` (YuNet, else insightface, else OpenCV's Haar cascade) | ``'yunet'`` | ``'insightface'`` |
+        ``'opencv'`` (:func:`lotr_gluon.detectors.get_detector`), an object with ``detect(rgb) -> list of Face``
+        and ``name``, or None (then :meth:`predict` needs ``faces``).
     detector_kw : dict, optional
-        Keywords for :func:`~lotr_gluon.detectors.get_detector` (e.g. ``model``, ``det_size``).
+        Keywords for :func:`~lotr_gluon.detectors.get_detector` (e.g. ``yunet_model``, ``model``, ``det_size``).
     flip : bool
         Default of :meth:`predict`'s flip test.
     decode : callable, optional
@@ -190,19 +225,23 @@ class Predictor:
 
         Raises
         ------
-        FileNotFoundError
-            ``params`` (or ``cfg_file``) does not exist.
+        lotr_gluon.build.ParamsFileError
+            ``params`` does not exist, is not an MXNet params file (truncated, another format), or holds the
+            weights of another architecture (also a ``FileNotFoundError`` / ``ModelError``).
+        lotr_gluon.config.ConfigFileError, ConfigError
+            ``cfg_file`` does not exist or is malformed.
+
+        Training-only parameters in ``params`` (the auxiliary heatmap head) are skipped silently: the model is
+        built without that head (:func:`lotr_gluon.build.build_inference_model`).
         """
-        from .build import build_scheme
+        from .build import build_inference_model, build_scheme, ParamsFileError
         from .config import load_config
-        from .models import build_model
 
         if not os.path.isfile(str(params)):
-            raise FileNotFoundError("model weights not found: %s" % params)
+            raise ParamsFileError("model weights not found: %s" % params)
         cfg = load_config(cfg_file, list(opts or []) + ["MODEL.PRETRAINED", "False", "MODEL.PRETRAINED_FILE", ""])
         ctx = ctx or mx.cpu()
-        net = build_model(cfg, ctx=ctx, initialize=False)
-        net.load_parameters(str(params), ctx=ctx)
+        net = build_inference_model(cfg, str(params), ctx=ctx)
         net.hybridize()
         decode = net.decode if hasattr(net, "codec") else None
         p = cls(net, build_scheme(cfg), cfg.DATA.INPUT_SIZE, template_scale=cfg.DATA.TEMPLATE_SCALE,
@@ -330,7 +369,8 @@ class Predictor:
             colour (H, W, 3) or with alpha (H, W, 4), channel order ``color`` (see :func:`to_rgb`).
         faces : list, optional
             Faces to use instead of the detector: :class:`~lotr_gluon.detectors.Face`, dicts with ``box``
-            and/or ``five_points`` (and ``score``), five-point arrays (5, 2) or boxes (4,), in image pixels.
+            and/or ``five_points`` (and ``score``), five-point arrays (5, 2) or boxes (4,), in image pixels;
+            each is checked against the image (:func:`check_face`).
         refine : bool or int
             For faces without five points: re-align with the predicted five points and predict again
             (an int: that many times). Faces with five points are aligned once with them. A re-alignment
@@ -352,7 +392,8 @@ class Predictor:
             corners), image pixels;
             ``box`` (4,) ``x0, y0, x1, y1``: the detector's (or given) box;
             ``score`` float: the detector's score (1.0 for given faces);
-            ``detector`` str: ``'insightface'``, ``'opencv'``, ... or ``'given'``;
+            ``detector`` str: the detector that ran (``'yunet'``, ``'insightface'``, ``'opencv'``) or
+            ``'given'``;
             ``align_points`` (5, 2): the five points the final crop was aligned with;
             ``alignment`` str: ``'five_points'`` (detector/given points), ``'box'`` (box template, no
             refinement, or the refinement was implausible) or ``'refined'`` (box template, then re-aligned on
@@ -363,6 +404,8 @@ class Predictor:
         ------
         ImageReadError
             ``image`` is a path that is missing or cannot be decoded (the message names the file).
+        BadFaceError
+            A given face lies outside the image or is not finite (:func:`check_face`).
         """
         rgb = self._load(image, color)
         if faces is None:
@@ -373,6 +416,8 @@ class Predictor:
             box_template = getattr(self.detector, "box_template", None)
         else:
             faces = [_as_face(f) for f in faces]
+            for i, f in enumerate(faces):
+                check_face(f, rgb.shape[1], rgb.shape[0], i)
             source = "given"
             box_template = None
         box_template = self.box_template if box_template is None else box_template

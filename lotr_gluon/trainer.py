@@ -23,7 +23,7 @@ from mxnet import autograd, gluon
 from .build import build_aux_heatmap, build_dataset, build_loss, build_optimizer, build_scheme, contexts
 from .config import run_dir
 from .data.dataset import mean_shape
-from .errors import DivergenceError
+from .errors import DivergenceError, RunFolderError
 from .evaluate import evaluate_dataset, mean_shape_baseline
 from .models import build_model
 
@@ -32,6 +32,54 @@ __all__ = ["Trainer", "TrainingDiverged", "atomic_save_params", "lr_at"]
 
 class TrainingDiverged(DivergenceError, RuntimeError):
     """The loss became NaN or infinite. The last good checkpoint on disk is kept untouched."""
+
+
+def check_resume_optimizer(states_file, opt_name, opt_params):
+    """Check that a checkpoint's optimiser state was written by the optimiser the config asks for now.
+
+    ``gluon.Trainer.load_states`` silently replaces the trainer's optimiser by the one pickled in the states
+    file, so a resume with another ``TRAIN.OPTIMIZER`` (or weight decay, momentum, LAMB bounds) would go on with
+    the old one. The learning rate is not compared (the schedule sets it every step).
+
+    Parameters
+    ----------
+    states_file : str
+        ``checkpoint_last.states`` (``Trainer.save_states``: a pickle of ``(states, optimizer)``).
+    opt_name, opt_params : str, dict
+        :func:`lotr_gluon.build.build_optimizer` of the current config.
+
+    Raises
+    ------
+    RunFolderError
+        The states file holds another optimiser class or other hyper-parameters (the message names both), or
+        cannot be read.
+    """
+    import pickle
+    try:
+        with open(states_file, "rb") as f:
+            saved = pickle.loads(f.read())
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means an unusable file
+        raise RunFolderError("cannot resume: the optimiser state %s is unreadable (%s)"
+                             % (states_file, type(e).__name__)) from None
+    saved_opt = saved[1] if isinstance(saved, tuple) and len(saved) == 2 else None
+    if saved_opt is None:
+        return
+    wanted = mx.optimizer.Optimizer.opt_registry.get(opt_name.lower())
+    diffs = []
+    if wanted is not None and type(saved_opt) is not wanted:
+        diffs.append("optimiser %s, the config now %s (TRAIN.OPTIMIZER)" % (type(saved_opt).__name__.lower(),
+                                                                             opt_name))
+    else:
+        for k, v in sorted(opt_params.items()):
+            if k == "learning_rate" or not hasattr(saved_opt, k):
+                continue
+            old = getattr(saved_opt, k)
+            if isinstance(v, (int, float)) and isinstance(old, (int, float)) and not math.isclose(old, v, rel_tol=1e-9):
+                diffs.append("%s %g, the config now %g" % (k, old, v))
+    if diffs:
+        raise RunFolderError("cannot resume %s: its checkpoint was trained with %s. Resume with the run's "
+                             "settings (its config.yaml) or train into a new --out"
+                             % (os.path.dirname(os.path.abspath(states_file)), "; ".join(diffs)))
 
 
 def _atomic(path, writer):
@@ -126,6 +174,7 @@ class Trainer:
             return False
         with open(meta) as f:
             state = json.load(f)
+        check_resume_optimizer(self._ckpt("checkpoint_last.states"), *build_optimizer(self.cfg))
         self.net.load_parameters(self._ckpt("checkpoint_last.params"), ctx=self.ctx)
         self.trainer.load_states(self._ckpt("checkpoint_last.states"))
         self.epoch, self.step, self.best_nme = state["epoch"], state["step"], state["best_nme"]

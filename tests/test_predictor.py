@@ -253,8 +253,10 @@ def test_opencv_detector_and_selection(tmp_path):
     assert det.detect(np.zeros((100, 120, 3), np.uint8)) == []
     with pytest.raises(ValueError):
         det.detect(np.zeros((100, 120), np.uint8))  # detectors take RGB; Predictor converts
-    # no insightface model under this root: auto falls back to OpenCV, insightface says what is missing
-    assert get_detector("auto", root=str(tmp_path)).name == "opencv"
+    # no YuNet and no insightface model: auto falls back to OpenCV with a warning saying why; insightface says
+    # what is missing
+    with pytest.warns(UserWarning, match="Haar cascade.*YuNet"):
+        assert get_detector("auto", root=str(tmp_path), yunet_model=str(tmp_path / "none.onnx")).name == "opencv"
     with pytest.raises(DetectorUnavailable, match="det_10g.onnx"):
         get_detector("insightface", root=str(tmp_path))
     with pytest.raises(DetectorUnavailable, match="nothing.onnx"):
@@ -326,8 +328,8 @@ def test_insightface_detector_code_path(tmp_path, sample, dataset):
         np.testing.assert_allclose(f.five_points[2], centre, atol=1e-3)  # nose offset 0 = anchor (image pixels)
         assert 60 - 40 <= centre[0] <= 124 + 40 and 40 - 40 <= centre[1] <= 104 + 40
     assert det.detect(np.ascontiguousarray(img[:, :, ::-1])) == []  # blue in RGB: the channel order is kept
-    # selected by 'auto' when the file exists; a predictor aligns on its five points
-    assert get_detector("auto", model=path).name == "insightface"
+    # selected by 'auto' when the file exists and YuNet's does not; a predictor aligns on its five points
+    assert get_detector("auto", model=path, yunet_model=str(tmp_path / "none.onnx")).name == "insightface"
     stub = _Stub(dataset.landmarks(0))
     p = Predictor(stub, "datatang106", S, template_scale=TEMPLATE_SCALE, detector="insightface",
                   detector_kw=dict(model=path, det_size=160))
@@ -369,11 +371,13 @@ def test_demo_cli(demo, tiny_params, sample, tmp_path, capsys):
     assert "no face" in capsys.readouterr().out
     assert json.load(open(js))["images"][0]["faces"] == []
 
-    # an unreadable file: non-zero exit with the file named
+    # an unreadable file: one line naming the file, exit status 3 (DataError)
+    from lotr_gluon.cli import run_main
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\x00" * 10)
-    assert demo.main(base + ["--image", str(bad), "--out", str(tmp_path / "c.png")] + OPTS) == 2
-    assert "bad.jpg" in capsys.readouterr().err
+    assert run_main(demo.main, base + ["--image", str(bad), "--out", str(tmp_path / "c.png")] + OPTS) == 3
+    err = capsys.readouterr().err
+    assert "bad.jpg" in err and err.count("\n") == 1 and err.startswith("error: ")
 
     # a folder (the bad file is reported, the others processed) and a short video
     folder = tmp_path / "dir"
@@ -381,7 +385,7 @@ def test_demo_cli(demo, tiny_params, sample, tmp_path, capsys):
     cv2.imwrite(str(folder / "a.png"), cv2.imread(sample.image_path))
     cv2.imwrite(str(folder / "b.png"), np.full((120, 160, 3), 90, np.uint8))
     (folder / "c.jpg").write_bytes(b"nope")
-    assert demo.main(base + ["--dir", str(folder), "--out", str(tmp_path / "dout"), "--json", js] + OPTS) == 1
+    assert demo.main(base + ["--dir", str(folder), "--out", str(tmp_path / "dout"), "--json", js] + OPTS) == 3
     rec = json.load(open(js))
     assert [len(r["faces"]) >= 1 for r in rec["images"]] == [True, False, False] and "error" in rec["images"][2]
     assert os.path.isfile(str(tmp_path / "dout" / "a.png")) and os.path.isfile(str(tmp_path / "dout" / "b.png"))

@@ -1,12 +1,15 @@
 #!/usr/bin/env python
 """Face landmarks on photos or a video:
 ``python tools/demo.py --cfg FILE (--params FILE | --random-init) (--image PATH | --dir DIR | --video PATH)
-[--out OUT.png|DIR|OUT.mp4] [--json OUT.json] [--detector auto|opencv|insightface] [--det-model PATH]
-[--flip] [--no-refine] [--max-faces K] [KEY VALUE ...]``.
+[--out OUT.png|DIR|OUT.mp4] [--json OUT.json] [--detector auto|yunet|insightface|opencv] [--det-model PATH]
+[--no-download] [--flip] [--no-refine] [--max-faces K] [KEY VALUE ...]``.
 
-Faces are found by a detector (``auto``: insightface's RetinaFace/SCRFD when its model file is on the machine,
-else OpenCV's Haar cascade; see ``lotr_gluon.detectors``), aligned, and the model's landmarks are drawn on the
-photo: landmarks green, the detector's box blue with its score, the five points the crop was aligned with red.
+Faces are found by a detector (``auto``: OpenCV Zoo's YuNet when its model file is found: ``--det-model``,
+``$LOTR_YUNET_MODEL``, the user cache ``~/.cache/lotr_gluon/models/``, ``../shared/models/``, or fetched once
+into the cache when online; else insightface's RetinaFace/SCRFD when its model file is on the machine; else
+OpenCV's Haar cascade; see ``lotr_gluon.detectors``), aligned on the detector's five points, and the model's
+landmarks are drawn on the photo: landmarks green, the detector's box blue with its name and score, the five
+points the crop was aligned with red.
 
 Outputs
   --image: a PNG (default ``output/demo/<stem>_landmarks.png``);
@@ -14,11 +17,12 @@ Outputs
   --video: an annotated video (mp4v; default ``output/demo/<stem>_landmarks.mp4``).
   --json:  per image (per frame for a video), per face: landmarks, five_points, box, score, detector (plus
            align_points and alignment), pixels of the original image.
-A photo without a face is reported and gives an empty face list (exit status 0). An unreadable image or video
-exits with status 2 (``--dir``: the bad files are listed in the JSON with their error, exit status 1).
+A photo without a face is reported and gives an empty face list (exit status 0). Errors are one line
+``error: ...`` with the exit status of :mod:`lotr_gluon.errors` (2 usage/config, 3 unreadable image or video,
+4 weights, 7 output path, 8 detector); ``--dir``: the bad files are listed in the JSON with their error, exit
+status 3.
 ``--random-init`` runs an untrained model (to try the pipeline): its landmarks are meaningless.
 """
-import argparse
 import json
 import os
 import sys
@@ -27,8 +31,10 @@ import warnings
 import cv2
 import numpy as np
 
+from lotr_gluon.cli import ArgumentParser, ensure_output_dir, ensure_output_file, run_main
 from lotr_gluon.data.loaders import IMAGE_EXTENSIONS, ImageReadError, read_image
-from lotr_gluon.detectors import DETECTORS, DetectorUnavailable
+from lotr_gluon.detectors import DETECTORS
+from lotr_gluon.errors import OutputError, UsageError
 
 BOX_COLOR = (0, 128, 255)  # RGB
 ALIGN_COLOR = (255, 0, 0)
@@ -74,7 +80,7 @@ def draw(image_rgb, results):
 def write_png(path, image_rgb):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if not cv2.imwrite(path, cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError("cannot write %s" % path)
+        raise OutputError("cannot write the image %s (cv2.imwrite failed)" % path)
 
 
 def list_images(folder):
@@ -120,7 +126,7 @@ def run_video(pred, path, out_video, args):
                 writer = cv2.VideoWriter(out_video, cv2.VideoWriter_fourcc(*"mp4v"), fps,
                                          (rgb.shape[1], rgb.shape[0]))
                 if not writer.isOpened():
-                    raise OSError("cannot write video %s (mp4v)" % out_video)
+                    raise OutputError("cannot write the video %s (mp4v)" % out_video)
             writer.write(cv2.cvtColor(draw(rgb, results), cv2.COLOR_RGB2BGR))
             frames.append(dict(frame=len(frames), faces=[face_json(r) for r in results]))
     finally:
@@ -134,38 +140,39 @@ def run_video(pred, path, out_video, args):
     return dict(video=os.path.abspath(path), fps=float(fps), frames=frames)
 
 
-def build_predictor(args, ap):
+def build_predictor(args):
     import mxnet as mx
-    from lotr_gluon.config import ConfigError, load_config
     from lotr_gluon.predictor import Predictor
 
-    det_kw = {"model": args.det_model} if args.det_model else {}
+    det_kw = {"download": not args.no_download}
+    if args.det_model:
+        # the file of the chosen detector; with auto a YuNet .onnx (checked first) or an insightface model
+        det_kw["yunet_model" if args.detector in ("yunet", "auto") else "model"] = args.det_model
+        if args.detector == "auto":
+            det_kw["model"] = args.det_model
     opts = list(args.opts)
     if args.random_init:
-        from lotr_gluon.build import build_scheme
-        from lotr_gluon.models import build_model
-        try:
-            cfg = load_config(args.cfg, opts + ["MODEL.PRETRAINED", "False", "MODEL.PRETRAINED_FILE", ""])
-        except ConfigError as e:
-            ap.error(str(e))
+        from lotr_gluon.build import build_inference_model, build_scheme
+        from lotr_gluon.cli import load_cli_config
+        cfg = load_cli_config(args.cfg, opts, ["MODEL.PRETRAINED", "False", "MODEL.PRETRAINED_FILE", ""])
         print("warning: --random-init: an untrained model, its landmarks are meaningless", file=sys.stderr)
         mx.random.seed(args.seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            net = build_model(cfg, ctx=mx.cpu())
+            net = build_inference_model(cfg, None, ctx=mx.cpu())
         net.hybridize()
         decode = net.decode if hasattr(net, "codec") else None
         return Predictor(net, build_scheme(cfg), cfg.DATA.INPUT_SIZE, template_scale=cfg.DATA.TEMPLATE_SCALE,
                          mean=tuple(cfg.DATA.MEAN), std=tuple(cfg.DATA.STD), detector=args.detector,
                          detector_kw=det_kw, decode=decode)
-    try:
-        return Predictor.from_config(args.cfg, args.params, opts=opts, detector=args.detector, detector_kw=det_kw)
-    except ConfigError as e:
-        ap.error(str(e))
+    from lotr_gluon.cli import load_cli_config
+    load_cli_config(args.cfg, opts)  # config and model name checks before the weights are read
+    return Predictor.from_config(args.cfg, args.params, opts=opts, detector=args.detector, detector_kw=det_kw)
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    """Exit status 0 (``--dir`` with unreadable files: 3); errors raise LotrError (see the module doc)."""
+    ap = ArgumentParser(description=__doc__)
     ap.add_argument("--cfg", required=True, help="experiment YAML the model was trained with")
     ap.add_argument("--params", help="trained weights (.params)")
     ap.add_argument("--random-init", action="store_true", help="untrained model (to try the pipeline)")
@@ -176,57 +183,52 @@ def main(argv=None):
     src.add_argument("--video", help="a video file")
     ap.add_argument("--out", help="PNG (--image), folder (--dir) or video (--video) to write")
     ap.add_argument("--json", help="write the landmarks as JSON")
-    ap.add_argument("--detector", default="auto", choices=DETECTORS)
-    ap.add_argument("--det-model", help="insightface detector: .onnx path or model pack name (buffalo_l, ...)")
+    ap.add_argument("--detector", default="auto", choices=DETECTORS,
+                    help="auto (default): YuNet, else insightface, else OpenCV's Haar cascade")
+    ap.add_argument("--det-model", help="detector model file: YuNet .onnx (--detector yunet or auto), or insightface "
+                                        ".onnx / model pack name (--detector insightface)")
+    ap.add_argument("--no-download", action="store_true", help="never download the YuNet model")
     ap.add_argument("--flip", action="store_true", help="flip test")
     ap.add_argument("--no-refine", action="store_true", help="box-only faces: do not re-align on the prediction")
     ap.add_argument("--max-faces", type=int, default=None, help="keep the K highest-scoring faces")
     ap.add_argument("--max-frames", type=int, default=0, help="--video: stop after this many frames (0 = all)")
-    ap.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
-    args = ap.parse_args(argv)
+    args = ap.parse_args(argv)  # KEY VALUE config overrides anywhere on the line -> args.opts
     if bool(args.params) == bool(args.random_init):
         ap.error("give exactly one of --params and --random-init")
-    if args.params and not os.path.isfile(args.params):
-        ap.error("weights not found: %s" % args.params)
-    if not os.path.isfile(args.cfg):
-        ap.error("config file not found: %s" % args.cfg)
     if args.dir and not os.path.isdir(args.dir):
-        ap.error("not a folder: %s" % args.dir)
-    try:
-        pred = build_predictor(args, ap)
-    except DetectorUnavailable as e:
-        print("error: %s" % e, file=sys.stderr)
-        return 2
+        raise UsageError("not a folder: %s" % args.dir)
+    if args.image:
+        stem = os.path.splitext(os.path.basename(args.image))[0]
+        out = ensure_output_file(args.out or os.path.join("output", "demo", "%s_landmarks.png" % stem), "output image")
+    elif args.dir:
+        out = ensure_output_dir(args.out or os.path.join("output", "demo", os.path.basename(os.path.normpath(args.dir))))
+    else:
+        stem = os.path.splitext(os.path.basename(args.video))[0]
+        out = ensure_output_file(args.out or os.path.join("output", "demo", "%s_landmarks.mp4" % stem), "output video")
+    if args.json:
+        ensure_output_file(args.json, "JSON output")
+    pred = build_predictor(args)
 
     record = dict(detector=pred.detector_name, cfg=os.path.abspath(args.cfg),
                   params=os.path.abspath(args.params) if args.params else "random-init", flip=args.flip,
                   refine=not args.no_refine, scheme=pred.scheme.name)
     status = 0
-    try:
-        if args.image:
-            stem = os.path.splitext(os.path.basename(args.image))[0]
-            out = args.out or os.path.join("output", "demo", "%s_landmarks.png" % stem)
-            record["images"] = [run_image(pred, args.image, out, args)]
-        elif args.dir:
-            out_dir = args.out or os.path.join("output", "demo", os.path.basename(os.path.normpath(args.dir)))
-            record["images"] = []
-            for path in list_images(args.dir):
-                stem = os.path.splitext(os.path.basename(path))[0]
-                try:
-                    record["images"].append(run_image(pred, path, os.path.join(out_dir, stem + ".png"), args))
-                except ImageReadError as e:
-                    print("error: %s" % e, file=sys.stderr)
-                    record["images"].append(dict(image=os.path.abspath(path), error=str(e), faces=[]))
-                    status = 1
-            if not record["images"]:
-                print("no images (%s) in %s" % (", ".join(IMAGE_EXTENSIONS), args.dir))
-        else:
-            stem = os.path.splitext(os.path.basename(args.video))[0]
-            out = args.out or os.path.join("output", "demo", "%s_landmarks.mp4" % stem)
-            record.update(run_video(pred, args.video, out, args))
-    except ImageReadError as e:
-        print("error: %s" % e, file=sys.stderr)
-        return 2
+    if args.image:
+        record["images"] = [run_image(pred, args.image, out, args)]  # ImageReadError: exit status 3
+    elif args.dir:
+        record["images"] = []
+        for path in list_images(args.dir):
+            stem = os.path.splitext(os.path.basename(path))[0]
+            try:
+                record["images"].append(run_image(pred, path, os.path.join(out, stem + ".png"), args))
+            except ImageReadError as e:
+                print("error: %s" % e, file=sys.stderr)
+                record["images"].append(dict(image=os.path.abspath(path), error=str(e), faces=[]))
+                status = ImageReadError.exit_code
+        if not record["images"]:
+            print("no images (%s) in %s" % (", ".join(IMAGE_EXTENSIONS), args.dir))
+    else:
+        record.update(run_video(pred, args.video, out, args))
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
@@ -236,4 +238,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -14,7 +14,6 @@ floor). Exit status 1 when a difference exceeds ``--atol`` (+ ``--rtol`` x the l
 Without ``--params`` the run folder's ``model_best.params`` is used (``lotr_gluon.config.run_dir``);
 ``--random-init`` exports an untrained model (for testing).
 """
-import argparse
 import os
 import sys
 import warnings
@@ -22,14 +21,15 @@ import warnings
 import numpy as np
 import mxnet as mx
 
-from lotr_gluon.config import ConfigError, load_config, run_dir
+from lotr_gluon.build import ParamsFileError, build_inference_model
+from lotr_gluon.cli import ArgumentParser, ensure_output_file, load_cli_config, run_main
+from lotr_gluon.config import run_dir
 from lotr_gluon.export import (check_onnx, export_onnx, export_symbol, load_symbol, normalize_input,
                                onnx_session)
-from lotr_gluon.models import build_model
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(description=__doc__)
     ap.add_argument("--cfg", required=True, help="experiment YAML")
     ap.add_argument("--params", default=None, help="weights (default: the run folder's model_best.params)")
     ap.add_argument("--random-init", action="store_true", help="export a randomly initialised model (testing)")
@@ -41,31 +41,26 @@ def main(argv=None):
     ap.add_argument("--atol", type=float, default=1e-3, help="largest allowed difference (default 1e-3 px)")
     ap.add_argument("--rtol", type=float, default=0.0, help="plus this times the largest |output| (default 0)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random init and the check input")
-    ap.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
-    args = ap.parse_args(argv)
+    args = ap.parse_args(argv)  # KEY VALUE config overrides anywhere on the line -> args.opts
     if args.params and args.random_init:
         ap.error("--params and --random-init exclude each other")
     if args.batch < 1 or args.atol < 0 or args.rtol < 0:
         ap.error("--batch must be >= 1 and --atol, --rtol >= 0")
     # the whole model comes from --params (or random init): never download or read backbone weights
     opts = list(args.opts) + ["MODEL.PRETRAINED", "False", "MODEL.PRETRAINED_FILE", ""]
-    try:
-        cfg = load_config(args.cfg, opts)
-    except ConfigError as err:
-        ap.error(str(err))
+    cfg = load_cli_config(args.cfg, opts)
     params = None
     if not args.random_init:
         params = args.params or os.path.join(run_dir(cfg), "model_best.params")
         if not os.path.isfile(params):
-            ap.error("weights not found: %s (train first, pass --params, or --random-init)" % params)
+            raise ParamsFileError("weights not found: %s (train first, pass --params, or --random-init)" % params)
+    ensure_output_file(args.out + "-symbol.json", "export")
 
     mx.random.seed(args.seed)
     ctx = mx.cpu()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        net = build_model(cfg, ctx=ctx, initialize=params is None)
-    if params:
-        net.load_parameters(params, ctx=ctx)
+        net = build_inference_model(cfg, params, ctx=ctx)  # checks the weights' file and architecture
     size = cfg.DATA.INPUT_SIZE
     mean, std = tuple(cfg.DATA.MEAN), tuple(cfg.DATA.STD)
     units = "heatmap units" if hasattr(net, "codec") else "px"
@@ -121,4 +116,4 @@ def main(argv=None):
     return 0 if ok else 1
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

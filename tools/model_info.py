@@ -7,24 +7,19 @@ weight size in MiB; ``gmacs`` counts the multiply-accumulates (1e9) of convoluti
 and attention matrix products for one image: the unit the papers print as "GFLOPs" (LOTR Sec. IV-E: LOTR-M 0.23,
 M+ 0.44, R+ 3.23; Earp Table 6). ``gflops_2x_macs`` = 2 x ``gmacs`` (see :mod:`lotr_gluon.flops`).
 """
-import argparse
 import json
 import sys
 import warnings
 
-from lotr_gluon.config import ConfigError, load_config
+from lotr_gluon.cli import ArgumentParser, load_cli_config, run_main
 from lotr_gluon.flops import model_info
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(description=__doc__)
     ap.add_argument("--cfg", required=True)
-    ap.add_argument("opts", nargs=argparse.REMAINDER)
-    args = ap.parse_args(argv)
-    try:
-        cfg = load_config(args.cfg, list(args.opts) + ["MODEL.PRETRAINED", "False"])
-    except ConfigError as err:
-        ap.error(str(err))
+    args = ap.parse_args(argv)  # KEY VALUE overrides anywhere on the line -> args.opts
+    cfg = load_cli_config(args.cfg, args.opts, ["MODEL.PRETRAINED", "False"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         info = model_info(cfg)
@@ -33,4 +28,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

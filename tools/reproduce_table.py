@@ -26,19 +26,20 @@ column. ``--dry-run`` and the report show the paper's table as printed (e.g. Tab
 columns) with ours beside each number; rows the project does not train (leaderboard entries) show the paper's
 number alone.
 """
-import argparse
 import os
 import sys
 import time
 import warnings
 
+from lotr_gluon.cli import ArgumentParser, ensure_output_dir, run_main
 from lotr_gluon.config import ConfigError
 from lotr_gluon.tables import (get_table, list_tables, parse_scale, render_dry_run, report, resolve_cells,
                                run_table, select_cells)
 
 
 def build_parser():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # overrides are taken out by split_overrides (they may follow --cells GLOB ...); usage errors: one line
+    ap = ArgumentParser(description=__doc__, overrides=False)
     ap.add_argument("--table", help="table number or roman numeral (6, VI)")
     ap.add_argument("--paper", default="lotr", choices=["lotr", "earp"], help="default lotr")
     ap.add_argument("--data", default="datatang",
@@ -107,6 +108,7 @@ def main(argv=None):
     if args.dry_run:
         print(render_dry_run(spec, selected, ctx), end="")
         return 0
+    ensure_output_dir(args.out, "results folder")
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     t0 = time.time()
     summary = {}
@@ -134,4 +136,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

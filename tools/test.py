@@ -7,7 +7,6 @@ mean-shape baseline), ``per_image.csv`` (NME per image), ``ced.png`` (model vs m
 ``predictions.png`` (a grid of faces with predicted (green) and ground-truth (red) landmarks).
 ``DATA.ROOT <dir>`` and ``DATA.TEST_SPLIT <file>`` evaluate any folder in the dataset's layout.
 """
-import argparse
 import json
 import os
 import sys
@@ -15,32 +14,28 @@ import sys
 import numpy as np
 import mxnet as mx
 
-from lotr_gluon.build import build_dataset, build_scheme, contexts
-from lotr_gluon.config import ConfigError, load_config, run_dir
+from lotr_gluon.build import ParamsFileError, build_dataset, build_inference_model, build_scheme, contexts
+from lotr_gluon.cli import ArgumentParser, ensure_output_dir, load_cli_config, run_main
+from lotr_gluon.config import run_dir
 from lotr_gluon.data.dataset import mean_shape
 from lotr_gluon.evaluate import evaluate_dataset, mean_shape_baseline
-from lotr_gluon.models import build_model
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(description=__doc__)
     ap.add_argument("--cfg", required=True)
     ap.add_argument("--params", default=None, help="weights (default: the run folder's model_best.params)")
     ap.add_argument("--flip", action="store_true", help="flip test")
     ap.add_argument("--out", default=None)
     ap.add_argument("--no-baseline", action="store_true", help="skip the mean-shape baseline (needs the train split)")
-    ap.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides")
-    args = ap.parse_args(argv)
-    try:
-        cfg = load_config(args.cfg, args.opts)
-    except ConfigError as err:
-        ap.error(str(err))
+    args = ap.parse_args(argv)  # KEY VALUE overrides anywhere on the line -> args.opts
+    cfg = load_cli_config(args.cfg, args.opts)
     params = args.params or os.path.join(run_dir(cfg), "model_best.params")
     if not os.path.isfile(params):
-        ap.error("weights not found: %s (train first, or pass --params)" % params)
+        raise ParamsFileError("weights not found: %s (train first, or pass --params)" % params)
     split_stem = os.path.splitext(os.path.basename(cfg.DATA.TEST_SPLIT.rstrip("/")))[0] or "test"
     out = args.out or os.path.join(run_dir(cfg), "test_%s%s" % (split_stem, "_flip" if args.flip else ""))
-    os.makedirs(out, exist_ok=True)
+    ensure_output_dir(out)
 
     ctx = contexts(cfg)[0]
     scheme = build_scheme(cfg)
@@ -51,8 +46,7 @@ def main(argv=None):
     if not args.no_baseline or anchors_needed:
         train_set = build_dataset(cfg, "train")
         train_mean = mean_shape(train_set)
-    net = build_model(cfg, anchors=train_mean if anchors_needed else None, ctx=ctx, initialize=False)
-    net.load_parameters(params, ctx=ctx)
+    net = build_inference_model(cfg, params, ctx=ctx, anchors=train_mean if anchors_needed else None)
     net.hybridize(static_alloc=True)
     metrics, nmes, preds, preds_crop = evaluate_dataset(net, test_set, scheme, ctx, cfg.TEST.BATCH_SIZE, args.flip)
     metrics["params"] = os.path.abspath(params)
@@ -89,4 +83,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -1,0 +1,326 @@
+"""One-line errors of the command-line tools (lotr_gluon.cli.run_main): each test builds the bad input, runs a
+tool's ``main`` in-process through ``run_main`` and checks the exit code (lotr_gluon.errors) and the one line
+on stderr (the file, the key, the cause). Also: flags anywhere on the line, ``--debug``, the optimiser check on
+resume, and weights of a model trained with the auxiliary heatmap head load without Gluon's "not used" warning.
+
+The model is LOTR with MobileNetV2-0.25 at 64 px on 3 + 1 Datatang faces copied to a temporary folder.
+"""
+import importlib.util
+import json
+import os
+import shutil
+import warnings
+
+import numpy as np
+import mxnet as mx
+import pytest
+
+from lotr_gluon.cli import ArgumentParser, ArgumentUsageError, ensure_output_dir, ensure_output_file, run_main
+from lotr_gluon.errors import DataError, ModelError, OutputError, RunFolderError, UsageError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+S = 64
+TRAIN_STEMS = ("000016", "000019", "000022")
+VAL_STEMS = ("000002",)
+
+
+def _tool(name):
+    spec = importlib.util.spec_from_file_location("tools_%s" % name, os.path.join(ROOT, "tools", name + ".py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def tools():
+    return {n: _tool(n) for n in ("train", "test", "demo", "export", "model_info", "reproduce_table")}
+
+
+def _write_cfg(path, root, extra=""):
+    path.write_text("""DATA:
+  NAME: datatang
+  FORMAT: datatang
+  SCHEME: datatang106
+  ROOT: %s
+  TRAIN_SPLIT: splits/train.txt
+  VAL_SPLIT: splits/val.txt
+  TEST_SPLIT: splits/val.txt
+  INPUT_SIZE: %d
+  CACHE: False
+MODEL:
+  NAME: lotr
+  BACKBONE: mobilenetv2_0.25
+  PRETRAINED: False
+  NUM_POINTS: 106
+  HIDDEN_DIM: 16
+  AUX_HEATMAP_WEIGHT: 1.0
+TRAIN:
+  OPTIMIZER: adam
+  BATCH_SIZE: 2
+  EPOCHS: 1
+  HYBRIDIZE: False
+%s""" % (root, S, extra))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def tiny(datatang_root, tmp_path_factory):
+    """A 3 + 1 face copy of the Datatang sample, its config, weights of its model (with the auxiliary heatmap
+    head) and weights of another architecture."""
+    base = tmp_path_factory.mktemp("cli")
+    data = base / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "splits").mkdir()
+    for s in TRAIN_STEMS + VAL_STEMS:
+        for ext in (".jpg", ".json"):
+            shutil.copy(os.path.join(str(datatang_root), "images", s + ext), str(data / "images" / (s + ext)))
+    (data / "splits" / "train.txt").write_text("\n".join(TRAIN_STEMS) + "\n")
+    (data / "splits" / "val.txt").write_text("\n".join(VAL_STEMS) + "\n")
+    (data / "splits" / "empty.txt").write_text("")
+    cfg = _write_cfg(base / "tiny.yaml", str(data))
+
+    from lotr_gluon.config import load_config
+    from lotr_gluon.models import build_model
+    mx.random.seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = build_model(load_config(cfg), ctx=mx.cpu())
+        net(mx.nd.zeros((1, 3, S, S)))
+        params = str(base / "lotr_aux.params")
+        net.save_parameters(params)
+        other = build_model(load_config(cfg, ["MODEL.NAME", "cnn_ffn", "MODEL.AUX_HEATMAP_WEIGHT", "0.0"]),
+                            ctx=mx.cpu())
+        other(mx.nd.zeros((1, 3, S, S)))
+        other_params = str(base / "cnn_ffn.params")
+        other.save_parameters(other_params)
+    return dict(base=base, data=data, cfg=cfg, params=params, other=other_params)
+
+
+def _one_line(capsys):
+    err = capsys.readouterr().err
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+# ------------------------------------------------------------------------------------------ configuration
+
+def test_yaml_syntax_error_names_file_and_line(tools, tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("DATA:\n  NAME: datatang\n  ROOT: [unclosed\nMODEL:\n  NAME: lotr\n")
+    assert run_main(tools["model_info"].main, ["--cfg", str(bad)]) == 2
+    line = _one_line(capsys)
+    # the parser stops at line 4 ('MODEL:'), inside the flow sequence opened on line 3
+    assert str(bad) in line and "line 4" in line and "starts at line 3" in line and "YAML" in line
+
+
+def test_type_mismatch_names_key_and_expected_type(tools, tiny, tmp_path, capsys):
+    assert run_main(tools["model_info"].main, ["--cfg", tiny["cfg"], "TRAIN.EPOCHS", "abc"]) == 2
+    line = _one_line(capsys)
+    assert "TRAIN.EPOCHS" in line and "expects int" in line and "'abc'" in line and "command line" in line
+    assert run_main(tools["model_info"].main, ["--cfg", tiny["cfg"], "TRAIN.LR", "1"]) == 2
+    assert "TRAIN.LR" in _one_line(capsys)  # yacs takes no int for a float: say so
+    typ = _write_cfg(tmp_path / "typ.yaml", str(tiny["data"]))
+    (tmp_path / "typ.yaml").write_text(open(typ).read().replace("EPOCHS: 1", "EPOCHS: 2.5"))
+    assert run_main(tools["model_info"].main, ["--cfg", typ]) == 2
+    line = _one_line(capsys)
+    assert typ in line and "TRAIN.EPOCHS" in line and "expects int" in line and "2.5" in line
+
+
+def test_missing_cfg_and_missing_file(tools, tiny, capsys):
+    assert run_main(tools["test"].main, ["--params", tiny["params"]]) == 2
+    assert "--cfg" in _one_line(capsys)
+    assert run_main(tools["train"].main, []) == 2
+    assert "--cfg" in _one_line(capsys)
+    nope = str(tiny["base"] / "nope.yaml")
+    assert run_main(tools["demo"].main, ["--cfg", nope, "--random-init", "--image", "x.jpg",
+                                         "--out", str(tiny["base"] / "x.png")]) == 2
+    assert nope in _one_line(capsys)
+
+
+def test_unknown_backbone_is_reported_before_the_data_loads(tools, tiny, capsys):
+    # DATA.ROOT does not exist either: the backbone is checked first
+    argv = ["--cfg", tiny["cfg"], "MODEL.BACKBONE", "resnet99", "DATA.ROOT", str(tiny["base"] / "no_data"),
+            "--out", str(tiny["base"] / "run_bb")]
+    assert run_main(tools["train"].main, argv) == 4
+    line = _one_line(capsys)
+    assert "MODEL.BACKBONE 'resnet99'" in line and "mobilenetv2_1.0" in line and "resnet50_v1" in line
+    assert not os.path.exists(str(tiny["base"] / "run_bb"))
+
+
+# ---------------------------------------------------------------------------------------- flags anywhere
+
+def test_flags_anywhere_on_the_line():
+    ap = ArgumentParser()
+    ap.add_argument("--cfg", required=True)
+    ap.add_argument("--out")
+    ap.add_argument("--resume", action="store_true")
+    a = ap.parse_args(["--cfg", "F", "DATA.ROOT", "X", "--out", "Y", "TRAIN.LR", "-1.0", "--resume"])
+    assert a.cfg == "F" and a.out == "Y" and a.resume and a.opts == ["DATA.ROOT", "X", "TRAIN.LR", "-1.0"]
+    a = ap.parse_args(["DATA.ROOT", "X", "--cfg", "F"])
+    assert a.opts == ["DATA.ROOT", "X"] and a.out is None
+    with pytest.raises(UsageError, match="unrecognized arguments: --ouy"):
+        ap.parse_args(["--cfg", "F", "--ouy", "Y"])
+    with pytest.raises(UsageError, match="KEY VALUE pairs"):
+        ap.parse_args(["--cfg", "F", "DATA.ROOT"])
+    with pytest.raises(SystemExit):  # argparse's behaviour is kept for callers that expect it
+        ap.parse_args([])
+
+
+def test_train_flags_after_overrides_and_optimizer_change_on_resume(tools, tiny, capsys):
+    out = str(tiny["base"] / "run")
+    # --out after the overrides: today's failure was "unknown config key '--out'"
+    argv = ["--cfg", tiny["cfg"], "DATA.ROOT", str(tiny["data"]), "--out", out, "TRAIN.MAX_STEPS", "1",
+            "--no-progress"]
+    assert run_main(tools["train"].main, argv) == 0, capsys.readouterr().err
+    assert os.path.isfile(os.path.join(out, "checkpoint_last.states"))
+    capsys.readouterr()
+    # resume with another optimiser: gluon.Trainer.load_states would silently keep Adam
+    argv = ["--cfg", tiny["cfg"], "--out", out, "--resume", "TRAIN.OPTIMIZER", "sgd", "TRAIN.MAX_STEPS", "2",
+            "--no-progress"]
+    assert run_main(tools["train"].main, argv) == RunFolderError.exit_code
+    line = _one_line(capsys)
+    assert "adam" in line and "sgd" in line and "TRAIN.OPTIMIZER" in line and os.path.basename(out) in line
+    argv = ["--cfg", tiny["cfg"], "--out", out, "--resume", "TRAIN.WD", "0.5", "TRAIN.MAX_STEPS", "2",
+            "--no-progress"]
+    assert run_main(tools["train"].main, argv) == RunFolderError.exit_code
+    assert "wd 0, the config now 0.5" in _one_line(capsys)
+
+
+# ------------------------------------------------------------------------------------------------ weights
+
+def test_truncated_or_foreign_params_name_the_file(tools, tiny, capsys):
+    trunc = str(tiny["base"] / "trunc.params")
+    with open(tiny["params"], "rb") as f:
+        data = f.read()
+    with open(trunc, "wb") as f:
+        f.write(data[:len(data) // 2])
+    text = str(tiny["base"] / "text.params")
+    with open(text, "w") as f:
+        f.write("not a params file\n")
+    for bad in (trunc, text):
+        argv = ["--cfg", tiny["cfg"], "--params", bad, "--out", str(tiny["base"] / "exp" / "m")]
+        assert run_main(tools["export"].main, argv) == ModelError.exit_code
+        line = _one_line(capsys)
+        assert bad in line and "not an MXNet .params file, or truncated" in line
+
+
+def test_params_of_another_architecture(tools, tiny, capsys):
+    argv = ["--cfg", tiny["cfg"], "--params", tiny["other"], "--image", str(tiny["data"] / "images" / "000016.jpg"),
+            "--out", str(tiny["base"] / "d.png"), "--detector", "opencv"]
+    assert run_main(tools["demo"].main, argv) == 4
+    line = _one_line(capsys)
+    assert tiny["other"] in line and "another architecture" in line and "missing from the file" in line
+    assert "query_embed" in line or "pos_embed" in line  # LOTR's Transformer parameters are not in a CNN+FFN file
+    # mis-shaped: the same model with another HIDDEN_DIM
+    argv = ["--cfg", tiny["cfg"], "--params", tiny["params"], "--out", str(tiny["base"] / "exp2" / "m"),
+            "MODEL.HIDDEN_DIM", "32"]
+    assert run_main(tools["export"].main, argv) == 4
+    line = _one_line(capsys)
+    assert "mis-shaped" in line and "(16," in line and "(32," in line
+
+
+def test_aux_heatmap_weights_load_without_warning(tiny, recwarn):
+    from lotr_gluon.build import load_params
+    from lotr_gluon.models import build_model
+    from lotr_gluon.config import load_config
+    from lotr_gluon.predictor import Predictor
+
+    saved = mx.nd.load(tiny["params"])
+    assert any(k.startswith("aux_heatmap.") for k in saved)  # the file does hold the training-only head
+    warnings.simplefilter("always")
+    p = Predictor.from_config(tiny["cfg"], tiny["params"], detector=None)
+    assert getattr(p.net, "aux_heatmap", None) is None
+    face = dict(five_points=[[40, 50], [80, 50], [60, 70], [45, 90], [75, 90]])
+    res = p.predict(np.full((140, 120, 3), 128, np.uint8), faces=[face])
+    assert len(res) == 1 and np.isfinite(res[0]["landmarks"]).all()
+    noisy = [str(w.message) for w in recwarn if "not used by any computation" in str(w.message)]
+    assert noisy == []
+    # the inference weights are those of the file
+    own = p.net._collect_params_with_prefix()
+    np.testing.assert_array_equal(own["query_embed"].data().asnumpy(), saved["query_embed"].asnumpy())
+    # only the training-only head may be absent from the model: a net that needs it and a file without it fail
+    cfg = load_config(tiny["cfg"])
+    full = build_model(cfg, ctx=mx.cpu(), initialize=False)
+    noaux = str(tiny["base"] / "noaux.params")
+    mx.nd.save(noaux, {k: v for k, v in saved.items() if not k.startswith("aux_heatmap.")})
+    with pytest.raises(ModelError, match="aux_heatmap"):
+        load_params(full, noaux)
+
+
+# ------------------------------------------------------------------------------------------- data errors
+
+def test_landmark_image_and_empty_split_errors(tools, tiny, tmp_path, capsys):
+    base = ["--cfg", tiny["cfg"], "--params", tiny["params"], "--no-baseline"]
+    # an empty split
+    assert run_main(tools["test"].main, base + ["--out", str(tmp_path / "t1"), "DATA.TEST_SPLIT",
+                                                "splits/empty.txt"]) == DataError.exit_code
+    line = _one_line(capsys)
+    assert "no samples" in line and "splits/empty.txt" in line
+    # a non-numeric landmark coordinate
+    bad = tmp_path / "bad"
+    shutil.copytree(str(tiny["data"]), str(bad))
+    js = bad / "images" / "000002.json"
+    d = json.loads(js.read_text())
+    d["DataList"][3]["coordinates"] = ["x", 5]
+    js.write_text(json.dumps(d))
+    assert run_main(tools["test"].main, base + ["--out", str(tmp_path / "t2"), "DATA.ROOT", str(bad)]) == 3
+    line = _one_line(capsys)
+    assert str(js) in line and "'x'" in line
+    # a zero-byte image
+    shutil.rmtree(str(bad))
+    shutil.copytree(str(tiny["data"]), str(bad))
+    (bad / "images" / "000002.jpg").write_bytes(b"")
+    assert run_main(tools["test"].main, base + ["--out", str(tmp_path / "t3"), "DATA.ROOT", str(bad)]) == 3
+    assert str(bad / "images" / "000002.jpg") in _one_line(capsys)
+
+
+# ------------------------------------------------------------------------------------------ output paths
+
+def test_unwritable_output_path(tools, tiny, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    out = str(blocker / "sub")
+    assert run_main(tools["test"].main, ["--cfg", tiny["cfg"], "--params", tiny["params"], "--out", out]) == 7
+    line = _one_line(capsys)
+    assert out in line and "%s is a file" % blocker in line
+    assert run_main(tools["export"].main, ["--cfg", tiny["cfg"], "--random-init", "--out", out + "/m"]) == 7
+    assert str(blocker) in _one_line(capsys)
+    assert run_main(tools["train"].main, ["--cfg", tiny["cfg"], "--out", out]) == 7
+    assert "run folder" in _one_line(capsys)
+    assert run_main(tools["reproduce_table"].main, ["--table", "6", "--scale", "smoke", "--cells", "lotr_m/l1",
+                                                    "--out", out]) == 7
+    _one_line(capsys)
+    with pytest.raises(OutputError, match="it is a folder"):
+        ensure_output_file(str(tmp_path))
+    assert ensure_output_dir(str(tmp_path / "new" / "dir")) == str(tmp_path / "new" / "dir")
+    assert os.path.isdir(str(tmp_path / "new" / "dir")) and os.listdir(str(tmp_path / "new" / "dir")) == []
+    ensure_output_dir(str(tmp_path / "lazy"), create=False)
+    assert not os.path.exists(str(tmp_path / "lazy"))
+
+
+# ----------------------------------------------------------------------------------------------- run_main
+
+def test_run_main_debug_and_unexpected_errors(capsys):
+    def bad_data(argv):
+        raise DataError("images/x.jpg: cannot decode\nsecond line")
+
+    assert run_main(bad_data, []) == 3
+    assert _one_line(capsys) == "error: images/x.jpg: cannot decode second line"
+    assert run_main(bad_data, ["--debug"]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.rstrip().splitlines()[-1] == "error: images/x.jpg: cannot decode second line"
+
+    def perm(argv):
+        raise PermissionError(13, "Permission denied", "/root/out.png")
+
+    assert run_main(perm, []) == 7
+    assert _one_line(capsys) == "error: Permission denied: /root/out.png"
+
+    def bug(argv):
+        raise ZeroDivisionError("a bug")
+
+    with pytest.raises(ZeroDivisionError):  # not the user's fault: the traceback stays
+        run_main(bug, [])
+    assert run_main(lambda argv: None, []) == 0
+    assert issubclass(ArgumentUsageError, UsageError)
