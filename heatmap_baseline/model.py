@@ -22,10 +22,11 @@ Where Earp et al. are silent, and what the Earp configs choose (``experiments/*/
 --------------------------------------------------------------------------------------------
 The choices below make our sizes and multiply-accumulates (the papers' "GFLOPs", :mod:`lotr_gluon.flops`)
 of Tables 2-4 as close to the printed ones as we could find; README "Earp et al. upsampling blocks" lists
-ours next to the paper's (``tools/model_info.py``). Each is a constructor keyword and a config key.
+ours next to the paper's (``python -m heatmap_baseline.blocks_report``). Each is a constructor keyword and a
+config key.
 
 * ``d_kernel = 4`` (``MODEL.UPSAMPLER_D_KERNEL``): the Simple-Baselines deconvolution, padding 1. With it
-  the D-ending strategies of Table 3 and all of Table 4 but SDDSD come within 0-8 % of the printed GFLOPs.
+  the D-ending strategies of Table 3 come within 1 % of the printed GFLOPs, Table 4's SSD, SDD, SSSD within 2.5 %.
 * ``s_kernel = 3`` (``MODEL.UPSAMPLER_S_KERNEL``; ESPCN's last layer is 3x3).
 * ``s_conv_mult = 1`` (``MODEL.UPSAMPLER_S_CONV_MULT``): the S convolution has the block's ``filters``
   filters ("all with 256 filters"), so 64 channels (32 at 128 filters) leave an S block. ``4`` (ESPCN
@@ -47,7 +48,7 @@ ours next to the paper's (``tools/model_info.py``). Each is a constructor keywor
   input channel ``c * 4 + i * 2 + j``). Written with reshape/transpose only, so it hybridizes.
 * BN before ReLU, no conv bias before BN (Simple Baselines).
 * What the paper's numbers still do not match: S-ending strategies (SSSS, DSSS, DDSS, DSDS, DDDS) are
-  0.7-0.9x the printed GMACs (DSDS 0.57x), and SDDSD (five blocks: 192x192 heatmaps at 192 input) is
+  0.57-0.85x the printed GMACs (DSDS 0.57x), and SDDSD (five blocks: 192x192 heatmaps at 192 input) is
   1.85 GMACs where Table 4 prints 0.61.
 
 LOTR Table V heatmap model (``experiments/*/earp_mnv2_1.0_sdd.yaml``, the config defaults)
