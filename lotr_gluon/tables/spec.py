@@ -155,7 +155,7 @@ WFLW_SUBSETS = ("pose", "expression", "illumination", "makeup", "occlusion", "bl
 EARP_CFG = "earp_mnv2_1.0_sdd.yaml"   # present in experiments/jd and experiments/datatang
 EARP_VECTOR_CFG = "earp_mnv2_1.0_sdd_vector.yaml"   # the Gaussian-vector model (LOTR Table V), jd and datatang
 AUC, NME, FR = _m("auc", "AUC"), _m("nme", "NME"), _m("fr", "FR")
-GFLOPS, SIZE, PARAMS = _m("gflops", "GFLOPs", "", 3), _m("size_mb", "size", "MB", 2), _m("params_m", "params", "M", 2)
+GFLOPS, SIZE, PARAMS = _m("gflops", "GFLOPs (paper = GMACs)", "", 3), _m("size_mb", "size", "MB", 2), _m("params_m", "params", "M", 2)
 
 
 def _table2():
