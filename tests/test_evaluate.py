@@ -226,3 +226,35 @@ def test_shape_spread_hand_values():
     assert shape_spread(pts) == pytest.approx(0.75)
     assert shape_spread(pts[:1]) == 0.0
     assert shape_spread(pts + 10.0) == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_timings_on_a_fake_clock(dataset, scheme, flip, monkeypatch):
+    """Timing bookkeeping on a clock that only the stub moves: 10 ms per network call, 1 ms per decoding.
+    5 faces in batches of 2: 3 calls (6 with flip), so network 30 (60) ms, decoding 3 (6) ms in all."""
+    import types
+    import lotr_gluon.evaluate as ev
+    clock = [0.0]
+
+    class TimedNet(OracleNet):
+        def __call__(self, x):
+            clock[0] += 0.010
+            return super().__call__(x)
+
+        def decode(self, heatmaps, method=None):
+            clock[0] += 0.001
+            return super().decode(heatmaps, method)
+
+    monkeypatch.setattr(ev, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    codec = HeatmapCodec(SIZE, SIZE // 4, sigma=1.5, decoder="argmax")
+    calls = 6 if flip else 3
+    metrics, _, _, _ = evaluate_dataset(TimedNet(dataset, heatmap_codec=codec), dataset, scheme, batch_size=2,
+                                        flip=flip)
+    assert metrics["network_ms_per_image"] == pytest.approx(10.0 * calls / NUM_FACES)
+    assert metrics["decode_ms_per_image"] == pytest.approx(1.0 * calls / NUM_FACES)
+    assert metrics["seconds_per_image"] == pytest.approx(0.011 * calls / NUM_FACES)
+    # a regression network: no decoding time
+    metrics, _, _, _ = evaluate_dataset(TimedNet(dataset), dataset, scheme, batch_size=2, flip=flip)
+    assert metrics["network_ms_per_image"] == pytest.approx(10.0 * calls / NUM_FACES)
+    assert metrics["decode_ms_per_image"] == 0.0
+    assert metrics["seconds_per_image"] == pytest.approx(0.010 * calls / NUM_FACES)

@@ -20,6 +20,7 @@ because the tests run with the copy as the current directory. Each target's resu
 and the diff of every surviving mutant) are printed and written to ``<workdir>/<target>.txt``.
 
 Options: ``--sample N`` checks N randomly chosen mutants of each target (``--seed``) instead of all;
+``--rerun`` re-tests only the survivors of the last run in ``--workdir`` against the current ``tests/``;
 ``--mutmut PATH`` the mutmut executable (default: next to this Python, else on PATH, or ``$MUTMUT``).
 The shared data folder is passed to the copy's tests with ``LOTR_SHARED_DIR`` (default ``<repo>/../shared``).
 """
@@ -28,6 +29,7 @@ import os
 import random
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -53,9 +55,14 @@ def find_mutmut(explicit=None):
 
 
 def copy_tree(dst):
-    """Copy the working tree's tracked and untracked-not-ignored files to ``dst`` (replaced)."""
+    """Copy the working tree's tracked and untracked-not-ignored files to ``dst`` (replaced; mutmut's cache
+    ``.mutmut-cache`` is kept, so that an interrupted run continues where it stopped)."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
                            capture_output=True).stdout.decode().split("\0")
+    cache, side = os.path.join(dst, ".mutmut-cache"), os.path.abspath(dst) + ".mutmut-cache"
+    kept = os.path.isfile(cache)
+    if kept:
+        shutil.move(cache, side)
     if os.path.isdir(dst):
         shutil.rmtree(dst)
     for f in filter(None, files):
@@ -63,6 +70,8 @@ def copy_tree(dst):
         if os.path.isfile(src):
             os.makedirs(os.path.dirname(os.path.join(dst, f)), exist_ok=True)
             shutil.copy2(src, os.path.join(dst, f))
+    if kept:
+        shutil.move(side, cache)
 
 
 def function_patch(cwd, module, names):
@@ -92,10 +101,15 @@ def mutant_ids(mutmut, cwd, env):
     return sorted(ids)
 
 
-def run_target(name, mutmut, workdir, env, sample=None, seed=0):
+def run_target(name, mutmut, workdir, env, sample=None, seed=0, rerun=False):
     module, tests, functions = TARGETS[name]
     cwd = os.path.join(workdir, name)
-    copy_tree(cwd)
+    if rerun:  # new tests against the survivors of the last run: refresh tests/ only, keep module and cache
+        shutil.rmtree(os.path.join(cwd, "tests"))
+        shutil.copytree(os.path.join(ROOT, "tests"), os.path.join(cwd, "tests"),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    else:
+        copy_tree(cwd)
     runner = "%s -m pytest -x -q -p no:cacheprovider -p no:warnings %s" % (
         sys.executable, " ".join("'%s'" % t if " " in t else t for t in tests))
     cmd = [mutmut, "run", "--paths-to-mutate", module, "--tests-dir", "tests", "--runner", runner,
@@ -106,19 +120,31 @@ def run_target(name, mutmut, workdir, env, sample=None, seed=0):
             f.write(function_patch(cwd, module, functions))
         cmd += ["--use-patch-file", patch]
     t0 = time.time()
-    if sample:
-        # mutmut has no sampling: list every mutant without running tests (a runner that always fails marks
-        # them all killed, fast), then run the chosen ones one by one with the real runner
-        subprocess.run(cmd[:cmd.index("--runner") + 1] + ["false"] + cmd[cmd.index("--runner") + 2:],
-                       cwd=cwd, env=env, capture_output=True, text=True)
-        ids = mutant_ids(mutmut, cwd, env)
+    if rerun:
+        before = subprocess.run([mutmut, "result-ids", "survived"], cwd=cwd, env=env, capture_output=True,
+                                text=True).stdout.split()
+        print("%s: re-testing the %d survivors of the last run: %s" % (name, len(before), " ".join(before)),
+              flush=True)
+        for sid in before:
+            subprocess.run(cmd + [sid], cwd=cwd, env=env, capture_output=True, text=True)
+    elif sample:
+        # mutmut has no sampling. List every mutant by a run whose runner always passes ("true": every mutant
+        # 'survives' at once), then, in mutmut's cache, mark the chosen mutants untested and the others
+        # skipped, forget the baseline time of that run, and run mutmut for real: it tests only the chosen.
+        fast = list(cmd)
+        fast[fast.index("--runner") + 1] = "true"
+        subprocess.run(fast, cwd=cwd, env=env, capture_output=True, text=True)
+        db = sqlite3.connect(os.path.join(cwd, ".mutmut-cache"))
+        ids = [r[0] for r in db.execute("select id from Mutant order by id")]
         chosen = sorted(random.Random(seed).sample(ids, min(sample, len(ids))))
-        os.remove(os.path.join(cwd, ".mutmut-cache"))
+        db.execute("update Mutant set status = 'skipped'")
+        db.executemany("update Mutant set status = 'untested' where id = ?", [(i,) for i in chosen])
+        db.execute("delete from MiscData where key in ('baseline_time_elapsed', 'hash_of_tests')")
+        db.commit()
+        db.close()
         print("%s: %d mutants, checking a random sample of %d (seed %d): %s"
               % (name, len(ids), len(chosen), seed, chosen), flush=True)
-        for i in chosen:
-            subprocess.run(cmd + [str(i)], cwd=cwd, env=env, capture_output=True, text=True)
-    else:
+    if not rerun:
         subprocess.run(cmd, cwd=cwd, env=env)
     res = subprocess.run([mutmut, "results"], cwd=cwd, env=env, capture_output=True, text=True).stdout
     survivors = subprocess.run([mutmut, "result-ids", "survived"], cwd=cwd, env=env, capture_output=True,
@@ -142,6 +168,8 @@ def main(argv=None):
     ap.add_argument("--mutmut", default=None)
     ap.add_argument("--sample", type=int, default=None, help="check N random mutants per target")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rerun", action="store_true",
+                    help="re-test only the last run's survivors (in --workdir) with the current tests/")
     args = ap.parse_args(argv)
     bad = [t for t in args.targets if t not in TARGETS]
     if bad:
@@ -152,7 +180,7 @@ def main(argv=None):
     os.makedirs(args.workdir, exist_ok=True)
     total = 0
     for name in args.targets or list(TARGETS):
-        total += run_target(name, mutmut, os.path.abspath(args.workdir), env, args.sample, args.seed)
+        total += run_target(name, mutmut, os.path.abspath(args.workdir), env, args.sample, args.seed, args.rerun)
     print("surviving mutants: %d (reports in %s)" % (total, args.workdir))
     return 0
 
