@@ -403,3 +403,31 @@ def test_demo_cli(demo, tiny_params, sample, tmp_path, capsys):
     cap = cv2.VideoCapture(out_v)
     assert cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
     cap.release()
+
+
+def test_given_faces_are_checked_against_the_image(dataset):
+    from lotr_gluon.errors import DataError
+    from lotr_gluon.predictor import BadFaceError, check_face
+
+    stub = _Stub(dataset.landmarks(0))
+    p = Predictor(stub, "datatang106", S, template_scale=TEMPLATE_SCALE, detector=None)
+    img = np.full((120, 160, 3), 100, np.uint8)
+    # a box far outside the 160 x 120 image: an error, not landmarks at x = 5000
+    with pytest.raises(BadFaceError, match=r"face 1: box \[5000.0, 5000.0, 5100.0, 5100.0\] lies outside the "
+                                           r"160 x 120 image"):
+        p.predict(img, faces=[[10, 10, 60, 70], [5000, 5000, 5100, 5100]])
+    for bad, why in (([50, 50, 40, 80], "x1 > x0"), ([np.nan, 0, 10, 10], "x1 > x0"), ([-80, 10, -20, 60], "outside"),
+                     (dict(five_points=[[900, 900], [940, 900], [920, 920], [905, 940], [935, 940]]), "outside"),
+                     (dict(box=[10, 10, 60, 70], five_points=np.full((5, 2), 900.0)), "five points .* outside"),
+                     (dict(box=[10, 10, 60, 70], five_points=np.full((5, 2), np.inf)), "five points")):
+        with pytest.raises(BadFaceError, match=why):
+            p.predict(img, faces=[bad])
+    with pytest.raises(BadFaceError, match="a face is"):
+        p.predict(img, faces=[[1, 2, 3]])
+    assert issubclass(BadFaceError, DataError) and issubclass(BadFaceError, ValueError)
+    assert not stub.calls  # nothing reached the network
+    # a face cut by the border (centre inside) is fine, and so are five points near the border
+    res = p.predict(img, faces=[[-20, -10, 60, 70], dict(five_points=[[140, 20], [170, 20], [155, 35], [145, 50],
+                                                                      [165, 50]])], refine=False)
+    assert len(res) == 2 and stub.calls == [2]
+    check_face(Face(box=[0, 0, 1, 1]), 160, 120)
