@@ -71,7 +71,8 @@ def build_dataset(cfg, split, train=False, samples=None):
                               detections=detections,
                               five_point_jitter=cfg.DATA.FIVE_POINT_JITTER if train else 0.0,
                               augmenter=augmenter, mean=tuple(cfg.DATA.MEAN), std=tuple(cfg.DATA.STD),
-                              cache=cfg.DATA.CACHE, seed=cfg.SEED)
+                              cache=cfg.DATA.CACHE, seed=cfg.SEED, on_error=cfg.DATA.ON_ERROR,
+                              outside_margin=cfg.DATA.OUTSIDE_MARGIN)
     if train and cfg.AUG.FLIP and cfg.AUG.FLIP_MODE == "extend":  # Earp Sec. 5.1 trick 1
         return MirrorExtendedDataset(data, scheme.flip_permutation())
     return data

@@ -24,7 +24,8 @@ _C.DATA.ROOT = "data/jd"        # dataset root (relative paths are taken from th
 _C.DATA.TRAIN_SPLIT = "Train"   # datatang: file of stems; jd/300w: sub-folder of ROOT; wflw: annotation list file
 _C.DATA.VAL_SPLIT = "Val"       # split used for validation during training ('' = no validation)
 _C.DATA.TEST_SPLIT = "Test"     # split evaluated by tools/test.py
-_C.DATA.ON_ERROR = "raise"      # bad annotation or image: 'raise' (default) or 'warn' (skip with a warning)
+_C.DATA.ON_ERROR = "raise"      # bad annotation or image: 'raise' (default) or 'warn' (skip with a warning); images are decoded and points checked when a split is loaded
+_C.DATA.OUTSIDE_MARGIN = 0.5    # reject (warn: skip) a face with a landmark outside the image by more than this fraction of the image width/height (< 0 = no check)
 _C.DATA.INPUT_SIZE = 192        # side of the aligned square crop, pixels (LOTR: 192 JD, 256 WFLW)
 _C.DATA.TEMPLATE_SCALE = 1.0    # scales insightface's ArcFace five-point template about its centre (1.0 = as is)
 _C.DATA.DETECTIONS = ""         # JSON of detected five points per image; '' = take five points from the ground truth (deviation)
@@ -136,6 +137,9 @@ _C.TRAIN.CLIP_GRAD = 0.0        # global gradient-norm clip (0 = off)
 _C.TRAIN.VAL_EVERY = 1          # validate every N epochs (0 = never)
 _C.TRAIN.LOG_EVERY = 10         # log the training loss every N steps
 _C.TRAIN.MAX_STEPS = 0          # stop after this many steps in total (0 = no limit; smoke runs)
+_C.TRAIN.DIVERGENCE_FACTOR = 100.0   # stop (TrainingDiverged, nothing saved) when a step loss exceeds this multiple of the running median (0 = non-finite only)
+_C.TRAIN.DIVERGENCE_WINDOW = 100     # step losses in that running median
+_C.TRAIN.DIVERGENCE_VAL_FACTOR = 1000.0  # stop when val NME exceeds this multiple of the mean-shape baseline (floored at 1%); an untrained LOTR scores ~50x (0 = non-finite only)
 _C.TRAIN.HYBRIDIZE = True       # hybridize the network for speed
 
 # ----------------------------------------------------------------------------------------- testing

@@ -5,7 +5,8 @@ import mxnet as mx
 
 from .align import arcface_template, estimate_similarity, five_points_from_landmarks, \
     invert_affine, transform_points
-from .loaders import read_image
+from ..errors import DataError
+from .loaders import OUTSIDE_MARGIN, read_image, validate_samples
 
 __all__ = ["AlignedFaceDataset", "mean_shape"]
 
@@ -41,6 +42,24 @@ class AlignedFaceDataset(mx.gluon.data.Dataset):
         workers share the cache. False: read and align on every access.
     seed : int
         Seed of the five-point jitter.
+    on_error : {'raise', 'warn'}
+        What to do with a bad sample found when the dataset is built (config ``DATA.ON_ERROR``): every image is
+        decoded once and every face's points are checked against its image
+        (:func:`lotr_gluon.data.loaders.validate_samples`). 'raise': :class:`ImageReadError` (empty, truncated
+        or undecodable image) or :class:`LandmarkFileError` (points outside the image); 'warn': skip the face
+        with one warning line naming the file.
+    outside_margin : float or None
+        Landmarks may lie outside the image by at most this fraction of its width / height (config
+        ``DATA.OUTSIDE_MARGIN``, default 0.5); None or negative: no point check.
+    validate : bool
+        False skips the image and point checks (the samples are trusted as they are).
+
+    Raises
+    ------
+    ImageReadError, LandmarkFileError
+        A bad sample with ``on_error='raise'``.
+    DataError
+        Every sample was skipped as bad (``on_error='warn'``).
 
     Notes
     -----
@@ -54,7 +73,8 @@ class AlignedFaceDataset(mx.gluon.data.Dataset):
     """
 
     def __init__(self, samples, scheme, input_size, template_scale=1.0, detections=None, five_point_jitter=0.0,
-                 augmenter=None, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), cache=True, seed=0):
+                 augmenter=None, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), cache=True, seed=0,
+                 on_error="raise", outside_margin=OUTSIDE_MARGIN, validate=True):
         self._samples = list(samples)
         self.scheme = scheme
         self.input_size = int(input_size)
@@ -70,6 +90,13 @@ class AlignedFaceDataset(mx.gluon.data.Dataset):
             if s.landmarks.shape != (scheme.num_points, 2):
                 raise ValueError("sample %s has %s landmarks; scheme %s has %d points"
                                  % (s.name, s.landmarks.shape, scheme.name, scheme.num_points))
+        if validate and self._samples:
+            # decode every image once and check the points now, so that a bad file is skipped ('warn') or
+            # stops the run ('raise') before training starts, never mid-epoch (issue 12)
+            n = len(self._samples)
+            self._samples = validate_samples(self._samples, on_error, outside_margin)
+            if not self._samples:
+                raise DataError("all %d samples were skipped as bad (see the warnings above)" % n)
         rng = np.random.default_rng(seed)
         self.five_point_source = []
         self._affines = []

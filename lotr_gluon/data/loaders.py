@@ -2,8 +2,11 @@
 
 Every loader returns a list of :class:`FaceSample` (one face each) with landmarks in pixels of the original
 image, (x, y), OpenCV's pixel-centre convention (see :mod:`lotr_gluon.data.align`). Loaders check the point
-count, non-numeric and non-finite values, and that the image file exists (images are not decoded here;
-:func:`read_image` raises :class:`ImageReadError` later for an undecodable file).
+count, non-numeric and non-finite values, and that the image file exists. Images are decoded, and points are
+checked against the image size, by :func:`validate_samples` (called by
+:class:`lotr_gluon.data.dataset.AlignedFaceDataset` when a split is loaded, before any training): an empty,
+truncated or undecodable image raises :class:`ImageReadError`, points further outside the image than
+``outside_margin`` times its size raise :class:`LandmarkFileError`.
 
 ``on_error='raise'`` (default) raises :class:`LandmarkFileError` at the first bad sample; ``on_error='warn'``
 skips the bad sample with a :class:`LandmarkFileWarning` naming the file, the line (when there is one) and the
@@ -23,6 +26,7 @@ from ..errors import DataError
 
 __all__ = [
     "FaceSample", "Detection", "LandmarkFileError", "ImageReadError", "LandmarkFileWarning", "read_image",
+    "check_image", "validate_samples", "OUTSIDE_MARGIN",
     "load_datatang", "load_jd", "load_wflw", "load_300w", "load_detections", "save_detections",
     "load_samples", "FORMATS", "IMAGE_EXTENSIONS",
 ]
@@ -31,6 +35,12 @@ __all__ = [
 IMAGE_EXTENSIONS = (".jpg", ".png", ".jpeg", ".JPG", ".PNG", ".JPEG", ".bmp")
 
 ON_ERROR = ("raise", "warn")
+
+#: Default of :func:`validate_samples`' ``outside_margin`` (config ``DATA.OUTSIDE_MARGIN``): a landmark may lie
+#: outside the image by at most this fraction of the image width (x) or height (y). Faces cut by the image
+#: border have a few points just outside (Datatang: at most 0.4 % of the image size); 0.5 only rejects
+#: coordinates that cannot belong to the pictured face (e.g. 50,000 px away).
+OUTSIDE_MARGIN = 0.5
 
 
 class LandmarkFileError(DataError, ValueError):
@@ -87,6 +97,10 @@ class FaceSample:
     attributes : dict
         Format-specific attributes (Datatang ``WorkLoad``; WFLW flags ``pose``, ``expression``,
         ``illumination``, ``makeup``, ``occlusion``, ``blur`` as int 0/1).
+    source : str or None
+        The annotation file the landmarks come from (named in error messages); None when unknown.
+    source_line : int or None
+        1-based line of ``source`` holding the face (WFLW); None otherwise.
     """
 
     name: str
@@ -95,6 +109,8 @@ class FaceSample:
     visible: Optional[np.ndarray] = None
     box: Optional[np.ndarray] = None
     attributes: Dict = field(default_factory=dict)
+    source: Optional[str] = None
+    source_line: Optional[int] = None
 
     def __post_init__(self):
         self.landmarks = np.asarray(self.landmarks, np.float32)
@@ -225,8 +241,10 @@ def read_image(path):
         img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
     except (OSError, cv2.error) as e:
         raise ImageReadError(path, "cannot read image: %s" % e) from None
+    if buf.size == 0:
+        raise ImageReadError(path, "empty image file (0 bytes)")
     if img is None or img.size == 0:
-        raise ImageReadError(path, "cannot decode image (corrupt or unsupported format)")
+        raise ImageReadError(path, "cannot decode image (truncated, corrupt or unsupported format)")
     if img.dtype == np.uint16:
         img = (img >> 8).astype(np.uint8)
     elif img.dtype != np.uint8:
@@ -238,6 +256,112 @@ def read_image(path):
     if img.shape[2] == 4:
         return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _header_size(path):
+    """(height, width) from the image header (Pillow, no decode), or None when Pillow cannot parse it."""
+    try:
+        from PIL import Image
+        with Image.open(path) as im:
+            w, h = im.size
+        return int(h), int(w)
+    except Exception:  # noqa: BLE001 - any failure: fall back to a full decode
+        return None
+
+
+def check_image(path):
+    """Check that an image file decodes completely, without keeping its pixels.
+
+    The whole compressed stream is decoded (JPEG at 1/8 scale through libjpeg's DCT scaling, which still reads
+    every entropy-coded block; other formats at full size), so an empty, truncated or corrupt file fails here
+    rather than during training. OpenCV >= 4.8 returns no image for a truncated JPEG or PNG.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    (int, int)
+        (height, width) in pixels as :func:`read_image` returns them (EXIF orientation not applied).
+
+    Raises
+    ------
+    ImageReadError
+        Missing, empty (0 bytes), truncated or undecodable file; the message names the file.
+    """
+    path = str(path)
+    if not os.path.isfile(path):
+        raise ImageReadError(path, "image file not found")
+    try:
+        buf = np.fromfile(path, dtype=np.uint8)
+    except OSError as e:
+        raise ImageReadError(path, "cannot read image: %s" % e) from None
+    if buf.size == 0:
+        raise ImageReadError(path, "empty image file (0 bytes)")
+    try:
+        small = cv2.imdecode(buf, cv2.IMREAD_REDUCED_GRAYSCALE_8)
+    except cv2.error as e:
+        raise ImageReadError(path, "cannot decode image: %s" % e) from None
+    if small is None or small.size == 0:
+        raise ImageReadError(path, "cannot decode image (truncated, corrupt or unsupported format)")
+    size = _header_size(path)
+    if size is None:
+        size = read_image(path).shape[:2]
+    return size
+
+
+def validate_samples(samples, on_error="raise", outside_margin=OUTSIDE_MARGIN):
+    """Decode every sample's image once and check its landmarks against the image size.
+
+    Parameters
+    ----------
+    samples : list of FaceSample
+    on_error : {'raise', 'warn'}
+        'raise': raise at the first bad sample; 'warn': skip it with one :class:`LandmarkFileWarning` line
+        naming the file and the cause.
+    outside_margin : float or None
+        A landmark (x, y) is accepted when ``-m * W <= x <= (1 + m) * W`` and ``-m * H <= y <= (1 + m) * H``
+        (W x H the image size in pixels, ``m = outside_margin``); None or a negative value: no point check.
+        Default :data:`OUTSIDE_MARGIN` (0.5).
+
+    Returns
+    -------
+    list of FaceSample
+        The good samples, in their order.
+
+    Raises
+    ------
+    ImageReadError
+        (``on_error='raise'``) missing, empty, truncated or undecodable image (names the image file).
+    LandmarkFileError
+        (``on_error='raise'``) a landmark further outside the image than the margin (names the annotation file
+        and line when known, the point and the image size).
+    """
+    _check_on_error(on_error)
+    check_points = outside_margin is not None and outside_margin >= 0
+    kept = []
+    for s in samples:
+        try:
+            h, w = check_image(s.image_path)
+            if check_points:
+                m = float(outside_margin)
+                size = np.array([w, h], np.float64)
+                pts = np.asarray(s.landmarks, np.float64)
+                out = ((pts < -m * size) | (pts > (1.0 + m) * size)).any(axis=1)
+                if out.any():
+                    k = int(np.argmax(out))
+                    raise LandmarkFileError(
+                        s.source or s.image_path,
+                        "%d landmark(s) lie outside the %dx%d image %s by more than %g of its size "
+                        "(DATA.OUTSIDE_MARGIN), e.g. point %d at (%.1f, %.1f)"
+                        % (int(out.sum()), w, h, s.image_path, m, k + 1, pts[k, 0], pts[k, 1]),
+                        s.source_line if s.source else None)
+        except LandmarkFileError as err:
+            _report(err, on_error)
+            continue
+        kept.append(s)
+    return kept
 
 
 # ---------------------------------------------------------------------------------------------- Datatang
@@ -329,7 +453,7 @@ def load_datatang(root, split_file=None, num_points=106, on_error="raise"):
         except LandmarkFileError as err:
             _report(err, on_error)
             continue
-        samples.append(FaceSample(stem, image_path, pts, vis, None, attrs))
+        samples.append(FaceSample(stem, image_path, pts, vis, None, attrs, source=str(json_path)))
     return samples
 
 
@@ -412,7 +536,7 @@ def load_jd(root, num_points=106, on_error="raise"):
         except LandmarkFileError as err:
             _report(err, on_error)
             continue
-        samples.append(FaceSample(name, image_path, pts))
+        samples.append(FaceSample(name, image_path, pts, source=str(lm)))
     return samples
 
 
@@ -480,7 +604,8 @@ def load_wflw(annotation_file, image_root, on_error="raise"):
             seen[stem] = k + 1
             pts = np.array(vals[:196], np.float32).reshape(98, 2)
             samples.append(FaceSample("%s_%d" % (stem, k), image_path, pts, None, np.array(vals[196:200]),
-                                      dict(zip(_WFLW_ATTRS, flags))))
+                                      dict(zip(_WFLW_ATTRS, flags)), source=str(annotation_file),
+                                      source_line=lineno))
     return samples
 
 
@@ -581,7 +706,7 @@ def load_300w(root_or_files, num_points=68, one_based=True, on_error="raise"):
         except LandmarkFileError as err:
             _report(err, on_error)
             continue
-        samples.append(FaceSample(pts_file.stem, image_path, pts))
+        samples.append(FaceSample(pts_file.stem, image_path, pts, source=str(pts_file)))
     return samples
 
 
