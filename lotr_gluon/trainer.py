@@ -4,17 +4,35 @@ Defaults follow LOTR IV-C: LAMB, lr 1e-3, batch 32, 100 epochs, lr x0.1 at epoch
 
 Files in the run folder (``output/<dataset>/<cfg-name>/``):
 - ``config.yaml``: the frozen configuration of the run;
-- ``log.jsonl``: one JSON object per line (``{"type": "train", ...}``, ``{"type": "val", ...}``);
+- ``log.jsonl``: one JSON object per line (``{"type": "train", ...}``, ``{"type": "val", ...}``), each appended
+  with a single ``write`` so that a kill leaves at most one partial last line, which :func:`read_log` skips;
 - ``checkpoint_last.params`` / ``.states`` / ``.json``: weights, optimiser state and progress after the last
-  finished epoch, written atomically (temporary file + ``os.replace``);
+  finished epoch, written atomically (temporary file + ``os.replace``); the ``.json`` also holds the random
+  state (Python ``random``, ``numpy.random``, the augmenter's generator) and the recent step losses of the
+  divergence check, so that a resumed run continues exactly as an uninterrupted one;
 - ``model_best.params`` (+ ``.json``): the weights with the lowest validation NME so far;
 - ``loss_curve.png``, ``val_curve.png``.
+
+Reliability rules (issue 12):
+
+- A run folder that already holds a run is never overwritten: without ``resume`` the trainer raises
+  :class:`RunFolderError` before writing anything; ``resume`` without a checkpoint raises it too; ``config.yaml``
+  is written only after the resume succeeded.
+- Divergence: a non-finite step loss, or one above ``TRAIN.DIVERGENCE_FACTOR`` times the median of the last
+  ``TRAIN.DIVERGENCE_WINDOW`` step losses, or a validation NME that is non-finite or above
+  ``TRAIN.DIVERGENCE_VAL_FACTOR`` times the mean-shape baseline, raises :class:`TrainingDiverged` before
+  anything is saved, so ``checkpoint_last.*`` and ``model_best.*`` stay those of the last good epoch.
+- Random state: MXNet cannot export its generator state, so it is re-seeded from ``(SEED, epoch)`` at the start
+  of every epoch (dropout); Python's and NumPy's states (data order) and the augmenter's are saved in the
+  checkpoint and restored by :meth:`Trainer.resume`. Exact equality needs ``WORKERS 0`` (forked workers
+  re-seed the augmenter from their process id).
 """
 import json
 import math
 import os
 import random
 import time
+import warnings
 
 import numpy as np
 import mxnet as mx
@@ -27,11 +45,49 @@ from .errors import DivergenceError, RunFolderError
 from .evaluate import evaluate_dataset, mean_shape_baseline
 from .models import build_model
 
-__all__ = ["Trainer", "TrainingDiverged", "atomic_save_params", "lr_at"]
+__all__ = ["Trainer", "TrainingDiverged", "RunFolderError", "atomic_save_params", "lr_at", "read_log",
+           "check_run_folder", "RUN_FILES"]
+
+#: Files whose presence makes a folder a run folder (see :func:`check_run_folder`).
+RUN_FILES = ("config.yaml", "log.jsonl", "checkpoint_last.json", "checkpoint_last.params",
+             "checkpoint_last.states", "model_best.params", "model_best.json")
 
 
 class TrainingDiverged(DivergenceError, RuntimeError):
-    """The loss became NaN or infinite. The last good checkpoint on disk is kept untouched."""
+    """The loss became non-finite or exploded, or validation became non-finite or absurd. The last good
+    checkpoint and best model on disk are kept untouched."""
+
+
+def check_run_folder(out_dir, resume):
+    """Check that a training may start (``resume=False``) or continue (``resume=True``) in ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir : str
+        Run folder (may not exist yet).
+    resume : bool
+
+    Raises
+    ------
+    RunFolderError
+        ``resume=False`` and the folder already holds a run (any of :data:`RUN_FILES`): the message says to use
+        ``--resume`` or a new ``--out``. ``resume=True`` and the folder has no complete checkpoint
+        (``checkpoint_last.json``, ``.params``, ``.states``).
+    """
+    present = [f for f in RUN_FILES if os.path.isfile(os.path.join(out_dir, f))]
+    if not resume:
+        if present:
+            raise RunFolderError(
+                "%s already holds a run (%s); continue it with --resume, or train into a new folder with "
+                "--out DIR" % (out_dir, ", ".join(present)))
+        return
+    missing = [f for f in ("checkpoint_last.json", "checkpoint_last.params", "checkpoint_last.states")
+               if f not in present]
+    if missing:
+        raise RunFolderError(
+            "cannot resume: %s has no checkpoint to continue from (missing %s); start a new run without --resume "
+            "%s" % (out_dir, ", ".join(missing),
+                    "in a new --out folder" if present else "(the folder is empty)"))
 
 
 def check_resume_optimizer(states_file, opt_name, opt_params):
@@ -100,6 +156,13 @@ def _atomic_json(obj, path):
     _atomic(path, w)
 
 
+def _atomic_text(text, path):
+    def w(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+    _atomic(path, w)
+
+
 def lr_at(epoch_float, base_lr, steps, factor, warmup_epochs=0.0):
     """Step schedule with optional linear warm-up. ``epoch_float`` counts epochs from 0 (fractional)."""
     lr = base_lr * factor ** sum(1 for s in steps if epoch_float >= s)
@@ -114,6 +177,36 @@ def seed_everything(seed):
     mx.random.seed(seed)
 
 
+def _epoch_seed(seed, epoch):
+    """MXNet's seed for ``epoch`` (MXNet cannot save its generator state; re-seeding makes resume exact)."""
+    return (int(seed) * 1000003 + 7919 * (int(epoch) + 1)) % (2 ** 31 - 1)
+
+
+def _rng_state(augmenter=None):
+    """JSON-serialisable state of Python's and NumPy's global generators and of ``augmenter.rng``."""
+    py = random.getstate()
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    st = {"python": [py[0], list(py[1]), py[2]],
+          "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(gauss)]}
+    rng = getattr(augmenter, "rng", None)
+    if rng is not None and hasattr(rng, "bit_generator"):
+        st["augmenter"] = rng.bit_generator.state
+    return st
+
+
+def _set_rng_state(st, augmenter=None):
+    """Inverse of :func:`_rng_state`."""
+    if "python" in st:
+        v, keys, gauss = st["python"]
+        random.setstate((v, tuple(keys), gauss))
+    if "numpy" in st:
+        name, keys, pos, has_gauss, gauss = st["numpy"]
+        np.random.set_state((name, np.array(keys, np.uint32), pos, has_gauss, gauss))
+    rng = getattr(augmenter, "rng", None)
+    if "augmenter" in st and rng is not None and hasattr(rng, "bit_generator"):
+        rng.bit_generator.state = st["augmenter"]
+
+
 class Trainer:
     """Train the model of a config.
 
@@ -125,12 +218,26 @@ class Trainer:
         Run folder (default :func:`lotr_gluon.config.run_dir`).
     progress : bool
         Show tqdm bars.
+    resume : bool or None
+        When given, the run folder is checked (:func:`check_run_folder`) before any data is loaded, and
+        :meth:`fit` uses it as its default. None: the check happens in :meth:`fit`.
+
+    Raises
+    ------
+    RunFolderError
+        See :func:`check_run_folder` (nothing is written to the folder).
+
+    Nothing is written to the run folder before :meth:`fit` has checked it (and, with ``resume``, loaded the
+    checkpoint).
     """
 
-    def __init__(self, cfg, out_dir=None, progress=True):
+    def __init__(self, cfg, out_dir=None, progress=True, resume=None):
         self.cfg = cfg
         self.out_dir = out_dir or run_dir(cfg)
         self.progress = progress
+        self._resume_default = resume
+        if resume is not None:
+            check_run_folder(self.out_dir, resume)
         os.makedirs(self.out_dir, exist_ok=True)
         seed_everything(cfg.SEED)
         self.ctx = contexts(cfg)
@@ -154,38 +261,147 @@ class Trainer:
         self.epoch = 0  # next epoch to run
         self.step = 0
         self.best_nme = float("inf")
-        with open(os.path.join(self.out_dir, "config.yaml"), "w") as f:
-            f.write(cfg.dump())
+        self.loss_history = []  # recent step losses (at most TRAIN.DIVERGENCE_WINDOW) for the divergence check
+        self.baseline_nme = None  # mean-shape baseline NME on the validation set (set by fit)
 
     # ------------------------------------------------------------------ checkpoints
     def _ckpt(self, name):
         return os.path.join(self.out_dir, name)
 
     def save_checkpoint(self):
+        """Write ``checkpoint_last.params`` / ``.states`` / ``.json`` (each atomically; the ``.json`` last)."""
         atomic_save_params(self.net, self._ckpt("checkpoint_last.params"))
         _atomic(self._ckpt("checkpoint_last.states"), self.trainer.save_states)
-        _atomic_json({"epoch": self.epoch, "step": self.step, "best_nme": self.best_nme},
+        _atomic_json({"epoch": self.epoch, "step": self.step, "best_nme": self.best_nme, "seed": self.cfg.SEED,
+                      "loss_history": self.loss_history, "rng": _rng_state(self.train_set.augmenter)},
                      self._ckpt("checkpoint_last.json"))
 
     def resume(self):
-        """Load ``checkpoint_last.*`` of the run folder; returns False when there is none."""
+        """Load ``checkpoint_last.*`` of the run folder: weights, optimiser state, progress, random state.
+
+        Step records of the interrupted epoch (``train`` / ``epoch`` / ``val`` records after the checkpoint's
+        step) and a partial last line are dropped from ``log.jsonl``, so that the log reads as one run; the
+        ``resume`` record says how many were dropped.
+
+        Returns
+        -------
+        True
+
+        Raises
+        ------
+        RunFolderError
+            No complete checkpoint in the run folder, or an unreadable ``checkpoint_last.json``.
+        """
+        check_run_folder(self.out_dir, True)
         meta = self._ckpt("checkpoint_last.json")
-        if not os.path.isfile(meta):
-            return False
-        with open(meta) as f:
-            state = json.load(f)
+        try:
+            with open(meta) as f:
+                state = json.load(f)
+        except (OSError, ValueError) as e:
+            raise RunFolderError("cannot resume: %s is unreadable (%s)" % (meta, e)) from None
         check_resume_optimizer(self._ckpt("checkpoint_last.states"), *build_optimizer(self.cfg))
         self.net.load_parameters(self._ckpt("checkpoint_last.params"), ctx=self.ctx)
         self.trainer.load_states(self._ckpt("checkpoint_last.states"))
         self.epoch, self.step, self.best_nme = state["epoch"], state["step"], state["best_nme"]
-        self._log({"type": "resume", "epoch": self.epoch, "step": self.step})
+        self.loss_history = list(state.get("loss_history", []))
+        if "rng" in state:
+            _set_rng_state(state["rng"], self.train_set.augmenter)
+        dropped = self._drop_records_after(self.step)
+        self._log({"type": "resume", "epoch": self.epoch, "step": self.step, "dropped_records": dropped})
         return True
 
     # ------------------------------------------------------------------ logging
     def _log(self, record):
-        record = dict(record, time=time.time())
-        with open(self._ckpt("log.jsonl"), "a") as f:
-            f.write(json.dumps(record) + "\n")
+        """Append one record to ``log.jsonl`` as one ``write`` of a whole line (no partial line unless killed
+        inside that system call)."""
+        line = (json.dumps(dict(record, time=time.time())) + "\n").encode("utf-8")
+        fd = os.open(self._ckpt("log.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+    def _drop_records_after(self, step):
+        """Rewrite ``log.jsonl`` (atomically) without the step records after ``step`` (an interrupted epoch)
+        and without undecodable lines; returns how many lines were dropped."""
+        path = self._ckpt("log.jsonl")
+        if not os.path.isfile(path):
+            return 0
+        keep, dropped = [], 0
+        with open(path, "rb") as f:
+            for raw in f:
+                if not raw.strip():
+                    continue
+                try:
+                    r = json.loads(raw)
+                except ValueError:
+                    dropped += 1
+                    continue
+                if r.get("type") in ("train", "epoch", "val") and r.get("step", 0) > step:
+                    dropped += 1
+                    continue
+                keep.append(raw if raw.endswith(b"\n") else raw + b"\n")
+        if dropped:
+            def w(tmp):
+                with open(tmp, "wb") as f:
+                    f.writelines(keep)
+            _atomic(path, w)
+        return dropped
+
+    # ------------------------------------------------------------------ divergence
+    def _check_loss(self, loss, step):
+        """Raise :class:`TrainingDiverged` when a step loss is non-finite or above ``TRAIN.DIVERGENCE_FACTOR``
+        times the median of the last ``TRAIN.DIVERGENCE_WINDOW`` accepted step losses; else record it.
+
+        Called on every step loss when the training loop fetches it to the host (in batches of
+        ``TRAIN.LOG_EVERY`` steps and at the end of the epoch), always before any checkpoint is written."""
+        t = self.cfg.TRAIN
+        why = None
+        if not math.isfinite(loss):
+            why = "loss is %s" % loss
+        elif t.DIVERGENCE_FACTOR > 0 and self.loss_history:
+            med = float(np.median(self.loss_history))
+            if med > 0 and loss > t.DIVERGENCE_FACTOR * med:
+                why = ("loss %.4g is %.3g times the median %.4g of the last %d steps (TRAIN.DIVERGENCE_FACTOR %g)"
+                       % (loss, loss / med, med, len(self.loss_history), t.DIVERGENCE_FACTOR))
+        if why is not None:
+            self._diverged(why, step, self.epoch + 1, loss=loss)
+        self.loss_history.append(float(loss))
+        del self.loss_history[:-max(1, t.DIVERGENCE_WINDOW)]
+
+    def _check_val(self, metrics):
+        """Raise :class:`TrainingDiverged` when the validation NME is non-finite or absurd: above
+        ``TRAIN.DIVERGENCE_VAL_FACTOR`` times the mean-shape baseline NME (a baseline below 1 % counts as 1 %)."""
+        nme = metrics["nme"]
+        f = self.cfg.TRAIN.DIVERGENCE_VAL_FACTOR
+        if not math.isfinite(nme):
+            self._diverged("validation NME is %s" % nme, self.step, self.epoch, val_nme=nme)
+        if f > 0 and self.baseline_nme is not None:
+            limit = f * max(self.baseline_nme, 0.01)
+            if nme > limit:
+                self._diverged("validation NME %.4g is above %g times the mean-shape baseline %.4g "
+                               "(TRAIN.DIVERGENCE_VAL_FACTOR)" % (nme, f, self.baseline_nme), self.step,
+                               self.epoch, val_nme=nme)
+
+    def _check_weights(self, epoch):
+        """Raise :class:`TrainingDiverged` when the weights are non-finite or so large that their squared L2 norm
+        overflows float32 (one host synchronisation; run before a checkpoint is written)."""
+        sq = [(p.data(self.ctx[0]).astype("float32") ** 2).sum() for p in self.net.collect_params().values()
+              if p._data is not None]
+        if not sq:
+            return
+        total = float(mx.nd.add_n(*sq).asscalar()) if len(sq) > 1 else float(sq[0].asscalar())
+        if not math.isfinite(total):
+            self._diverged("the weights are non-finite or overflow (squared L2 norm %s)" % total, self.step, epoch)
+
+    def _diverged(self, why, step, epoch, **extra):
+        """Log a ``diverged`` record and raise :class:`TrainingDiverged` (``epoch``: 1-based, the one running)."""
+        self._log(dict({"type": "diverged", "epoch": epoch, "step": step, "reason": why}, **extra))
+        last = self._ckpt("checkpoint_last.params")
+        raise TrainingDiverged(
+            "%s at step %d (epoch %d); stopped without saving. The last good checkpoint is %s. Lower TRAIN.LR "
+            "or set TRAIN.CLIP_GRAD, then continue with --resume." % (
+                why, step, epoch, last if os.path.isfile(last) else "none (no epoch finished)"))
 
     # ------------------------------------------------------------------ training
     def _heatmap_codec(self):
@@ -261,12 +477,7 @@ class Trainer:
                 if as_ is not None:
                     aux_losses.append(sum(float(host[k + j]) for j in range(len(as_))) / bs)
                     k += len(as_)
-                if not math.isfinite(loss):
-                    self._log({"type": "diverged", "epoch": self.epoch, "step": step, "loss": loss})
-                    raise TrainingDiverged(
-                        "loss is %s at step %d (epoch %d); stopped without saving. The last good checkpoint, if "
-                        "any, is %s. Lower TRAIN.LR or set TRAIN.CLIP_GRAD." % (
-                            loss, step, self.epoch + 1, self._ckpt("checkpoint_last.params")))
+                self._check_loss(loss, step)  # non-finite or exploding: TrainingDiverged, nothing saved
                 losses.append(loss)
             del pending[:]
 
@@ -320,21 +531,47 @@ class Trainer:
                                                self.cfg.TEST.BATCH_SIZE, flip=flip)
         return metrics, nmes
 
-    def fit(self, resume=False):
-        """Run (or continue) the schedule. Returns the final validation metrics (or None)."""
+    def fit(self, resume=None):
+        """Run (or continue) the schedule. Returns the final validation metrics (or None).
+
+        Parameters
+        ----------
+        resume : bool or None
+            Continue from the run folder's checkpoint; None: the ``resume`` given to the constructor (False if
+            none).
+
+        Raises
+        ------
+        RunFolderError
+            A new run into a folder that holds one, or a resume without a checkpoint (nothing written).
+        TrainingDiverged
+            See :meth:`_check_loss` and :meth:`_check_val`; the last good checkpoint is kept.
+        """
         cfg = self.cfg
+        if resume is None:
+            resume = bool(self._resume_default)
+        check_run_folder(self.out_dir, resume)
+        steps_per_epoch = max(1, len(self.train_set) // cfg.TRAIN.BATCH_SIZE)
+        base = None
+        if self.val_set is not None:
+            base, _ = mean_shape_baseline(self.mean_shape, self.val_set, self.scheme)
+            self.baseline_nme = base["nme"]
         if resume:
             self.resume()
-        steps_per_epoch = max(1, len(self.train_set) // cfg.TRAIN.BATCH_SIZE)
-        if self.val_set is not None and self.epoch == 0:
-            base, _ = mean_shape_baseline(self.mean_shape, self.val_set, self.scheme)
+        # only now (checks passed, checkpoint loaded) is the folder written
+        _atomic_text(cfg.dump(), self._ckpt("config.yaml"))
+        if base is not None and self.epoch == 0:
             self._log(dict({"type": "mean_shape_baseline"}, **base))
         metrics = None
         while self.epoch < cfg.TRAIN.EPOCHS:
             if cfg.TRAIN.MAX_STEPS and self.step >= cfg.TRAIN.MAX_STEPS:
                 break
             t0 = time.time()
+            mx.random.seed(_epoch_seed(cfg.SEED, self.epoch))  # dropout etc.; see the module notes
             loss, ips, aux_loss = self.train_epoch(steps_per_epoch)
+            if not math.isfinite(loss):  # every step loss was checked when fetched; this guards the mean
+                self._diverged("epoch mean loss is %s" % loss, self.step, self.epoch + 1, loss=loss)
+            self._check_weights(self.epoch + 1)  # a last update to NaN weights is seen by no loss of this epoch
             self.epoch += 1
             rec = {"type": "epoch", "epoch": self.epoch, "step": self.step, "loss": loss, "images_per_s": ips,
                    "seconds": time.time() - t0}
@@ -344,6 +581,7 @@ class Trainer:
             if self.val_set is not None and (self.epoch % cfg.TRAIN.VAL_EVERY == 0 or last):
                 metrics, _ = self.validate()
                 self._log(dict({"type": "val", "epoch": self.epoch, "step": self.step}, **metrics))
+                self._check_val(metrics)  # non-finite or absurd: TrainingDiverged before anything is saved
                 rec.update(val_nme=metrics["nme"], val_auc=metrics["auc"], val_fr=metrics["fr"],
                            val_spread_px=metrics["pred_spread_px"])
                 if metrics["nme"] < self.best_nme:
@@ -376,8 +614,21 @@ class Trainer:
 
 
 def read_log(path):
-    """Records of a ``log.jsonl`` file (missing file: empty list)."""
+    """Records of a ``log.jsonl`` file (missing file: empty list).
+
+    A line that is not valid JSON (a partial last line left by a kill during a write) is skipped with a
+    warning naming the file and the line."""
     if not os.path.isfile(path):
         return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    recs = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = f.read().split("\n")
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            recs.append(json.loads(line))
+        except ValueError:
+            warnings.warn("%s:%d: skipping a %s line that is not a whole JSON record (interrupted write?)"
+                          % (path, i, "partial last" if i >= len(lines) - 1 else "corrupt"), stacklevel=2)
+    return recs

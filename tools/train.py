@@ -24,7 +24,8 @@ def main(argv=None):
     out = args.out or run_dir(cfg)
     ensure_output_dir(out, "run folder", create=False)
     print("run folder: %s" % out, flush=True)
-    trainer = Trainer(cfg, out_dir=out, progress=not args.no_progress)
+    # run-folder checks (existing run without --resume, --resume without checkpoint) before any data loads
+    trainer = Trainer(cfg, out_dir=out, progress=not args.no_progress, resume=args.resume)
     trainer.fit(resume=args.resume)  # TrainingDiverged is a DivergenceError: exit status 5
     return 0
 

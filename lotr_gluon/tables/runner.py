@@ -44,7 +44,10 @@ __all__ = ["ResolvedCell", "resolve_cells", "select_cells", "config_hash", "cano
 
 #: config keys that do not change a result, left out of the hashes
 VOLATILE_KEYS = ("CFG_NAME", "OUTPUT_DIR", "DEVICES", "NUM_CPU_CONTEXTS", "KVSTORE", "WORKERS", "TRAIN.LOG_EVERY",
-                 "TRAIN.HYBRIDIZE", "TEST.BATCH_SIZE", "TEST.GRID_IMAGES", "DATA.CACHE")
+                 "TRAIN.HYBRIDIZE", "TEST.BATCH_SIZE", "TEST.GRID_IMAGES", "DATA.CACHE",
+                 # issue 12 guards: they stop a run or reject bad data, never change a finished run's numbers
+                 "DATA.OUTSIDE_MARGIN", "TRAIN.DIVERGENCE_FACTOR", "TRAIN.DIVERGENCE_WINDOW",
+                 "TRAIN.DIVERGENCE_VAL_FACTOR")
 #: keys added after results were cached, left out of the hashes while they hold this value (the value at which
 #: they change nothing), so that adding an option does not invalidate every finished cell
 NEUTRAL_VALUES = {"MODEL.AUX_HEATMAP_WEIGHT": 0.0, "MODEL.INIT_FROM": "", "MODEL.INIT_FROM_PREFIXES": ["backbone."],
