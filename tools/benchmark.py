@@ -178,4 +178,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from lotr_gluon.cli import run_main
+    sys.exit(run_main(main))

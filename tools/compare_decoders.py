@@ -15,6 +15,7 @@ import sys
 
 from lotr_gluon.build import build_dataset, build_scheme, contexts
 from lotr_gluon.config import ConfigError, load_config, run_dir
+from lotr_gluon.cli import ensure_output_dir
 from lotr_gluon.evaluate import evaluate_dataset
 from lotr_gluon.models import build_model
 
@@ -40,7 +41,7 @@ def main(argv=None):
         ap.error("weights not found: %s" % params)
     split = os.path.splitext(os.path.basename(cfg.DATA.TEST_SPLIT.rstrip("/")))[0] or "test"
     out = args.out or os.path.join(run_dir(cfg), "decoders_%s" % split)
-    os.makedirs(out, exist_ok=True)
+    ensure_output_dir(out)
     ctx = contexts(cfg)[0]
     scheme = build_scheme(cfg)
     test_set = build_dataset(cfg, "test")
@@ -73,4 +74,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from lotr_gluon.cli import run_main
+    sys.exit(run_main(main))
