@@ -13,7 +13,7 @@ from .losses import get_loss
 
 __all__ = ["build_scheme", "build_samples", "build_dataset", "build_loss", "build_optimizer", "split_path",
            "check_model_config", "load_params", "build_inference_model", "ParamsFileError", "EmptySplitError",
-           "TRAINING_ONLY_PREFIXES"]
+           "DataRootError", "TRAINING_ONLY_PREFIXES"]
 
 
 def build_scheme(cfg):
@@ -33,10 +33,17 @@ class EmptySplitError(DataError, ValueError):
     """A split without any sample (an empty split file, a wrong folder, or every face skipped)."""
 
 
+class DataRootError(DataError, FileNotFoundError):
+    """``DATA.ROOT`` is not a folder."""
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
 def build_samples(cfg, split):
     """Load the annotations of a split (``'train'``, ``'val'``, ``'test'``) as FaceSamples."""
     if not os.path.isdir(cfg.DATA.ROOT):
-        raise FileNotFoundError("DATA.ROOT %r is not a folder (dataset %s). Set DATA.ROOT in the config or on "
+        raise DataRootError("DATA.ROOT %r is not a folder (dataset %s). Set DATA.ROOT in the config or on "
                                 "the command line: DATA.ROOT /path/to/data" % (cfg.DATA.ROOT, cfg.DATA.NAME))
     samples = load_samples(cfg.DATA.FORMAT, cfg.DATA.ROOT, split=split_path(cfg, split) or None,
                            on_error=cfg.DATA.ON_ERROR)

@@ -324,3 +324,11 @@ def test_run_main_debug_and_unexpected_errors(capsys):
         run_main(bug, [])
     assert run_main(lambda argv: None, []) == 0
     assert issubclass(ArgumentUsageError, UsageError)
+
+
+def test_missing_data_root_is_a_data_error(tools, tiny, capsys):
+    missing = str(tiny["base"] / "no_data")
+    argv = ["--cfg", tiny["cfg"], "--params", tiny["params"], "--out", str(tiny["base"] / "t_nodata"),
+            "DATA.ROOT", missing]
+    assert run_main(tools["test"].main, argv) == DataError.exit_code
+    assert "DATA.ROOT %r is not a folder" % missing in _one_line(capsys)
