@@ -11,11 +11,12 @@ import json
 import math
 import os
 
+from . import stats
 from .runner import _read_json, cell_status, table_dir
 from .spec import PAPERS, load_paper, paper_entry, paper_grid, paper_value
 
 __all__ = ["build_rows", "render_markdown", "render_dry_run", "render_paper_grid", "write_report", "make_plots",
-           "report", "MISSING"]
+           "report", "MISSING", "read_per_image", "table_agreement", "collapsed"]
 
 MISSING = "—"
 PAPER_GAP = "-"        # a '-' printed in the paper
@@ -62,8 +63,144 @@ def build_rows(resolved, paper=None):
                                                      and not math.isnan(pv)) else None
         if m and (m.get("benchmark") or {}).get("error"):
             r["timing_error"] = m["benchmark"]["error"]
+        _add_intervals(spec, r, m, rc.out_dir)
         rows.append(r)
     return rows
+
+
+def read_per_image(out_dir):
+    """``(names, {'noflip': [...], 'flip': [...], 'mean_shape': [...]})`` from a cell's ``per_image.csv`` (the
+    runner's format: ``name,nme_noflip,nme_flip,nme_mean_shape``, fractions), or ``(None, {})`` without it.
+
+    Raises
+    ------
+    OutputError
+        A malformed file (names it and the line).
+    """
+    from ..errors import OutputError
+    path = os.path.join(out_dir, "per_image.csv")
+    if not os.path.isfile(path):
+        return None, {}
+    with open(path, newline="") as f:
+        lines = list(csv.reader(f))
+    if not lines or not lines[0] or lines[0][0] != "name":
+        raise OutputError("%s: no header 'name,nme_...'" % path)
+    keys = [h[4:] if h.startswith("nme_") else h for h in lines[0][1:]]
+    names, cols = [], {k: [] for k in keys}
+    for i, line in enumerate(lines[1:], 2):
+        if not line:
+            continue
+        if len(line) != len(keys) + 1:
+            raise OutputError("%s:%d: %d fields, expected %d" % (path, i, len(line), len(keys) + 1))
+        names.append(line[0])
+        for k, x in zip(keys, line[1:]):
+            try:
+                cols[k].append(float(x))
+            except ValueError:
+                raise OutputError("%s:%d: %r is not a number" % (path, i, x)) from None
+    return names, cols
+
+
+def _eval_of(spec, key, per_image):
+    """Which evaluation (per-image column) a metric key refers to: ``*_flip``, ``*_noflip``, else the table's
+    primary one (as :func:`lotr_gluon.tables.runner.cell_values`)."""
+    if key.endswith("_noflip"):
+        return "noflip"
+    if key.endswith("_flip"):
+        return "flip"
+    return "flip" if spec.primary_flip and "flip" in per_image else "noflip"
+
+
+def _add_intervals(spec, r, m, out_dir):
+    """Per-face NMEs of a done cell (``r['faces']``, ``r['per_image']``, ``r['threshold']``) and the 95%
+    bootstrap interval (``r['ci'][key] = [lo, hi]``, the table's units) of its NME / AUC metrics."""
+    r["ci"] = {}
+    r["faces"], r["per_image"], r["threshold"] = None, {}, None
+    if r["status"] != "done" or r["diverged"] or not m:
+        return
+    names, per = read_per_image(out_dir)
+    if not names:
+        return
+    r["faces"], r["per_image"] = names, per
+    r["threshold"] = m.get("threshold") or (_read_json(os.path.join(out_dir, "per_image.json")) or {}).get("threshold")
+    for met in tuple(spec.metrics) + tuple(spec.extras):
+        st = stats.stat_of_key(met.key)
+        nm = per.get(_eval_of(spec, met.key, per))
+        if st not in ("nme", "auc") or not nm or r["ours"].get(met.key) is None or r["threshold"] is None:
+            continue
+        if not all(math.isfinite(x) for x in nm):
+            continue
+        _, lo, hi = stats.bootstrap_interval(nm, st, r["threshold"])
+        r["ci"][met.key] = [100.0 * lo, 100.0 * hi]
+
+
+def _ours(r, met):
+    """Our number with its bootstrap interval where there is one: ``3.97 [3.61, 4.35]``."""
+    s = _num(r["ours"][met.key], met.decimals)
+    ci = (r.get("ci") or {}).get(met.key)
+    return s + " [%s, %s]" % (_num(ci[0], met.decimals), _num(ci[1], met.decimals)) if ci else s
+
+
+def _groups_of_rows(spec, rows):
+    """(label, rows) per column of a two-way table (LOTR VI, VII: one model per column), else one group."""
+    if not spec.cols:
+        return [("", list(rows))]
+    return [(col, [r for r in rows if r["col"] == col]) for col in spec.cols]
+
+
+def table_agreement(spec, rows):
+    """Agreement of our orderings with the paper's (:func:`lotr_gluon.tables.stats.agreement`), one entry per
+    compared metric and, for two-way tables, per column; plus a ``total`` per metric over the columns (counts
+    summed; tau-b over the same within-column pairs). Each entry: ``label``, ``column``, ``metric``, ``line`` (the
+    printed sentence) and the counts of :func:`~lotr_gluon.tables.stats.agreement`."""
+    out = []
+    for met in spec.metrics:
+        try:
+            stats.direction(met.key)
+        except KeyError:
+            continue
+        groups = _groups_of_rows(spec, rows)
+        parts = []
+        for col, grp in groups:
+            cells = []
+            for r in grp:
+                nm = r.get("per_image", {}).get(_eval_of(spec, met.key, r.get("per_image") or {}))
+                cells.append({"name": r["cell"], "ours": r["ours"].get(met.key), "paper": r["paper"].get(met.key),
+                              "nmes": nm, "faces": r.get("faces"), "threshold": r.get("threshold")})
+            ag = stats.agreement(cells, met.key, decimals=met.decimals)
+            label = "%s%s, %s" % (spec.label, (" " + col) if col else "", met.label)
+            ag.update(label=label, column=col, metric=met.key, line=stats.format_agreement(label, ag))
+            out.append(ag)
+            parts.append((grp, ag))
+        if len(parts) > 1:
+            tot = {k: sum(ag[k] for _, ag in parts) for k in ("ordered", "agree", "disagree", "tie", "missing")}
+            allrows = [r for grp, _ in parts for r in grp]
+            pairs, start = [], 0
+            for grp, _ in parts:
+                n = len(grp)
+                pairs += [(start + i, start + j) for i in range(n) for j in range(i + 1, n)]
+                start += n
+            tot["tau"] = stats.kendall_tau([r["ours"].get(met.key) for r in allrows],
+                                           [r["paper"].get(met.key) for r in allrows], stats.direction(met.key), pairs)
+            label = "%s all columns, %s" % (spec.label, met.label)
+            tot.update(key=met.key, label=label, column="total", metric=met.key, pairs=[],
+                       line=stats.format_agreement(label, tot, "pairs within a column"))
+            out.append(tot)
+    return out
+
+
+def collapsed(r):
+    """Whether a done cell collapsed: it diverged (non-finite), a value of it is non-finite, or its mean NME
+    (primary evaluation) is no better than the mean shape's on the same faces (LOTR Table VII's collapsed
+    models sit at the mean shape's AUC)."""
+    if r["status"] != "done":
+        return False
+    if r["diverged"] or any(isinstance(v, float) and not math.isfinite(v) for v in r["ours"].values()):
+        return True
+    per = r.get("per_image") or {}
+    base = per.get("mean_shape")
+    nm = per.get("flip") or per.get("noflip")
+    return bool(base and nm and sum(nm) / len(nm) >= sum(base) / len(base))
 
 
 def _paper_cell(x, prov, decimals):
@@ -77,7 +214,7 @@ def _unit(met):
     return " (%s)" % met.unit if met.unit else ""
 
 
-def render_markdown(spec, rows, context=None, paper=None):
+def render_markdown(spec, rows, context=None, paper=None, agreement=None):
     """Markdown: a header, the per-cell table (paper / ours / difference for each compared metric, then our
     extra metrics and the status), a grid view for two-way tables, and notes."""
     paper = paper if paper is not None else load_paper(spec)
@@ -102,10 +239,10 @@ def render_markdown(spec, rows, context=None, paper=None):
         for met in spec.metrics:
             out.append("| %s%s | %s | %s | %s |" % (met.label, _unit(met), _paper_cell(r["paper"][met.key],
                                                     r["provenance"][met.key], met.decimals),
-                                                    _num(r["ours"][met.key], met.decimals),
+                                                    _ours(r, met),
                                                     _num(r["diff"][met.key], met.decimals)))
         for met in spec.extras:
-            out.append("| %s%s | | %s | |" % (met.label, _unit(met), _num(r["ours"][met.key], met.decimals)))
+            out.append("| %s%s | | %s | |" % (met.label, _unit(met), _ours(r, met)))
         out.append("")
         out.append("cell %s: status %s%s" % (r["cell"], r["status"], (" (%s)" % r["detail"]) if r["detail"] else ""))
     else:
@@ -120,8 +257,8 @@ def render_markdown(spec, rows, context=None, paper=None):
             cells = [r["cell"], r["row"]] + ([r["col"]] if spec.cols else [])
             for met in spec.metrics:
                 cells += [_paper_cell(r["paper"][met.key], r["provenance"][met.key], met.decimals),
-                          _num(r["ours"][met.key], met.decimals), _num(r["diff"][met.key], met.decimals)]
-            cells += [_num(r["ours"][met.key], met.decimals) for met in spec.extras]
+                          _ours(r, met), _num(r["diff"][met.key], met.decimals)]
+            cells += [_ours(r, met) for met in spec.extras]
             st = r["status"] + (" (%s)" % r["detail"] if r["detail"] else "")
             cells.append("diverged" if r["diverged"] else st)
             out.append("| " + " | ".join(cells) + " |")
@@ -138,12 +275,13 @@ def render_markdown(spec, rows, context=None, paper=None):
                     if r is None:
                         cells.append("")
                         continue
-                    cells.append("%s (paper %s)" % (_num(r["ours"][met.key], met.decimals),
+                    cells.append("%s (paper %s)" % (_ours(r, met),
                                                    _paper_cell(r["paper"][met.key], r["provenance"][met.key],
                                                                met.decimals)))
                 out.append("| %s | %s |" % (row, " | ".join(cells)))
     if paper and not spec.cols:
         out += ["", render_paper_grid(spec, rows, paper).rstrip("\n")]
+    out += [""] + render_agreement(spec, rows, agreement)
     notes = ["%s = not measured yet (ours) or not printed in the paper (paper); %s = printed as '-' in the paper."
              % (MISSING, PAPER_GAP), "Δ = ours − paper, in the column's unit."]
     if any(p and "(from " in p for r in rows for p in r["provenance"].values()):
@@ -160,6 +298,28 @@ def render_markdown(spec, rows, context=None, paper=None):
                      "not comparable with the paper's.")
     out += ["", "Notes:", ""] + ["- " + n for n in notes]
     return "\n".join(out) + "\n"
+
+
+def render_agreement(spec, rows, agreement=None):
+    """Markdown lines: which cells are missing, the agreement lines (:func:`table_agreement`) and what the
+    intervals and the agreement mean."""
+    agreement = table_agreement(spec, rows) if agreement is None else agreement
+    out = []
+    missing = [r["cell"] for r in rows if r["status"] != "done"]
+    out.append("Cells done: %d of %d%s" % (len(rows) - len(missing), len(rows),
+                                         ("; missing: %s" % ", ".join(missing)) if missing else "."))
+    bad = [r["cell"] for r in rows if collapsed(r)]
+    if bad:
+        out.append("Collapsed (diverged, non-finite, or no better than the mean shape): %s" % ", ".join(bad))
+    out += ["", "Agreement with the paper:", ""]
+    out += ["- " + a["line"] for a in agreement] or ["- no metric with a direction to compare"]
+    out += ["", "[lo, hi] after a number: 95%% bootstrap interval over the faces (%d resamples, seed %d, "
+            "percentile). Agreement: of the pairs of cells the paper orders (its numbers differ), a tie when the "
+            "95%% paired-bootstrap interval of our difference (same resampled faces) contains 0 (without per-face "
+            "NMEs, e.g. time or size: equal at the printed decimals); otherwise agree / disagree with the paper's "
+            "order. NaN or non-finite (paper or ours) ranks worst; two of them are not ordered. Kendall tau-b on "
+            "the point values." % (stats.N_BOOT, stats.SEED)]
+    return out
 
 
 def render_paper_grid(spec, rows=None, paper=None):
@@ -232,7 +392,7 @@ def render_dry_run(spec, resolved, context=None):
     return "\n".join(lines) + "\n"
 
 
-def write_report(spec, rows, markdown, out_dir, context=None):
+def write_report(spec, rows, markdown, out_dir, context=None, agreement=None):
     """``table.md``, ``table.csv`` and ``table.json`` in ``out_dir``; returns their paths."""
     os.makedirs(out_dir, exist_ok=True)
     paths = {}
@@ -245,6 +405,9 @@ def write_report(spec, rows, markdown, out_dir, context=None):
     for met in spec.metrics:
         head += [met.key + "_paper", met.key + "_paper_provenance", met.key + "_ours", met.key + "_diff"]
     head += [met.key + "_ours" for met in spec.extras]
+    ci_keys = [met.key for met in tuple(spec.metrics) + tuple(spec.extras)
+               if stats.stat_of_key(met.key) in ("nme", "auc")]
+    head += [k + s for k in ci_keys for s in ("_ours_lo", "_ours_hi")]
     with open(p, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(head)
@@ -254,6 +417,9 @@ def write_report(spec, rows, markdown, out_dir, context=None):
                 line += [_csv(r["paper"][met.key]), r["provenance"][met.key] or "", _csv(r["ours"][met.key]),
                          _csv(r["diff"][met.key])]
             line += [_csv(r["ours"][met.key]) for met in spec.extras]
+            for k in ci_keys:
+                ci = (r.get("ci") or {}).get(k)
+                line += [_csv(ci[0]), _csv(ci[1])] if ci else ["", ""]
             w.writerow(line)
     paths["csv"] = p
     p = os.path.join(out_dir, "table.json")
@@ -263,11 +429,30 @@ def write_report(spec, rows, markdown, out_dir, context=None):
            "generated": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
            "context": context or {},
            "metrics": [dict(m._asdict()) for m in spec.metrics], "extras": [dict(m._asdict()) for m in spec.extras],
-           "cells": [{k: v for k, v in r.items() if k != "out_dir"} for r in rows]}
+           "cells": [dict({k: v for k, v in r.items() if k not in ("out_dir", "per_image", "faces")},
+                          collapsed=collapsed(r)) for r in rows],
+           "missing_cells": [r["cell"] for r in rows if r["status"] != "done"],
+           "bootstrap": {"resamples": stats.N_BOOT, "seed": stats.SEED, "level": stats.LEVEL,
+                         "interval": "percentile, over the val faces",
+                         "tie": "95% paired-bootstrap interval of our difference contains 0 (same resampled faces); "
+                                "without per-face NMEs: equal at the printed decimals",
+                         "non_finite": "ranks worst; two non-finite values are not ordered"},
+           "agreement": _finite_or_none(table_agreement(spec, rows) if agreement is None else agreement)}
     with open(p, "w") as f:
         json.dump(obj, f, indent=1, default=lambda o: None if isinstance(o, float) and math.isnan(o) else str(o))
     paths["json"] = p
     return paths
+
+
+def _finite_or_none(o):
+    """``o`` with every non-finite float replaced by None (valid JSON)."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite_or_none(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite_or_none(v) for v in o]
+    return o
 
 
 def _csv(x):
@@ -381,9 +566,10 @@ def report(spec, resolved, out_root="output/tables", context=None, plots=True, l
         ctx["num_images"] = done[0]["num_images"]
     if resolved and "test_split" not in ctx:
         ctx["test_split"] = resolved[0].eval_cfg.DATA.TEST_SPLIT
-    md = render_markdown(spec, rows, ctx)
+    agreement = table_agreement(spec, rows)
+    md = render_markdown(spec, rows, ctx, agreement=agreement)
     tdir = table_dir(spec, out_root)
-    paths = write_report(spec, rows, md, tdir, ctx)
+    paths = write_report(spec, rows, md, tdir, ctx, agreement=agreement)
     if plots:
         try:
             paths["plots"] = make_plots(spec, resolved, tdir, log)
