@@ -369,17 +369,16 @@ def evaluate_cell(cfg, params, flips=(False, True), out_dir=None):
         ``metrics`` ({'noflip' / 'flip': metrics dict of :func:`lotr_gluon.evaluate.evaluate_dataset`}),
         ``nmes`` (same keys, lists), ``names``, ``threshold``, ``mean_shape_baseline``.
     """
-    from ..build import build_dataset, build_scheme, contexts
+    from ..build import build_dataset, build_inference_model, build_scheme, contexts
     from ..data.dataset import mean_shape
     from ..evaluate import evaluate_dataset, mean_shape_baseline
-    from ..models import build_model
 
     ctx = contexts(cfg)[0]
     scheme = build_scheme(cfg)
     test_set = build_dataset(cfg, "test")
     train_mean = mean_shape(build_dataset(cfg, "train"))
-    net = build_model(cfg, anchors=train_mean if cfg.MODEL.ANCHORS != "none" else None, ctx=ctx, initialize=False)
-    net.load_parameters(params, ctx=ctx)
+    # as tools/test.py: without the training-only heatmap head, weights checked (lotr_gluon.build.load_params)
+    net = build_inference_model(cfg, params, ctx=ctx, anchors=train_mean if cfg.MODEL.ANCHORS != "none" else None)
     net.hybridize(static_alloc=True)
     out = {"metrics": {}, "nmes": {}, "names": [s.name for s in test_set.samples], "threshold": scheme.threshold}
     for flip in flips:
