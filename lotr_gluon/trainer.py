@@ -38,7 +38,8 @@ import numpy as np
 import mxnet as mx
 from mxnet import autograd, gluon
 
-from .build import build_aux_heatmap, build_dataset, build_loss, build_optimizer, build_scheme, contexts
+from .build import (build_aux_heatmap, build_dataset, build_loss, build_optimizer, build_scheme, contexts,
+                    load_params)
 from .config import run_dir
 from .data.dataset import mean_shape
 from .errors import DivergenceError, RunFolderError
@@ -290,7 +291,12 @@ class Trainer:
         Raises
         ------
         RunFolderError
-            No complete checkpoint in the run folder, or an unreadable ``checkpoint_last.json``.
+            No complete checkpoint in the run folder, an unreadable ``checkpoint_last.json``, or another
+            optimiser than the checkpoint's.
+        lotr_gluon.build.ParamsFileError
+            ``checkpoint_last.params`` is unreadable or belongs to another architecture.
+
+        Nothing in the run folder changes when this raises.
         """
         check_run_folder(self.out_dir, True)
         meta = self._ckpt("checkpoint_last.json")
@@ -300,7 +306,9 @@ class Trainer:
         except (OSError, ValueError) as e:
             raise RunFolderError("cannot resume: %s is unreadable (%s)" % (meta, e)) from None
         check_resume_optimizer(self._ckpt("checkpoint_last.states"), *build_optimizer(self.cfg))
-        self.net.load_parameters(self._ckpt("checkpoint_last.params"), ctx=self.ctx)
+        # the weights (checked against this architecture: ParamsFileError names what does not match)
+        load_params(self.net, self._ckpt("checkpoint_last.params"), ctx=self.ctx,
+                    cfg_name=getattr(self.cfg, "CFG_NAME", None))
         self.trainer.load_states(self._ckpt("checkpoint_last.states"))
         self.epoch, self.step, self.best_nme = state["epoch"], state["step"], state["best_nme"]
         self.loss_history = list(state.get("loss_history", []))

@@ -20,7 +20,7 @@ from lotr_gluon.build import build_dataset
 from lotr_gluon.config import load_config
 from lotr_gluon.data.loaders import (FaceSample, ImageReadError, LandmarkFileError, LandmarkFileWarning,
                                      check_image, load_datatang, validate_samples)
-from lotr_gluon.errors import DivergenceError, RunFolderError
+from lotr_gluon.errors import DivergenceError, ModelError, RunFolderError
 from lotr_gluon.trainer import Trainer, TrainingDiverged, read_log
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -303,9 +303,9 @@ def test_failed_resume_leaves_config_yaml(datatang_root, tmp_path, one_epoch_run
     before = _snapshot(run)
     cfg = _cfg(datatang_root, tmp_path, **{"MODEL.HIDDEN_DIM": "32", "TRAIN.EPOCHS": "2"})
     tr = Trainer(cfg, out_dir=str(run), progress=False, resume=True)
-    with pytest.raises(Exception) as e:
+    with pytest.raises(ModelError, match="belong to another architecture") as e:
         tr.fit()
-    assert not isinstance(e.value, RunFolderError)  # the load failed, not the folder check
+    assert str(run / "checkpoint_last.params") in str(e.value)
     assert _snapshot(run) == before
     assert "HIDDEN_DIM: 64" in (run / "config.yaml").read_text()
 
