@@ -117,3 +117,72 @@ def test_shape_spread_hand_computed():
     pts = np.array([[[0.0, 0.0], [0.0, 0.0]], [[2.0, 4.0], [6.0, 8.0]]])  # std over 2 faces = half the gap
     assert shape_spread(pts) == pytest.approx((1 + 2 + 3 + 4) / 4.0)
     assert shape_spread(pts[:1]) == 0.0
+
+
+def test_error_messages_name_the_cause():
+    """Each bad input is rejected by its own check, with a message naming the cause (not by a later numpy
+    failure or another check that happens to fire)."""
+    with pytest.raises(ValueError, match=r"^pred must have shape \(M, N, 2\) \(or \(N, 2\)\), got \(1, 3, 3\)$"):
+        M.nme_per_image(np.zeros((1, 3, 3)), GT3, "box")
+    with pytest.raises(ValueError, match=r"^gt must have shape \(M, N, 2\) \(or \(N, 2\)\), got \(3,\)$"):
+        M.normaliser(np.zeros(3), "box")
+    with pytest.raises(ValueError, match=r"^gt has no landmarks$"):
+        M.normaliser(np.zeros((1, 0, 2)), "box")
+    # one landmark is a valid point set; its box normaliser is what fails
+    with pytest.raises(ValueError, match=r"^normaliser is zero or non-finite for image\(s\) \[0\]$"):
+        M.normaliser(np.ones((1, 1, 2)), "box")
+    with pytest.raises(ValueError, match=r"^normaliser is zero or non-finite for image\(s\) \[1, 2\]$"):
+        M.normaliser(np.stack([GT3[0], np.zeros((3, 2)), np.full((3, 2), np.nan)]), "box")
+    with pytest.raises(ValueError, match=r"^unknown norm 'inter_pupil'; valid: box, inter_ocular$"):
+        M.normaliser(GT3, "inter_pupil")
+    with pytest.raises(ValueError, match=r"^norm='inter_ocular' needs norm_indices=\(a, b\), e\.g\. \(60, 72\) for "
+                                         r"WFLW-98 or \(36, 45\) for 300W-68$"):
+        M.normaliser(GT3, "inter_ocular")
+    with pytest.raises(ValueError, match=r"^norm_indices must be a pair of ints, got \(1, 2, 3\)$"):
+        M.normaliser(GT3, "inter_ocular", (1, 2, 3))
+    with pytest.raises(ValueError, match=r"^norm_indices must be a pair of ints, got \('a', 1\)$"):
+        M.normaliser(GT3, "inter_ocular", ("a", 1))
+    with pytest.raises(ValueError, match=r"^norm_indices \(0, 3\) out of range for 3 landmarks$"):
+        M.normaliser(GT3, "inter_ocular", (0, 3))
+    with pytest.raises(ValueError, match=r"^norm_indices \(-4, 0\) out of range for 3 landmarks$"):
+        M.normaliser(GT3, "inter_ocular", (-4, 0))
+    assert M.normaliser(GT3, "inter_ocular", (-3, -1)) == pytest.approx([3.0])  # negative indices count back
+    with pytest.raises(ValueError, match=r"^pred \(1, 2, 2\) and gt \(1, 3, 2\) shapes differ$"):
+        M.nme_per_image(PRED3[:, :2], GT3, "box")
+    with pytest.raises(ValueError, match=r"^nmes contains NaN$"):
+        M.auc([0.1, np.nan], 0.1)
+    with pytest.raises(ValueError, match=r"^nmes is empty$"):
+        M.failure_rate([], 0.1)
+    with pytest.raises(ValueError, match=r"^nmes is empty$"):
+        M.auc([], 0.1)
+    for bad in (0.0, -0.1, np.inf, np.nan):
+        with pytest.raises(ValueError, match=r"^threshold must be finite and > 0, got "):
+            M.auc([0.1], bad)
+    with pytest.raises(ValueError, match=r"^num_bins must be >= 2, got 1$"):
+        M.ced([0.1], 0.1, num_bins=1)
+    with pytest.raises(ValueError, match=r"^subset 'bad' mask must be boolean, got dtype int64$"):
+        M.evaluate(GT3, GT3, "box", None, 0.1, subsets={"bad": np.array([1])})
+    with pytest.raises(ValueError, match=r"^subset 'bad' mask has shape \(2,\), expected \(1,\)$"):
+        M.evaluate(GT3, GT3, "box", None, 0.1, subsets={"bad": [True, False]})
+
+
+def test_boundaries_and_keys():
+    """Inter-ocular distance is a difference of two points (not a sum), any negative index down to -N is
+    valid, a normaliser below 1 px is fine (normalised coordinates), the message lists at most 10 images,
+    two CED bins are enough, and the summary keys are there for empty subsets too."""
+    gt = GT3 + 10.0
+    assert M.normaliser(gt, "inter_ocular", (1, 2)) == pytest.approx([5.0])
+    assert M.normaliser(gt, "inter_ocular", (-3, -1)) == pytest.approx([3.0])
+    assert M.normaliser(gt, "inter_ocular", (-1, -3)) == pytest.approx([3.0])
+    with pytest.raises(ValueError, match="out of range"):
+        M.normaliser(gt, "inter_ocular", (3, 0))
+    assert M.normaliser(GT3 / 10.0, "box") == pytest.approx([math.sqrt(0.12)])
+    with pytest.raises(ValueError, match=r"image\(s\) \[0, 1, 2, 3, 4, 5, 6, 7, 8, 9\]$"):
+        M.normaliser(np.zeros((12, 3, 2)), "box")
+    x, y = M.ced([0.05], 0.1, num_bins=2)
+    np.testing.assert_allclose(x, [0.0, 0.1])
+    np.testing.assert_allclose(y, [0.0, 1.0])
+    res = M.evaluate(GT3, GT3, "box", None, 0.1, subsets={"none": [False]})
+    assert res["norm"] == "box" and res["nme"] == 0.0 and res["auc"] == 1.0
+    assert set(res["subsets"]["none"]) == {"nme", "fr", "auc", "num_images"}
+    assert all(math.isnan(res["subsets"]["none"][k]) for k in ("nme", "fr", "auc"))
