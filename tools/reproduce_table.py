@@ -14,7 +14,14 @@ Every cell (``--dry-run`` lists them) is ``experiments/<data>/<file>.yaml`` + ov
 :class:`lotr_gluon.trainer.Trainer` and evaluated like ``tools/test.py`` (flip test where the table needs it).
 Results: ``<out>/<paper>-<table>/<cell>/`` (run folder + ``metrics.json`` + ``per_image.csv``); a rerun skips
 finished cells and resumes interrupted ones (Ctrl-C is safe). Then ``table.md`` / ``.csv`` / ``.json``, CED
-curves (``ced*.png``), training-loss curves and LOTR Fig. 2 (Table VI) in ``<out>/<paper>-<table>/``.
+curves (``ced*.png``), training curves of every cell (``train_curves*.png``: loss and val NME by epoch, collapsed
+cells dashed), training-loss curves and LOTR Fig. 2 (Table VI) in ``<out>/<paper>-<table>/``.
+
+Noise and agreement (:mod:`lotr_gluon.tables.stats`): every NME / AUC of ours carries its 95% bootstrap interval
+over the val faces (``3.97 [3.61, 4.35]``); for every compared metric (per model column in Tables VI, VII) the
+report counts, of the pairs of cells the paper orders, how many we order the same way, the other way, or tie
+within noise (the paired-bootstrap interval of our difference contains 0), with Kendall's tau
+(``table.json``: ``agreement``). ``--report-only`` renders finished cells only and lists the missing ones.
 
 Scales: ``paper`` (the configs' schedules, default), ``smoke`` (1 epoch of 2 steps, 16 faces, 64x64 input: checks
 the machinery in minutes, numbers meaningless), ``epochs=N`` (N epochs, lr steps scaled). ``KEY VALUE`` pairs
@@ -126,6 +133,11 @@ def main(argv=None):
     print()
     print(md)
     print("wrote %s" % ", ".join([paths["md"], paths["csv"], paths["json"]] + list(paths.get("plots", []))))
+    if args.report_only:
+        from lotr_gluon.tables import cell_status
+        missing = [rc.name for rc in resolved if cell_status(rc)[0] != "done"]
+        print("%d of %d cells finished%s" % (len(resolved) - len(missing), len(resolved),
+                                             ("; missing: %s" % ", ".join(missing)) if missing else ""))
     if summary:
         print("total %.0f s" % (time.time() - t0))
     failed = [k for k, v in summary.items() if v[0] == "failed"]

@@ -505,9 +505,78 @@ def _slug(s):
     return "".join(c if c.isalnum() else "_" for c in s.lower()).strip("_").replace("__", "_")
 
 
-def make_plots(spec, resolved, out_dir, log=print):
+def _epoch_series(recs):
+    """``(epochs, train loss)`` and ``(epochs, val NME in %)`` of a trainer log (records of type epoch / val;
+    non-finite values kept as NaN so that a diverged epoch shows as a gap). A resumed run's repeated epoch keeps
+    its last record."""
+    loss, val = {}, {}
+    for r in recs:
+        if r.get("type") == "epoch" and "epoch" in r and isinstance(r.get("loss"), (int, float)):
+            loss[r["epoch"]] = float(r["loss"])
+        elif r.get("type") == "val" and "epoch" in r and isinstance(r.get("nme"), (int, float)):
+            val[r["epoch"]] = 100.0 * float(r["nme"])
+    return (sorted(loss), [loss[e] for e in sorted(loss)]), (sorted(val), [val[e] for e in sorted(val)])
+
+
+def plot_training_curves(spec, resolved, out_dir, rows=None):
+    """``train_curves[_<model>].png`` per group (:func:`_groups`): training loss (log scale, each loss in its own
+    units) and val NME (%) by epoch, one line per cell. Collapsed cells (:func:`collapsed`: diverged, non-finite,
+    or no better than the mean shape) are drawn dashed, labelled "collapsed", with an x at their last epoch; the
+    mean shape's val NME is a dotted line. Returns the written paths."""
+    from ..trainer import read_log
+    from .. import vis
+    rows = build_rows(resolved) if rows is None else rows
+    by_row = {r["cell"]: r for r in rows}
+    paths = []
+    for group, cells in _groups(spec, resolved):
+        series, base = [], None
+        for rc in cells:
+            recs = read_log(os.path.join(rc.train_dir, "log.jsonl"))
+            (le, lv), (ve, vv) = _epoch_series(recs)
+            if not le and not ve:
+                continue
+            for r in recs:
+                if r.get("type") == "mean_shape_baseline" and isinstance(r.get("nme"), (int, float)):
+                    base = 100.0 * float(r["nme"])
+            row = by_row.get(rc.name)
+            series.append((_curve_label(spec, rc), (le, lv), (ve, vv), bool(row and collapsed(row))))
+        if not series:
+            continue
+        fig = vis._new_figure((7.0, 7.0), 100)
+        ax_l, ax_v = fig.add_subplot(2, 1, 1), fig.add_subplot(2, 1, 2)
+        for label, (le, lv), (ve, vv), bad in series:
+            kw = {"linestyle": "--"} if bad else {}
+            name = label + (" (collapsed)" if bad else "")
+            for ax, xs, ys in ((ax_l, le, lv), (ax_v, ve, vv)):
+                if not xs:
+                    continue
+                line, = ax.plot(xs, [y if math.isfinite(y) else float("nan") for y in ys], marker=".", label=name,
+                                **kw)
+                if bad:
+                    ax.plot([xs[-1]], [next((y for y in reversed(ys) if math.isfinite(y)), float("nan"))], "x",
+                            color=line.get_color(), markersize=10)
+        if base is not None:
+            ax_v.axhline(base, color="gray", linestyle=":", label="mean shape")
+        if all(y > 0 for _, (le, lv), _, _ in series for y in lv if math.isfinite(y)):
+            ax_l.set_yscale("log")
+        ax_l.set_ylabel("training loss")
+        ax_v.set_ylabel("val NME (%)")
+        ax_v.set_xlabel("epoch")
+        for ax in (ax_l, ax_v):
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize="small")
+        ax_l.set_title("%s training curves%s" % (spec.label, (", " + group) if group else ""))
+        fig.tight_layout()
+        p = os.path.join(out_dir, "train_curves%s.png" % _suffix(group, cells))
+        vis._save_figure(fig, p)
+        paths.append(p)
+    return paths
+
+
+def make_plots(spec, resolved, out_dir, log=print, rows=None):
     """CED curves of the done cells (per-image NMEs, the table's primary evaluation, with the mean shape of
-    the first cell), training-loss curves per loss function (Table VI), LOTR Fig. 2 (Table VI). Returns the
+    the first cell), training-loss curves per loss function (Table VI), training curves of every cell (loss and
+    val NME by epoch, collapsed cells marked: :func:`plot_training_curves`), LOTR Fig. 2 (Table VI). Returns the
     written paths."""
     from ..trainer import read_log
     from .. import vis
@@ -549,6 +618,10 @@ def make_plots(spec, resolved, out_dir, log=print):
                 vis.plot_loss_curves(series, p, title="%s training loss, %s (each loss in its own units)"
                                      % (spec.label, group or "all"), logy=True)
                 paths.append(p)
+    try:
+        paths += plot_training_curves(spec, resolved, out_dir, rows)
+    except Exception as err:  # noqa: BLE001  (one figure must not hide the others)
+        log("training curves failed: %s: %s" % (type(err).__name__, err))
     if spec.loss_functions_figure and resolved:
         L = resolved[0].cfg.LOSS
         p = os.path.join(out_dir, "loss_functions.png")
@@ -572,7 +645,7 @@ def report(spec, resolved, out_root="output/tables", context=None, plots=True, l
     paths = write_report(spec, rows, md, tdir, ctx, agreement=agreement)
     if plots:
         try:
-            paths["plots"] = make_plots(spec, resolved, tdir, log)
+            paths["plots"] = make_plots(spec, resolved, tdir, log, rows)
         except Exception as err:  # noqa: BLE001  (a plot must not hide the table)
             log("plots failed: %s: %s" % (type(err).__name__, err))
             paths["plots"] = []
