@@ -9,8 +9,8 @@ metrics    lotr_gluon/metrics.py                   tests/test_metrics.py -k "not
 losses     lotr_gluon/losses.py                    tests/test_losses.py
 evaluate   lotr_gluon/evaluate.py                  tests/test_evaluate.py
 codec      heatmap_baseline/codec.py               tests/test_heatmap_codec.py
-trainer    lotr_gluon/trainer.py (checkpoint code  tests/test_train_e2e.py -k "resume or checkpoint"
-           only: ``save_checkpoint``, ``resume``)
+trainer    lotr_gluon/trainer.py (checkpoint code  tests/test_reliability.py tests/test_train_e2e.py
+           only: ``save_checkpoint``, ``resume``)  -k resume
 =========  ======================================  =====================================================
 
 mutmut 2 edits the file it mutates in place, so this script runs it on a copy of the working tree
@@ -41,7 +41,7 @@ TARGETS = {
     "losses": ("lotr_gluon/losses.py", ["tests/test_losses.py"], None),
     "evaluate": ("lotr_gluon/evaluate.py", ["tests/test_evaluate.py"], None),
     "codec": ("heatmap_baseline/codec.py", ["tests/test_heatmap_codec.py"], None),
-    "trainer": ("lotr_gluon/trainer.py", ["tests/test_train_e2e.py", "-k", "resume or checkpoint"],
+    "trainer": ("lotr_gluon/trainer.py", ["tests/test_reliability.py", "tests/test_train_e2e.py", "-k", "resume"],
                 ("save_checkpoint", "resume")),
 }
 
@@ -55,14 +55,10 @@ def find_mutmut(explicit=None):
 
 
 def copy_tree(dst):
-    """Copy the working tree's tracked and untracked-not-ignored files to ``dst`` (replaced; mutmut's cache
-    ``.mutmut-cache`` is kept, so that an interrupted run continues where it stopped)."""
+    """Copy the working tree's tracked and untracked-not-ignored files to ``dst`` (replaced, with any mutmut
+    cache in it: an interrupted run can leave it inconsistent)."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
                            capture_output=True).stdout.decode().split("\0")
-    cache, side = os.path.join(dst, ".mutmut-cache"), os.path.abspath(dst) + ".mutmut-cache"
-    kept = os.path.isfile(cache)
-    if kept:
-        shutil.move(cache, side)
     if os.path.isdir(dst):
         shutil.rmtree(dst)
     for f in filter(None, files):
@@ -70,8 +66,6 @@ def copy_tree(dst):
         if os.path.isfile(src):
             os.makedirs(os.path.dirname(os.path.join(dst, f)), exist_ok=True)
             shutil.copy2(src, os.path.join(dst, f))
-    if kept:
-        shutil.move(side, cache)
 
 
 def function_patch(cwd, module, names):
