@@ -587,14 +587,17 @@ def make_plots(spec, resolved, out_dir, log=print, rows=None):
         for rc in cells:
             if cell_status(rc)[0] != "done":
                 continue
-            pi = _read_json(os.path.join(rc.out_dir, "per_image.json"))
+            pi = _read_json(os.path.join(rc.out_dir, "per_image.json")) or {}
+            _, per = read_per_image(rc.out_dir)  # per_image.csv first, per_image.json where it is alone
+            pi = dict(pi, **{"nme_" + k: v for k, v in per.items()})
             if not pi:
                 continue
             nmes = pi.get(key) or pi.get("nme_noflip") or pi.get("nme_flip")
             if not nmes:
                 continue
             curves[_curve_label(spec, rc)] = nmes
-            threshold = threshold or pi.get("threshold")
+            threshold = threshold or pi.get("threshold") or (
+                _read_json(os.path.join(rc.out_dir, "metrics.json")) or {}).get("threshold")
             base = base or pi.get("nme_mean_shape")
         if curves:
             if base:
