@@ -315,7 +315,8 @@ def render_agreement(spec, rows, agreement=None):
                                          ("; missing: %s" % ", ".join(missing)) if missing else "."))
     bad = [r["cell"] for r in rows if collapsed(r)]
     if bad:
-        out.append("Collapsed (diverged, non-finite, or not better than the mean shape beyond noise): %s" % ", ".join(bad))
+        out.append("Collapsed (diverged, non-finite, or not better than the mean shape beyond noise): %s"
+                   % ", ".join(bad))
     out += ["", "Agreement with the paper:", ""]
     out += ["- " + a["line"] for a in agreement] or ["- no metric with a direction to compare"]
     out += ["", "[lo, hi] after a number: 95%% bootstrap interval over the faces (%d resamples, seed %d, "
@@ -526,8 +527,8 @@ def _epoch_series(recs):
 def plot_training_curves(spec, resolved, out_dir, rows=None):
     """``train_curves[_<model>].png`` per group (:func:`_groups`): training loss (log scale, each loss in its own
     units) and val NME (%) by epoch, one line per cell. Collapsed cells (:func:`collapsed`: diverged, non-finite,
-    or not better than the mean shape beyond noise) are drawn dashed, labelled "collapsed", with an x at their last epoch; the
-    mean shape's val NME is a dotted line. Returns the written paths."""
+    or not better than the mean shape beyond noise) are drawn dashed, labelled "collapsed", with an x at their
+    last epoch; the mean shape's val NME is a dotted line. Returns the written paths."""
     from ..trainer import read_log
     from .. import vis
     rows = build_rows(resolved) if rows is None else rows
