@@ -155,6 +155,10 @@ def test_error_messages_name_the_cause():
         M.failure_rate([], 0.1)
     with pytest.raises(ValueError, match=r"^nmes is empty$"):
         M.auc([], 0.1)
+    with pytest.raises(ValueError, match=r"^nmes is empty$"):
+        M.ced([], 0.1)
+    with pytest.raises(ValueError, match=r"^gt must have shape \(M, N, 2\) \(or \(N, 2\)\), got \(3,\)$"):
+        M.nme_per_image(GT3, np.zeros(3), "box")
     for bad in (0.0, -0.1, np.inf, np.nan):
         with pytest.raises(ValueError, match=r"^threshold must be finite and > 0, got "):
             M.auc([0.1], bad)
