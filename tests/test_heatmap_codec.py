@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from heatmap_baseline import DECODERS, HeatmapCodec
+from heatmap_baseline.codec import gaussian_kernel1d
 
 
 def _codec(**kw):
@@ -258,3 +259,61 @@ def test_decode_is_equivariant_to_mirroring():
         b = c.decode(hm[..., ::-1], m)[0]
         np.testing.assert_allclose(b[..., 0], 191.0 - a[..., 0], atol=1e-3)
         np.testing.assert_allclose(b[..., 1], a[..., 1], atol=1e-3)
+
+
+def test_codec_errors_repr_and_small_kernels():
+    for kw, msg in ((dict(decoder="x"), r"^unknown decoder 'x'; valid: argmax, argmax_shift, dark, vector$"),
+                    (dict(kernel=4), r"^kernel must be 0 \(no modulation\) or an odd integer >= 3, got 4$"),
+                    (dict(kernel=1), r"odd integer >= 3, got 1$"), (dict(kernel=-3), r"got -3$")):
+        with pytest.raises(ValueError, match=msg):
+            _codec(**kw)
+    for args in ((192, 48, 0.0), (192, 0, 1.5), (0, 48, 1.5), (192, 48, -1.0)):
+        with pytest.raises(ValueError, match=r"^input_size, heatmap_size and sigma must be positive$"):
+            HeatmapCodec(*args)
+    with pytest.raises(ValueError, match=r"^unknown decoder 'soft'; valid: argmax, argmax_shift, dark, vector$"):
+        _codec().decode(np.zeros((1, 48, 48)), "soft")
+    with pytest.raises(ValueError, match=r"^heatmaps must have shape \(\.\.\., N, h, w\), got \(48, 48\)$"):
+        _codec().decode(np.zeros((48, 48)))
+    with pytest.raises(ValueError, match=r"^points must have shape \(\.\.\., N, 2\), got \(5, 3\)$"):
+        _codec().encode(np.zeros((5, 3)))
+    with pytest.raises(ValueError, match=r"got \(2,\)$"):
+        _codec().encode(np.zeros(2))
+    assert repr(HeatmapCodec(192, 48)) == \
+        "HeatmapCodec(input_size=192, heatmap_size=48, sigma=1.5, decoder='dark', kernel=11)"
+    # the smallest modulation kernel (3 taps) is valid; sigma 1.0 -> 2 * ceil(3) + 1 = 7 taps
+    c3 = _codec(kernel=3)
+    assert c3.kernel == 3 and _codec(sigma=1.0).kernel == 7 and _codec(sigma=1.01).kernel == 9
+    assert _err(c3, _interior_points(c3, n=40), "dark").max() < 0.05
+    np.testing.assert_allclose(gaussian_kernel1d(1.5, 3), np.exp(-np.array([1, 0, 1]) / 4.5)
+                               / np.exp(-np.array([1, 0, 1]) / 4.5).sum())
+    assert c3.stride == 4.0 and HeatmapCodec(100, 40).stride == 2.5
+
+
+def test_border_maxima_are_not_shifted():
+    """On the outer pixels argmax_shift does not shift across the border (its 3-point stencil does not fit):
+    a point on an outer pixel centre decodes exactly there; one pixel in, the quarter shift applies."""
+    c = _codec()
+    q = np.array([[[0.0, 20.0], [47.0, 20.0], [20.0, 0.0], [20.0, 47.0], [0.0, 0.0], [47.0, 47.0]]])
+    for m in ("argmax", "argmax_shift", "vector"):
+        got = c.to_heatmap(c.decode(c.encode(c.to_input(q)), m)[0])
+        np.testing.assert_allclose(got, q, atol=1e-4, err_msg=m)
+    q1 = np.array([[[1.2, 20.0], [45.8, 20.0], [20.0, 1.2], [20.0, 45.8]]])
+    got = c.to_heatmap(c.decode(c.encode(c.to_input(q1)), "argmax_shift")[0])
+    np.testing.assert_allclose(got, [[[1.25, 20.0], [45.75, 20.0], [20.0, 1.25], [20.0, 45.75]]], atol=1e-6)
+
+
+def test_modulation_keeps_the_maximum_and_blurs():
+    """DARK's modulation: a Gaussian blur of std sigma (zero padding) rescaled to the original maximum; an
+    all-zero map stays zero; kernel 0 returns an unmodified copy."""
+    c = _codec()
+    hm = np.zeros((2, 48, 48))
+    hm[0, 20, 30] = 2.0  # a spike becomes the kernel's outer product, peak rescaled to 2
+    out = c.modulate(hm)
+    k = gaussian_kernel1d(1.5, 11)
+    np.testing.assert_allclose(out[0, 15:26, 25:36], 2.0 * np.outer(k, k) / k.max() ** 2, rtol=1e-9, atol=1e-12)
+    assert out[0].max() == pytest.approx(2.0) and np.all(out[1] == 0.0)
+    c0 = HeatmapCodec(192, 48, kernel=0)
+    out0 = c0.modulate(hm)
+    np.testing.assert_array_equal(out0, hm)
+    out0[0, 0, 0] = 5.0
+    assert hm[0, 0, 0] == 0.0  # a copy
