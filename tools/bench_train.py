@@ -18,8 +18,8 @@ the same threads:
 
 the ratios a/b (how close training is to the limit) and c/a (how many times faster the data comes than the
 step uses it), and a step-time breakdown in ms per batch, each part timed alone on one real batch between
-``mx.nd.waitall()`` boundaries (``--breakdown-runs`` runs after one warm-up run; "fwd+bwd" parts by
-ablation: with / without the part):
+``mx.nd.waitall()`` boundaries (the fastest of ``--breakdown-runs`` runs after one warm-up run, the run least
+disturbed by other jobs; "fwd+bwd" parts by ablation: with / without the part):
 
 * data loading + augmentation (from (c), without the target encoding), heatmap-target encoding (``codec.encode``
   of one batch of landmarks, numpy);
@@ -57,7 +57,8 @@ def build_parser():
     ap.add_argument("--batch", type=int, default=None, help="batch size (default TRAIN.BATCH_SIZE)")
     ap.add_argument("--steps", type=int, default=20, help="timed steps / batches for (a), (b), (c) (default 20)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed warm-up steps (default 2)")
-    ap.add_argument("--breakdown-runs", type=int, default=5, help="timed runs per breakdown part (default 5)")
+    ap.add_argument("--breakdown-runs", type=int, default=3,
+                    help="timed runs per breakdown part; the fastest counts (default 3)")
     ap.add_argument("--no-breakdown", action="store_true", help="only (a), (b), (c)")
     ap.add_argument("--out", default=None, help="JSON file (default output/benchmark/bench_train_<date>.json)")
     ap.add_argument("--note", action="append", default=[], help="free text added to the report (repeatable)")
@@ -155,8 +156,12 @@ def time_pipeline(trainer, steps, warmup):
             "items": "(image, landmarks, heatmaps)" if len(batch) > 2 else "(image, landmarks)"}
 
 
-def breakdown(trainer, runs, time_callable):
-    """Per-part ms per batch on one real batch, parts timed alone between ``mx.nd.waitall()`` boundaries."""
+def breakdown(trainer, runs, time_callable, stat="min_ms"):
+    """Per-part ms per batch on one real batch, parts timed alone between ``mx.nd.waitall()`` boundaries.
+
+    ``stat``: which statistic of the runs stands for a part (default the fastest run, the one least disturbed
+    by other jobs on the cores)."""
+    import numpy as np
     import mxnet as mx
     from mxnet import autograd
 
@@ -170,7 +175,7 @@ def breakdown(trainer, runs, time_callable):
     if codec is not None:
         pts = label.asnumpy()
         t = time_callable(lambda: codec.encode(pts), runs=max(runs, 3), warmup=1)
-        parts["heatmap_targets_ms"] = t["mean_ms"]
+        parts["heatmap_targets_ms"] = t[stat]
         target = batch[2] if len(batch) > 2 else None
 
     def fwd_bwd(fn):
@@ -196,27 +201,45 @@ def breakdown(trainer, runs, time_callable):
     def full_loss():
         return _batch_loss(trainer, data, label, target)[0]
 
-    res = {}
-    res["full_fwd_bwd"] = time_callable(fwd_bwd(full_loss), runs=runs, warmup=1)["mean_ms"]
-
     def full_step():
         fwd_bwd(full_loss)()
         trainer.trainer.step(b)
         mx.nd.waitall()
-    res["full_fwd_bwd_update"] = time_callable(full_step, runs=runs, warmup=1)["mean_ms"]
-    if backbone is not None:
-        res["backbone_fwd"] = time_callable(fwd_only(lambda: backbone(data)), runs=runs, warmup=1)["mean_ms"]
-        res["backbone_fwd_bwd"] = time_callable(fwd_bwd(lambda: backbone(data).mean()), runs=runs,
-                                                warmup=1)["mean_ms"]
-    if aux:
-        net.set_aux_heatmap_output(False)
-        saved = trainer.aux_heatmap
-        trainer.aux_heatmap = None
-        try:
-            res["no_aux_fwd_bwd"] = time_callable(fwd_bwd(lambda: trainer._batch_loss(data, label)[0]), runs=runs,
-                                                  warmup=1)["mean_ms"]
-        finally:
-            trainer.aux_heatmap = saved
+
+    def no_aux_loss():
+        return trainer._batch_loss(data, label)[0]
+
+    # the parts are timed in interleaved rounds (one timed run of each per round, after one untimed run where
+    # the graph changed), so that a change of the load on a shared machine hits every part alike
+    timed = {"full_fwd_bwd": [], "full_fwd_bwd_update": [], "backbone_fwd": [], "backbone_fwd_bwd": [],
+             "no_aux_fwd_bwd": []}
+
+    def once(key, fn, warm=False):
+        if warm:
+            fn()
+        t0 = time.perf_counter()
+        fn()
+        timed[key].append(1e3 * (time.perf_counter() - t0))
+
+    for r in range(runs):
+        if aux:
+            net.set_aux_heatmap_output(True)
+        once("full_fwd_bwd", fwd_bwd(full_loss), warm=(r == 0 or aux))
+        once("full_fwd_bwd_update", full_step)
+        if backbone is not None:
+            once("backbone_fwd", fwd_only(lambda: backbone(data)), warm=(r == 0))
+            once("backbone_fwd_bwd", fwd_bwd(lambda: backbone(data).mean()), warm=(r == 0))
+        if aux:
+            net.set_aux_heatmap_output(False)
+            saved = trainer.aux_heatmap
+            trainer.aux_heatmap = None
+            try:
+                once("no_aux_fwd_bwd", fwd_bwd(no_aux_loss), warm=True)  # re-traced graph: one untimed run
+            finally:
+                trainer.aux_heatmap = saved
+    pick = {"min_ms": min, "max_ms": max, "median_ms": lambda v: float(np.median(v)),
+            "mean_ms": lambda v: float(np.mean(v))}[stat]
+    res = {k: pick(v) for k, v in timed.items() if v}
     if backbone is not None:
         parts["backbone_forward_ms"] = res["backbone_fwd"]
         parts["backbone_backward_ms"] = res["backbone_fwd_bwd"] - res["backbone_fwd"]
@@ -331,8 +354,9 @@ def main(argv=None):
                   "data_pipeline": "(c) images/s of Trainer._loader() alone (as configured), `steps` batches",
                   "a_over_b": "(a) / (b)", "c_over_a": "(c) / (a)",
                   "breakdown": "ms per batch, each part timed alone on one real batch between mx.nd.waitall() "
-                               "boundaries (mean of breakdown_runs runs after one warm-up); fwd+bwd parts by "
-                               "ablation; rest = (a) ms/batch minus the sum of the parts"},
+                               "boundaries (fastest of breakdown_runs runs after one warm-up); fwd+bwd parts by "
+                               "ablation; data loading + augmentation = (c) ms/batch minus the target "
+                               "encoding; rest = (a) ms/batch minus the sum of the parts"},
               "notes": list(args.note), "results": {}, "ratios": {}, "breakdown": {}}
 
     with tempfile.TemporaryDirectory(prefix="lotr_bench_train_") as tmp:
