@@ -79,7 +79,7 @@ _C.MODEL.DECODER_INPUT = "queries"  # first decoder input: 'queries' (LOTR eq. 1
 _C.MODEL.POS_IN_VALUES = "none"  # positional encoding also in attention values: 'none' (LOTR, DETR), 'cross' (decoder cross-attention), 'all' (+ encoder); from-scratch lever
 _C.MODEL.NORM_BEFORE = False   # pre-norm Transformer layers (DETR normalize_before); LOTR's equations are post-norm; from-scratch lever
 _C.MODEL.ATTN_OUT_INIT = "he"   # attention output projections: 'he' (paper's He init) | 'zero' (residual branches start as identity); from-scratch lever
-_C.MODEL.FINAL_NORM = True      # LayerNorm after the last decoder layer (DETR; paper silent)
+_C.MODEL.FINAL_NORM = False     # LayerNorm after the last decoder layer: none in LOTR eq. (14)-(19); True = DETR
 _C.MODEL.QUERY_INIT_STD = 1e-4  # landmark-query init std (LOTR: 1e-4)
 _C.MODEL.POS_INIT_STD = 1.0     # positional-encoding init std (LOTR: standard normal)
 _C.MODEL.POS_INIT = "normal"    # positional-encoding init: 'normal' (LOTR, std POS_INIT_STD) | 'sine' (DETR 2-D sine, still learnable); from-scratch lever

@@ -222,7 +222,7 @@ class LOTR(HybridBlock):
     def __init__(self, backbone="mobilenetv2_1.0", num_points=106, input_size=192, hidden_dim=64,
                  upsample=False, upsample_reduce=256, upsample_filters=(128, 64), upsample_kernel=4,
                  upsample_batchnorm=False, num_heads=8, num_encoder_layers=2, num_decoder_layers=2,
-                 ffn_hidden=0, dropout=0.1, decoder_input="queries", final_norm=True, query_init_std=1e-4,
+                 ffn_hidden=0, dropout=0.1, decoder_input="queries", final_norm=False, query_init_std=1e-4,
                  pos_init_std=1.0, head_hidden=(512, 512), coord_units="input_frac", use_anchors=False,
                  anchors=None, head_last_init_std=1e-3, aux_outputs=False, aux_heatmap=False,
                  aux_heatmap_upsampler="SDD", aux_heatmap_filters=32, aux_heatmap_reduce=256,
