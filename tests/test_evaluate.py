@@ -214,7 +214,9 @@ def test_subsets_are_scored_on_their_faces(samples, scheme):
     masks = subset_masks(ds, sch.subsets)
     assert list(masks) == ["pose"]  # no face has blur: no empty subset
     np.testing.assert_array_equal(masks["pose"], [False, True, False, True, False])
-    metrics, nmes, _, _ = evaluate_dataset(OracleNet(ds, offset=(2.0, 0.0)), ds, sch)
+    net = OracleNet(ds, offset=(2.0, 0.0))
+    metrics, nmes, _, _ = evaluate_dataset(net, ds, sch)
+    assert metrics["flip"] is False and net.calls == 1  # no flip test by default
     assert metrics["subsets"]["pose"]["num_images"] == 2
     assert metrics["subsets"]["pose"]["nme"] == pytest.approx((nmes[1] + nmes[3]) / 2)
     assert subset_masks(ds, None) == {}
@@ -258,3 +260,19 @@ def test_timings_on_a_fake_clock(dataset, scheme, flip, monkeypatch):
     assert metrics["network_ms_per_image"] == pytest.approx(10.0 * calls / NUM_FACES)
     assert metrics["decode_ms_per_image"] == 0.0
     assert metrics["seconds_per_image"] == pytest.approx(0.010 * calls / NUM_FACES)
+
+
+def test_inter_ocular_scheme_uses_its_indices(dataset, scheme):
+    """A scheme normalised by the distance between two of its points (WFLW, 300W): per face
+    |d| / s / |gt_a - gt_b| in the original image; here one point of each eye group of Datatang-106's five
+    alignment points (59, 69)."""
+    a, b = scheme.five_points[0][0], scheme.five_points[1][0]
+    sch = dataclasses.replace(scheme, norm="inter_ocular", norm_indices=(a, b))
+    d = (3.0, -1.0)
+    metrics, nmes, _, _ = evaluate_dataset(OracleNet(dataset, offset=d), dataset, sch)
+    expected = [np.hypot(*d) / np.sqrt(abs(np.linalg.det(dataset.affine(i)[:, :2])))
+                / np.linalg.norm(s.landmarks[a] - s.landmarks[b]) for i, s in enumerate(dataset.samples)]
+    np.testing.assert_allclose(nmes, expected, rtol=1e-4)
+    assert metrics["norm"] == "inter_ocular"
+    base, base_nmes = mean_shape_baseline(dataset.aligned_landmarks()[0], dataset, sch)
+    assert base["norm"] == "inter_ocular" and base_nmes[0] < 1e-5
