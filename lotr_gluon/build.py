@@ -6,7 +6,7 @@ import mxnet as mx
 
 from .data.augment import Augmenter, MirrorExtendedDataset
 from .data.dataset import AlignedFaceDataset
-from .data.loaders import load_detections, load_samples
+from .data.formats import load_detections, load_samples
 from .data.schemes import get_scheme
 from .errors import DataError, ModelError
 from .losses import get_loss

@@ -37,7 +37,7 @@ import mxnet as mx
 from .data.align import arcface_template, estimate_similarity, five_points_from_landmarks, \
     invert_affine, transform_points
 from .data.augment import flip_points
-from .data.loaders import read_image
+from .data.formats import read_image
 from .data.schemes import LandmarkScheme, get_scheme
 from .detectors import DEFAULT_BOX_TEMPLATE, Face, five_points_from_box, get_detector
 from .errors import DataError

@@ -5,7 +5,7 @@ import pytest
 from lotr_gluon.data.align import (ARCFACE_TEMPLATE_112, align_face, arcface_template, estimate_similarity,
                                    five_points_from_landmarks, generalized_procrustes, invert_affine,
                                    transform_points)
-from lotr_gluon.data.loaders import load_datatang, load_jd, read_image
+from lotr_gluon.data.formats import load_datatang, load_jd, read_image
 from lotr_gluon.data.schemes import get_scheme
 
 

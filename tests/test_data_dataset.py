@@ -8,7 +8,7 @@ from lotr_gluon.data.align import arcface_template, five_points_from_landmarks, 
     transform_points  # noqa: E402
 from lotr_gluon.data.augment import Augmenter  # noqa: E402
 from lotr_gluon.data.dataset import AlignedFaceDataset, mean_shape  # noqa: E402
-from lotr_gluon.data.loaders import Detection, load_datatang  # noqa: E402
+from lotr_gluon.data.formats import Detection, load_datatang  # noqa: E402
 from lotr_gluon.data.schemes import get_scheme  # noqa: E402
 
 S = 96

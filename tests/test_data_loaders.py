@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from lotr_gluon.data.loaders import (Detection, FaceSample, ImageReadError, LandmarkFileError,
+from lotr_gluon.data.formats import (Detection, FaceSample, ImageReadError, LandmarkFileError,
                                      LandmarkFileWarning, load_300w, load_datatang, load_detections, load_jd,
                                      load_samples, load_wflw, read_image, save_detections)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from lotr_gluon.data.align import five_points_from_landmarks, generalized_procrustes
-from lotr_gluon.data.loaders import load_300w, load_datatang, load_jd, load_wflw
+from lotr_gluon.data.formats import load_300w, load_datatang, load_jd, load_wflw
 from lotr_gluon.data.schemes import (DATATANG106_FLIP_PAIRS, LandmarkScheme, available_schemes,
                                      derive_flip_permutation, get_scheme, mirror_symmetry_error,
                                      pairs_from_permutation)

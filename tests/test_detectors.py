@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from lotr_gluon.data.align import five_points_from_landmarks
-from lotr_gluon.data.loaders import load_datatang, read_image
+from lotr_gluon.data.formats import load_datatang, read_image
 from lotr_gluon.data.schemes import get_scheme
 from lotr_gluon import detectors as D
 from lotr_gluon.detectors import (DetectorUnavailable, Face, OpenCVDetector, YuNetDetector, fetch_yunet_model,

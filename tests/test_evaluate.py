@@ -24,7 +24,7 @@ import pytest
 from heatmap_baseline import HeatmapCodec
 from lotr_gluon.data.augment import flip_points
 from lotr_gluon.data.dataset import AlignedFaceDataset
-from lotr_gluon.data.loaders import load_datatang
+from lotr_gluon.data.formats import load_datatang
 from lotr_gluon.data.schemes import get_scheme
 from lotr_gluon.evaluate import (evaluate_dataset, ground_truth, mean_shape_baseline, predict, shape_spread,
                                  subset_masks, to_original)

@@ -19,7 +19,7 @@ import pytest
 from lotr_gluon.data.align import five_points_from_landmarks
 from lotr_gluon.data.augment import flip_points
 from lotr_gluon.data.dataset import AlignedFaceDataset
-from lotr_gluon.data.loaders import ImageReadError, load_datatang
+from lotr_gluon.data.formats import ImageReadError, load_datatang
 from lotr_gluon.data.schemes import get_scheme
 from lotr_gluon.detectors import (DEFAULT_BOX_TEMPLATE, DetectorUnavailable, Face, InsightFaceDetector,
                                   OpenCVDetector, five_points_from_box, get_detector, haar_cascade_path)
@@ -181,7 +181,7 @@ def test_box_only_faces_are_refined(sample, dataset):
 
 
 def test_input_formats(predictor, sample):
-    from lotr_gluon.data.loaders import read_image
+    from lotr_gluon.data.formats import read_image
 
     rgb = read_image(sample.image_path)
     faces = [_gt_face(sample)]

@@ -18,7 +18,7 @@ import pytest
 
 from lotr_gluon.build import build_dataset
 from lotr_gluon.config import load_config
-from lotr_gluon.data.loaders import (FaceSample, ImageReadError, LandmarkFileError, LandmarkFileWarning,
+from lotr_gluon.data.formats import (FaceSample, ImageReadError, LandmarkFileError, LandmarkFileWarning,
                                      check_image, load_datatang, validate_samples)
 from lotr_gluon.errors import DivergenceError, ModelError, RunFolderError
 from lotr_gluon.trainer import Trainer, TrainingDiverged, read_log

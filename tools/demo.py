@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from lotr_gluon.cli import ArgumentParser, ensure_output_dir, ensure_output_file, run_main
-from lotr_gluon.data.loaders import IMAGE_EXTENSIONS, ImageReadError, read_image
+from lotr_gluon.data.formats import IMAGE_EXTENSIONS, ImageReadError, read_image
 from lotr_gluon.detectors import DETECTORS
 from lotr_gluon.errors import OutputError, UsageError
 

@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from lotr_gluon.data.align import generalized_procrustes  # noqa: E402
-from lotr_gluon.data.loaders import load_samples  # noqa: E402
+from lotr_gluon.data.formats import load_samples  # noqa: E402
 from lotr_gluon.data.schemes import (derive_flip_permutation, get_scheme, mirror_symmetry_error,  # noqa: E402
                                      pairs_from_permutation)
 

@@ -4,8 +4,9 @@ Modules
 -------
 schemes
     :class:`LandmarkScheme` (flip pairs, five alignment points, NME normaliser) and :func:`get_scheme`.
-loaders
-    :class:`FaceSample`, :func:`load_samples` and the per-format loaders, :func:`read_image`, detections.
+formats
+    One module per annotation format (``datatang``, ``jd``, ``wflw``, ``w300``, ``detections``) over ``core``
+    (:class:`FaceSample`, errors, :func:`read_image`, :func:`load_samples` and its ``FORMATS`` registry).
 align
     ArcFace template, similarity estimate, :func:`align_face`, point transforms.
 augment
@@ -14,7 +15,7 @@ dataset
     :class:`AlignedFaceDataset`, :func:`mean_shape` (imports MXNet).
 """
 from .schemes import LandmarkScheme, available_schemes, get_scheme
-from .loaders import (Detection, FaceSample, ImageReadError, LandmarkFileError, LandmarkFileWarning,
+from .formats import (Detection, FaceSample, ImageReadError, LandmarkFileError, LandmarkFileWarning,
                       load_300w, load_datatang, load_detections, load_jd, load_samples, load_wflw, read_image,
                       save_detections)
 from .align import (align_face, arcface_template, estimate_similarity, five_points_from_landmarks,

@@ -6,7 +6,7 @@ import mxnet as mx
 from .align import arcface_template, estimate_similarity, five_points_from_landmarks, \
     invert_affine, transform_points
 from ..errors import DataError
-from .loaders import OUTSIDE_MARGIN, read_image, validate_samples
+from .formats import OUTSIDE_MARGIN, read_image, validate_samples
 
 __all__ = ["AlignedFaceDataset", "mean_shape"]
 
@@ -26,7 +26,7 @@ class AlignedFaceDataset(mx.gluon.data.Dataset):
         Scale of the template about the crop centre (:func:`lotr_gluon.data.align.arcface_template`); < 1 adds
         context.
     detections : dict str -> Detection, optional
-        Detected five points per sample name (:func:`lotr_gluon.data.loaders.load_detections`). Samples without
+        Detected five points per sample name (:func:`lotr_gluon.data.formats.load_detections`). Samples without
         a detection use the ground-truth five points.
     five_point_jitter : float
         Std of gaussian noise added to the five points, as a fraction of the crop side S, in the crop (template)
@@ -45,7 +45,7 @@ class AlignedFaceDataset(mx.gluon.data.Dataset):
     on_error : {'raise', 'warn'}
         What to do with a bad sample found when the dataset is built (config ``DATA.ON_ERROR``): every image is
         decoded once and every face's points are checked against its image
-        (:func:`lotr_gluon.data.loaders.validate_samples`). 'raise': :class:`ImageReadError` (empty, truncated
+        (:func:`lotr_gluon.data.formats.validate_samples`). 'raise': :class:`ImageReadError` (empty, truncated
         or undecodable image) or :class:`LandmarkFileError` (points outside the image); 'warn': skip the face
         with one warning line naming the file.
     outside_margin : float or None

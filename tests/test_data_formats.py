@@ -1,0 +1,88 @@
+"""Layout of lotr_gluon.data.formats: one module per format, a core that imports none of them, the registry."""
+import ast
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lotr_gluon.data.formats as formats
+from lotr_gluon.data.formats import core
+from lotr_gluon.data.formats.core import FaceSample, LandmarkFileWarning, load_samples, register_format
+
+PKG_DIR = Path(formats.__file__).parent
+PKG = "lotr_gluon.data.formats"
+#: The module that serves each format name (written out by hand: ``300w`` is not an identifier).
+EXPECTED = {"datatang": "datatang", "jd": "jd", "wflw": "wflw", "300w": "w300"}
+
+
+def _imported_modules(path, package):
+    """Absolute names of every module ``path`` imports (at any depth: also inside functions)."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: resolve against the package
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([base] if base else []))
+            names.append(base)
+            names += [base + "." + a.name for a in node.names]  # `from . import jd` imports a module too
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) in (
+                "__import__", "import_module"):
+            names.append("<dynamic import>")
+    return names
+
+
+def test_every_format_is_served_by_its_own_module():
+    assert list(formats.FORMATS) == ["datatang", "jd", "wflw", "300w"]  # the order of the old tuple
+    modules = {name: load.__module__ for name, load in formats.FORMATS.items()}
+    assert modules == {name: "%s.%s" % (PKG, mod) for name, mod in EXPECTED.items()}
+    for mod in EXPECTED.values():
+        assert (PKG_DIR / (mod + ".py")).is_file()
+
+
+def test_core_imports_no_format_module_and_formats_import_only_core():
+    format_modules = {"%s.%s" % (PKG, m) for m in list(EXPECTED.values()) + ["detections"]}
+    core_imports = _imported_modules(PKG_DIR / "core.py", PKG)
+    assert "lotr_gluon.errors" in core_imports  # the parser sees the relative `from ...errors import`
+    bad = [m for m in core_imports if m.startswith(PKG + ".") or m in (PKG, "<dynamic import>")]
+    assert bad == [], "core.py imports %s" % bad
+    for mod in format_modules:
+        siblings = {m for m in _imported_modules(PKG_DIR / (mod.rsplit(".", 1)[1] + ".py"), PKG)
+                    if m.startswith(PKG + ".")}
+        assert siblings and all(m == PKG + ".core" or m.startswith(PKG + ".core.") for m in siblings), \
+            "%s imports %s" % (mod, sorted(siblings))
+
+
+def test_register_format_serves_load_samples_and_refuses_a_second_loader(monkeypatch, tmp_path):
+    monkeypatch.setattr(core, "FORMATS", dict(core.FORMATS))  # leave the real registry untouched
+    calls = []
+
+    @register_format("toy")
+    def load_toy(root, split, annotation, on_error, num_points):
+        calls.append((root, split, annotation, on_error, num_points))
+        return [FaceSample("a", str(tmp_path / "a.jpg"), np.zeros((3, 2)))]
+
+    out = load_samples("toy", tmp_path, split="s.txt", on_error="warn")
+    assert calls == [(tmp_path, "s.txt", None, "warn", None)]
+    assert [s.name for s in out] == ["a"]
+    with pytest.raises(ValueError, match="'jd' registered twice"):
+        register_format("jd")(load_toy)
+    with pytest.raises(ValueError, match="valid: datatang, jd, wflw, 300w, toy"):
+        load_samples("lapa", tmp_path)
+    with pytest.raises(ValueError, match="unknown annotation format"):
+        load_samples(["jd"], tmp_path)  # not a name: the same error, not a TypeError from the dict
+
+
+def test_skip_warning_names_the_caller_of_the_loader(tmp_path):
+    # A 2-point .pts where 68 are expected: skipped in 'warn' mode; the warning points at this file (the
+    # loader's caller), as it did when each loader reported its bad samples itself.
+    (tmp_path / "a.pts").write_text("version: 1\nn_points: 2\n{\n1 2\n3 4\n}\n", encoding="utf-8")
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        assert formats.load_300w(tmp_path, on_error="warn") == []
+    assert len(w) == 1 and issubclass(w[0].category, LandmarkFileWarning)
+    assert "a.pts: expected 68 points, found 2" in str(w[0].message)
+    assert w[0].filename == __file__
