@@ -330,3 +330,15 @@ def test_one_hot_maps_decode_to_their_pixel():
     for m in DECODERS:
         got = c.to_heatmap(c.decode(hm, m)[0][0])
         np.testing.assert_allclose(got, pix, atol=1e-6 if m != "dark" else 0.05, err_msg=m)
+
+
+def test_vector_fit_needs_both_neighbours():
+    """Vector decoding fits its 3-point log-parabola only where the maximum's two neighbours are positive: a
+    maximum with an empty neighbour on one side (log 0) stays at its integer position, finite."""
+    c = _codec()
+    hm = np.zeros((1, 2, 48, 48))
+    hm[0, 0, 30, 20], hm[0, 0, 30, 21] = 0.7, 0.3  # x: empty left neighbour
+    hm[0, 1, 10, 5], hm[0, 1, 9, 5] = 0.7, 0.3     # y: empty lower neighbour
+    got = c.to_heatmap(c.decode(hm, "vector")[0][0])
+    np.testing.assert_array_equal(np.isfinite(got), True)
+    np.testing.assert_allclose(got, [[20.0, 30.0], [5.0, 10.0]], atol=1e-9)
