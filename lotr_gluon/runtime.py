@@ -10,8 +10,8 @@ entry point (``tools/*.py``, ``python -m``, tests, notebooks) that imports ``lot
   user set ``OMP_NUM_THREADS`` (kept as it is) or ``LOTR_NUM_THREADS`` (its value is used instead of the core
   count; ``LOTR_NUM_THREADS=0`` leaves every variable to MXNet's own defaults).
 * ``MXNET_CPU_WORKER_NTHREADS`` (the engine's CPU worker threads, which run independent operators at the same
-  time) is left to MXNet (1) unless the user sets it: with every operator already using all cores through
-  OpenMP, a second worker only oversubscribes the cores.
+  time) is left to MXNet (1) unless the user sets it: every operator already uses all cores through OpenMP, so
+  a second worker would oversubscribe them (expected, not measured).
 
 On a machine shared with other jobs, spinning OpenMP threads can make MXNet much slower (libgomp spins before
 it sleeps); ``OMP_WAIT_POLICY=passive`` (set by the user) avoids that at a small cost on a quiet machine.
