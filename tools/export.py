@@ -19,6 +19,7 @@ import sys
 import warnings
 
 import numpy as np
+import lotr_gluon  # noqa: F401  (first: lotr_gluon.runtime sets the CPU threads before mxnet is imported)
 import mxnet as mx
 
 from lotr_gluon.build import ParamsFileError, build_inference_model

@@ -12,6 +12,7 @@ import os
 import sys
 
 import numpy as np
+import lotr_gluon  # noqa: F401  (first: lotr_gluon.runtime sets the CPU threads before mxnet is imported)
 import mxnet as mx
 
 from lotr_gluon.build import ParamsFileError, build_dataset, build_inference_model, build_scheme, contexts
