@@ -350,6 +350,22 @@ def test_resume_loads_checkpoint_weights_and_optimizer_states(datatang_root, tmp
     assert nonzero > 0  # a fresh Adam has zero states: equality above is not trivial
     assert upd.optimizer.num_update == saved_opt.num_update == 2
     assert (tr.epoch, tr.step) == (1, 2)
+    # the divergence check's loss history comes back too (its running median would start empty otherwise)
+    meta = json.loads((run / "checkpoint_last.json").read_text())
+    assert len(meta["loss_history"]) == 2 and list(tr.loss_history) == meta["loss_history"]
+
+
+def test_resume_with_unreadable_checkpoint_metadata_names_the_file(datatang_root, tmp_path, one_epoch_run):
+    """A truncated checkpoint_last.json: one RunFolderError naming the file, nothing changed."""
+    run = _copy_run(one_epoch_run, tmp_path)
+    meta = run / "checkpoint_last.json"
+    meta.write_text(meta.read_text()[:20])
+    before = _snapshot(run)
+    with pytest.raises(RunFolderError) as err:
+        Trainer(_cfg(datatang_root, tmp_path, **{"TRAIN.EPOCHS": "2"}), out_dir=str(run), progress=False,
+                resume=True).resume()
+    assert str(err.value).startswith("cannot resume: %s is unreadable (" % meta), str(err.value)
+    assert _snapshot(run) == before
 
 
 def test_kill_and_resume_matches_uninterrupted_run(datatang_root, tmp_path, one_epoch_run):
