@@ -50,7 +50,7 @@ import math
 
 import numpy as np
 
-__all__ = ["HeatmapCodec", "DECODERS", "gaussian_kernel1d"]
+__all__ = ["HeatmapCodec", "DECODERS", "gaussian_kernel1d", "input_to_grid", "grid_to_input"]
 
 DECODERS = ("argmax", "argmax_shift", "dark", "vector")
 
@@ -67,6 +67,20 @@ def _as_numpy(a):
     if hasattr(a, "asnumpy"):
         return a.asnumpy()
     return np.asarray(a)
+
+
+def input_to_grid(points, stride):
+    """Input-crop pixels -> pixels of a grid ``stride`` times coarser (pixel centres aligned), as float64.
+
+    Shared by :class:`HeatmapCodec` (heatmaps) and :class:`heatmap_baseline.vector.GaussianVectorCodec`
+    (vectors): ``(p + 0.5) / stride - 0.5``.
+    """
+    return (np.asarray(points, np.float64) + 0.5) / stride - 0.5
+
+
+def grid_to_input(points, stride):
+    """Inverse of :func:`input_to_grid`: ``(q + 0.5) * stride - 0.5``, as float64."""
+    return (np.asarray(points, np.float64) + 0.5) * stride - 0.5
 
 
 class HeatmapCodec:
@@ -110,11 +124,11 @@ class HeatmapCodec:
     # ------------------------------------------------------------------ coordinates
     def to_heatmap(self, points):
         """Input-crop pixels -> heatmap pixels (same shape)."""
-        return (np.asarray(points, np.float64) + 0.5) / self.stride - 0.5
+        return input_to_grid(points, self.stride)
 
     def to_input(self, points):
         """Heatmap pixels -> input-crop pixels (same shape)."""
-        return (np.asarray(points, np.float64) + 0.5) * self.stride - 0.5
+        return grid_to_input(points, self.stride)
 
     # ------------------------------------------------------------------ encode
     def encode(self, points):

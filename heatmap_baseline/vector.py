@@ -65,7 +65,7 @@ Xiong et al.'s could not be read offline).
 import numpy as np
 from mxnet.gluon import HybridBlock
 
-from .codec import HeatmapCodec
+from .codec import HeatmapCodec, grid_to_input, input_to_grid
 from .losses import HeatmapMSELoss
 from .model import EarpHeatmapNet
 
@@ -183,11 +183,11 @@ class GaussianVectorCodec:
 
     def to_vector(self, points):
         """Input-crop pixels -> vector pixels (same shape)."""
-        return (np.asarray(points, np.float64) + 0.5) / self.stride - 0.5
+        return input_to_grid(points, self.stride)
 
     def to_input(self, points):
         """Vector pixels -> input-crop pixels (same shape)."""
-        return (np.asarray(points, np.float64) + 0.5) * self.stride - 0.5
+        return grid_to_input(points, self.stride)
 
     def encode(self, points):
         """Vector labels.
