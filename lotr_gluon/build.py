@@ -243,7 +243,11 @@ def load_params(net, path, ctx=None, cfg_name=None):
         raise ParamsFileError("the weights %s belong to another architecture than the %s model of %s: %s. "
                               "Use the config the weights were trained with."
                               % (path, type(net).__name__, cfg_name or "this config", "; ".join(parts)))
-    net.load_parameters(path, ctx=ctx, ignore_extra=True)
+    # the file is already in memory and checked: set the values as Gluon's load_parameters does, instead of
+    # reading the file a second time
+    for name, value in saved.items():
+        if name in own:
+            own[name]._load_init(value, ctx)
     return net
 
 
