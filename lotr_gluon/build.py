@@ -36,9 +36,6 @@ class EmptySplitError(DataError, ValueError):
 class DataRootError(DataError, FileNotFoundError):
     """``DATA.ROOT`` is not a folder."""
 
-    def __str__(self):
-        return str(self.args[0]) if self.args else ""
-
 
 def build_samples(cfg, split):
     """Load the annotations of a split (``'train'``, ``'val'``, ``'test'``) as FaceSamples."""
@@ -153,9 +150,6 @@ TRAINING_ONLY_PREFIXES = ("aux_heatmap.",)
 
 class ParamsFileError(ModelError, FileNotFoundError):
     """A ``.params`` file that is missing, unreadable, or holds the weights of another architecture."""
-
-    def __str__(self):
-        return str(self.args[0]) if self.args else ""
 
 
 def check_model_config(cfg):

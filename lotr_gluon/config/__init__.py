@@ -14,15 +14,9 @@ class ConfigError(UsageError, KeyError):
     """An unknown or malformed configuration key, a value of the wrong type, or a YAML syntax error.
     ``str(err)`` is one line: the file (and line) or "the command line", the key and the cause."""
 
-    def __str__(self):
-        return self.args[0] if self.args else ""
-
 
 class ConfigFileError(UsageError, FileNotFoundError):
     """The experiment YAML does not exist."""
-
-    def __str__(self):
-        return self.args[0] if self.args else ""
 
 
 def _type_name(v):
