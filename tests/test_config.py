@@ -8,7 +8,9 @@ import warnings
 
 import pytest
 
-from lotr_gluon.config import ConfigError, flatten_keys, get_defaults, load_config, run_dir
+from lotr_gluon.config import (ConfigError, flatten_keys, get_defaults, load_config, load_run_config, migrate_legacy,
+                               run_dir)
+from lotr_gluon.errors import UsageError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPERIMENTS = sorted(glob.glob(os.path.join(ROOT, "experiments", "**", "*.yaml"), recursive=True))
@@ -47,7 +49,7 @@ def test_frozen_config_round_trips(tmp_path):
     p = tmp_path / "config.yaml"
     p.write_text(cfg.dump())
     again = load_config(str(p))
-    assert again.MODEL.BACKBONE == "resnet50_v1" and flatten_keys(again) == flatten_keys(cfg)
+    assert again.MODEL.BACKBONE.NAME == "resnet50_v1" and flatten_keys(again) == flatten_keys(cfg)
 
 
 def test_jd_configs_carry_paper_recipe():
@@ -55,32 +57,32 @@ def test_jd_configs_carry_paper_recipe():
         cfg = load_config(os.path.join(ROOT, "experiments/jd/%s.yaml" % name))
         t = cfg.TRAIN
         assert (t.OPTIMIZER, t.LR, t.BATCH_SIZE, t.EPOCHS, list(t.LR_STEPS)) == ("lamb", 1e-3, 32, 100, [50, 75])
-        assert cfg.LOSS.NAME == "smooth_wing" and cfg.MODEL.PRETRAINED
-        assert cfg.MODEL.QUERY_INIT_STD == 1e-4 and cfg.MODEL.DECODER_INPUT == "queries"
+        assert cfg.LOSS.NAME == "smooth_wing" and cfg.MODEL.BACKBONE.PRETRAINED
+        assert cfg.MODEL.TRANSFORMER.QUERY_INIT_STD == 1e-4 and cfg.MODEL.TRANSFORMER.DECODER_INPUT == "queries"
 
 
 def test_final_decoder_norm_follows_the_equations_in_jd_wflw_configs():
     # LOTR eq. (14)-(19): post-norm layers, nothing after the last decoder layer
     for rel in ("jd/lotr_m", "jd/lotr_m_plus", "jd/lotr_r_plus", "wflw/lotr_hr_plus"):
-        m = load_config(os.path.join(ROOT, "experiments/%s.yaml" % rel)).MODEL
+        m = load_config(os.path.join(ROOT, "experiments/%s.yaml" % rel)).MODEL.TRANSFORMER
         assert m.FINAL_NORM is False and m.NORM_BEFORE is False, rel
     # the Datatang recipe's pre-norm layers keep DETR's final decoder LayerNorm (its residual stream is
     # never normalised otherwise)
     for name in ("lotr_m", "lotr_m_plus", "lotr_r_plus"):
-        m = load_config(os.path.join(ROOT, "experiments/datatang/%s.yaml" % name)).MODEL
+        m = load_config(os.path.join(ROOT, "experiments/datatang/%s.yaml" % name)).MODEL.TRANSFORMER
         assert m.NORM_BEFORE is True and m.FINAL_NORM is True, name
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: os.path.relpath(p, ROOT))
 def test_every_experiment_parses_and_builds(path):
-    cfg = load_config(path, ["MODEL.PRETRAINED", "False"])
+    cfg = load_config(path, ["MODEL.BACKBONE.PRETRAINED", "False"])
     from lotr_gluon.models import build_model
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         net = build_model(cfg)
     import mxnet as mx
     s = cfg.DATA.INPUT_SIZE
-    if cfg.MODEL.BACKBONE in ("resnet50_v1", "hrnet_w18"):
+    if cfg.MODEL.BACKBONE.NAME in ("resnet50_v1", "hrnet_w18"):
         return  # built above; running the heavy ones is covered by test_models
     out = net(mx.nd.zeros((1, 3, s, s)))
     if cfg.MODEL.NAME == "earp_heatmap":
@@ -107,3 +109,166 @@ def test_train_tool_rejects_unknown_key():
                         os.path.join(ROOT, "experiments/jd/lotr_m.yaml"), "TRAIN.NOPE", "1"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "TRAIN.NOPE" in r.stderr and "TRAIN.EPOCHS" in r.stderr
+
+
+# ------------------------------------------------------------------------------ issue 13: nested MODEL sections
+# the plan's table of moved keys (/work/notes/i13_plan.md), written out independently of lotr_gluon/config/legacy.py
+MOVED = """
+BACKBONE NAME=BACKBONE PRETRAINED PRETRAINED_FILE PRETRAINED_ROOT HRNET_STRIDE
+NECK HIDDEN_DIM UPSAMPLE UPSAMPLE_REDUCE UPSAMPLE_FILTERS UPSAMPLE_KERNEL UPSAMPLE_BATCHNORM
+TRANSFORMER NUM_HEADS ENC_LAYERS DEC_LAYERS FFN_HIDDEN DROPOUT DECODER_INPUT POS_IN_VALUES NORM_BEFORE ATTN_OUT_INIT
+TRANSFORMER FINAL_NORM QUERY_INIT_STD POS_INIT_STD POS_INIT QUERY_INIT
+HEAD HIDDEN=HEAD_HIDDEN COORD_UNITS ANCHORS LAST_INIT_STD=HEAD_LAST_INIT_STD PER_LANDMARK_OUT=HEAD_PER_LANDMARK_OUT
+AUX DECODER_LOSS=AUX_LOSS HEATMAP_WEIGHT=AUX_HEATMAP_WEIGHT
+HEATMAP UPSAMPLER FILTERS=UPSAMPLER_FILTERS REDUCE=UPSAMPLER_REDUCE S_BLOCK=UPSAMPLER_S_BLOCK D_KERNEL=UPSAMPLER_D_KERNEL
+HEATMAP S_KERNEL=UPSAMPLER_S_KERNEL S_CONV_MULT=UPSAMPLER_S_CONV_MULT CONV=HEATMAP_CONV KERNEL=HEATMAP_KERNEL
+HEATMAP PRE_KERNEL=HEATMAP_PRE_KERNEL FINAL_S_KERNEL=HEATMAP_FINAL_S_KERNEL SIGMA=HEATMAP_SIGMA DECODER=HEATMAP_DECODER
+HEATMAP VECTOR_BANDWIDTHS VECTOR_THETA VECTOR_DECODER
+"""
+OLD_TO_NEW = {}
+for _line in MOVED.strip().splitlines():
+    _section, *_leaves = _line.split()
+    for _leaf in _leaves:
+        _new, _, _old = _leaf.partition("=")
+        OLD_TO_NEW["MODEL." + (_old or _new)] = "MODEL.%s.%s" % (_section, _new)
+LEGACY_RUN = os.path.join(ROOT, "tests", "data", "legacy_run_config.yaml")  # a run's config.yaml, pre-issue-13 code
+
+
+def test_model_sections_hold_the_moved_keys_and_nothing_else_moved():
+    assert len(OLD_TO_NEW) == 48  # the flat MODEL section had 52 keys: all but NAME, NUM_POINTS, INIT_FROM* moved
+    keys = set(flatten_keys(get_defaults()))
+    assert set(OLD_TO_NEW.values()) <= keys
+    model = {k for k in keys if k.startswith("MODEL.")}
+    assert model - set(OLD_TO_NEW.values()) == {"MODEL.NAME", "MODEL.NUM_POINTS", "MODEL.INIT_FROM",
+                                                 "MODEL.INIT_FROM_PREFIXES"}
+
+
+def test_section_defaults_are_the_old_flat_defaults():
+    d = get_defaults()
+    # hand-copied from the flat defaults before issue 13
+    assert (d.MODEL.BACKBONE.NAME, d.MODEL.BACKBONE.PRETRAINED, d.MODEL.BACKBONE.HRNET_STRIDE) == ("mobilenetv2_1.0", True, 4)
+    assert (d.MODEL.NECK.HIDDEN_DIM, d.MODEL.NECK.UPSAMPLE, list(d.MODEL.NECK.UPSAMPLE_FILTERS)) == (64, False, [128, 64])
+    t = d.MODEL.TRANSFORMER
+    assert (t.NUM_HEADS, t.ENC_LAYERS, t.DEC_LAYERS, t.FFN_HIDDEN, t.DROPOUT, t.QUERY_INIT_STD, t.FINAL_NORM) == \
+        (8, 2, 2, 0, 0.1, 1e-4, False)
+    assert (list(d.MODEL.HEAD.HIDDEN), d.MODEL.HEAD.COORD_UNITS, d.MODEL.HEAD.LAST_INIT_STD) == ([512, 512], "input_frac", 1e-3)
+    assert (d.MODEL.AUX.DECODER_LOSS, d.MODEL.AUX.HEATMAP_WEIGHT) == (False, 0.0)
+    h = d.MODEL.HEATMAP
+    assert (h.UPSAMPLER, h.FILTERS, h.REDUCE, h.S_CONV_MULT, h.SIGMA, h.DECODER, list(h.VECTOR_BANDWIDTHS)) == \
+        ("SDD", 32, 256, 4, 1.5, "dark", [3, 5])
+
+
+def _other_value(v):
+    """A value of the same type as ``v`` that differs from it, as a command-line string."""
+    if isinstance(v, bool):
+        return str(not v), (not v)
+    if isinstance(v, int):
+        return str(v + 3), v + 3
+    if isinstance(v, float):
+        return repr(v * 2 + 1), v * 2 + 1
+    if isinstance(v, str):
+        return "x" + v, "x" + v
+    return str(list(v) + [7]), list(v) + [7]
+
+
+@pytest.mark.parametrize("old", sorted(OLD_TO_NEW))
+def test_old_key_on_command_line_names_new_key_and_new_key_is_reachable(old):
+    new = OLD_TO_NEW[old]
+    with pytest.raises(ConfigError) as e:
+        load_config(None, [old, "1"])
+    msg = str(e.value)
+    assert isinstance(e.value, UsageError) and e.value.exit_code == 2 and "\n" not in msg
+    if old == "MODEL.BACKBONE":
+        assert msg == "the command line: MODEL.BACKBONE is a section now: use MODEL.BACKBONE.NAME"
+    else:
+        assert msg == "the command line: %s moved to %s" % (old, new)
+    section, leaf = new.split(".")[1:]
+    raw, value = _other_value(get_defaults().MODEL[section][leaf])
+    cfg = load_config(None, [new, raw])
+    got = cfg.MODEL[section][leaf]
+    assert (list(got) if isinstance(got, (list, tuple)) else got) == value
+
+
+def test_old_keys_in_yaml_name_file_and_new_key(tmp_path):
+    p = tmp_path / "x.yaml"
+    p.write_text("MODEL:\n  NAME: lotr\n  ENC_LAYERS: 3\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(str(p))
+    assert str(e.value) == "%s: MODEL.ENC_LAYERS moved to MODEL.TRANSFORMER.ENC_LAYERS" % p
+    p.write_text("MODEL:\n  BACKBONE: resnet50_v1\n")
+    with pytest.raises(UsageError) as e:
+        load_config(str(p))
+    assert str(e.value) == "%s: MODEL.BACKBONE is a section now: use MODEL.BACKBONE.NAME" % p
+    p.write_text("MODEL:\n  UPSAMPLER_FILTERS: 64\n")
+    with pytest.raises(ConfigError, match=r"MODEL\.UPSAMPLER_FILTERS moved to MODEL\.HEATMAP\.FILTERS$"):
+        load_config(str(p))
+    p.write_text("MODEL:\n  BACKBONE:\n    NAME: resnet50_v1\n  TRANSFORMER:\n    ENC_LAYERS: 3\n")
+    cfg = load_config(str(p))
+    assert cfg.MODEL.BACKBONE.NAME == "resnet50_v1" and cfg.MODEL.TRANSFORMER.ENC_LAYERS == 3
+
+
+def test_unknown_key_in_a_section_lists_the_section(tmp_path):
+    p = tmp_path / "x.yaml"
+    p.write_text("MODEL:\n  TRANSFORMER:\n    ENC_LAYER: 3\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(str(p))
+    assert "MODEL.TRANSFORMER.ENC_LAYER" in str(e.value) and "MODEL.TRANSFORMER.ENC_LAYERS" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        load_config(None, ["MODEL.HEAD.HIDDEN_SIZES", "[1]"])
+    assert "MODEL.HEAD.HIDDEN" in str(e.value) and "MODEL.NECK.HIDDEN_DIM" in str(e.value)
+    p.write_text("MODEL:\n  TRANSFORMER: 3\n")  # a section given a value
+    with pytest.raises(ConfigError, match="MODEL.TRANSFORMER .*is a section"):
+        load_config(str(p))
+
+
+def test_migrate_legacy_on_an_old_run_config(tmp_path):
+    import yaml
+    with open(LEGACY_RUN) as f:
+        old = yaml.safe_load(f)
+    with pytest.raises(ConfigError, match="moved to|is a section now"):
+        load_config(LEGACY_RUN)  # experiments must use the new keys
+    new = migrate_legacy(old)
+    assert yaml.safe_load(open(LEGACY_RUN)) == old  # the input is not modified
+    assert {k: v for k, v in new.items() if k != "MODEL"} == {k: v for k, v in old.items() if k != "MODEL"}
+    # every old key is at its new place with its value; what did not move stays
+    assert not set(new["MODEL"]) & {k.split(".", 1)[1] for k in OLD_TO_NEW} - {"BACKBONE"}
+    for k, v in old["MODEL"].items():
+        dst = OLD_TO_NEW.get("MODEL." + k)
+        if dst is None:
+            assert new["MODEL"][k] == v
+        else:
+            section, leaf = dst.split(".")[1:]
+            assert new["MODEL"][section][leaf] == v, k
+    # values of that run (not the defaults), read back through the new keys
+    cfg = load_run_config(LEGACY_RUN)
+    m = cfg.MODEL
+    assert (m.BACKBONE.NAME, m.BACKBONE.PRETRAINED, m.TRANSFORMER.QUERY_INIT_STD, m.TRANSFORMER.DROPOUT) == \
+        ("mobilenetv2_1.0", False, 1.0, 0.0)
+    assert (m.TRANSFORMER.NORM_BEFORE, m.TRANSFORMER.FINAL_NORM, m.HEAD.ANCHORS, m.HEAD.COORD_UNITS) == \
+        (True, True, "mean_shape", "pixels")
+    assert (m.HEAD.LAST_INIT_STD, m.HEAD.PER_LANDMARK_OUT, m.AUX.HEATMAP_WEIGHT, m.AUX.DECODER_LOSS) == \
+        (0.01, True, 1e6, False)
+    # round trip: the migrated run config, dumped and read again, is the same config (new layout now)
+    p = tmp_path / "config.yaml"
+    p.write_text(cfg.dump())
+    again = load_run_config(str(p))
+    assert cfg.CFG_NAME == again.CFG_NAME == "lotr_m"  # the run's name, not the file's
+    assert load_config(str(p)).CFG_NAME == "config"
+    assert yaml.safe_load(again.dump()) == yaml.safe_load(cfg.dump())
+    assert migrate_legacy(yaml.safe_load(cfg.dump())) == yaml.safe_load(cfg.dump())  # new layout: unchanged
+    # back to the flat form: the original file
+    flat = {k: v for k, v in new["MODEL"].items() if not isinstance(v, dict)}
+    for old_key, new_key in OLD_TO_NEW.items():
+        section, leaf = new_key.split(".")[1:]
+        if leaf in new["MODEL"].get(section, {}):
+            flat[old_key.split(".", 1)[1]] = new["MODEL"][section][leaf]
+    assert flat == old["MODEL"]
+
+
+def test_migrate_legacy_partial_and_conflicting():
+    # an older run lacks keys added later: they stay absent (the defaults fill them when merged)
+    assert migrate_legacy({"MODEL": {"PRETRAINED": False, "BACKBONE": "resnet50_v1", "NAME": "cnn_ffn"}}) == \
+        {"MODEL": {"NAME": "cnn_ffn", "BACKBONE": {"NAME": "resnet50_v1", "PRETRAINED": False}}}
+    assert migrate_legacy({"TRAIN": {"LR": 0.1}}) == {"TRAIN": {"LR": 0.1}}
+    with pytest.raises(ConfigError, match="MODEL.ENC_LAYERS"):
+        migrate_legacy({"MODEL": {"ENC_LAYERS": 3, "TRANSFORMER": {"ENC_LAYERS": 4}}})

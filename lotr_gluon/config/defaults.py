@@ -54,62 +54,83 @@ _C.AUG.AID_HAS_HIDE_PROB = 0.3  # AID hide-and-seek: probability that a cell is 
 _C.AUG.AID_HAS_GRIDS = [0, 16, 32, 44]  # AID hide-and-seek: grid sizes, pixels, one drawn uniformly (0 = no hiding; Huang et al. code)
 
 # -------------------------------------------------------------------------------------------- model
+# A model is built from parts, each read by its part's builder (lotr_gluon/models/__init__.py): backbone ->
+# neck (1x1 conv, optional deconvolutions) -> Transformer -> head (LOTR), or backbone -> heatmap upsampler
+# (Earp). Old flat keys (MODEL.ENC_LAYERS, ...) are errors naming their new place (lotr_gluon/config/__init__.py).
 _C.MODEL = CN()
 _C.MODEL.NAME = "lotr"          # registry name: lotr | cnn_ffn | earp_heatmap | earp_vector
-_C.MODEL.BACKBONE = "mobilenetv2_1.0"  # gluoncv backbone: mobilenetv2_1.0, resnet50_v1, hrnet_w18, ...
-_C.MODEL.PRETRAINED = True      # ImageNet weights from gluoncv (needs the network; offline: warning + random init)
-_C.MODEL.PRETRAINED_FILE = ""   # local .params of the gluoncv classifier (used instead of downloading)
-_C.MODEL.PRETRAINED_ROOT = ""   # gluoncv model store folder ('' = ~/.mxnet/models)
 _C.MODEL.INIT_FROM = ""         # .params of one of our trained models to start from ('' = none), e.g. a heatmap run's backbone (not in the papers; a from-scratch aid)
 _C.MODEL.INIT_FROM_PREFIXES = ["backbone."]  # which tensors of INIT_FROM to copy (structural-name prefixes; shapes must match)
-_C.MODEL.HRNET_STRIDE = 4       # HRNet only: output stride of the concatenated HRNetV2 representation
 _C.MODEL.NUM_POINTS = 106       # N landmarks = N landmark queries
-_C.MODEL.HIDDEN_DIM = 64        # D, token width after the 1x1 conv (Table I: 64)
-_C.MODEL.UPSAMPLE = False       # "+" models: 1x1 conv to UPSAMPLE_REDUCE, then deconvolutions
-_C.MODEL.UPSAMPLE_REDUCE = 256  # channels of the 1x1 conv before the deconvolutions (Table I: 256)
-_C.MODEL.UPSAMPLE_FILTERS = [128, 64]  # filters of each stride-2 deconvolution (Table I: 128, 64; last = HIDDEN_DIM)
-_C.MODEL.UPSAMPLE_KERNEL = 4    # deconvolution kernel (Table I: 4x4)
-_C.MODEL.UPSAMPLE_BATCHNORM = False  # BatchNorm after deconvolutions (not in Table I)
-_C.MODEL.NUM_HEADS = 8          # attention heads
-_C.MODEL.ENC_LAYERS = 2         # Transformer encoder layers (Table I: 2; Table VII: 1-6)
-_C.MODEL.DEC_LAYERS = 2         # Transformer decoder layers (Table I: 2; Table VII: 1-6)
-_C.MODEL.FFN_HIDDEN = 0         # Transformer FFN: 0 = single D->D layer (eq. 13), >0 = two layers with this hidden size
-_C.MODEL.DROPOUT = 0.1          # Transformer dropout (LOTR: 0.1)
-_C.MODEL.DECODER_INPUT = "queries"  # first decoder input: 'queries' (LOTR eq. 14) or 'zeros' (DETR)
-_C.MODEL.POS_IN_VALUES = "none"  # positional encoding also in attention values: 'none' (LOTR, DETR), 'cross' (decoder cross-attention), 'all' (+ encoder); from-scratch lever
-_C.MODEL.NORM_BEFORE = False   # pre-norm Transformer layers (DETR normalize_before); LOTR's equations are post-norm; from-scratch lever
-_C.MODEL.ATTN_OUT_INIT = "he"   # attention output projections: 'he' (paper's He init) | 'zero' (residual branches start as identity); from-scratch lever
-_C.MODEL.FINAL_NORM = False     # LayerNorm after the last decoder layer: none in LOTR eq. (14)-(19); True = DETR
-_C.MODEL.QUERY_INIT_STD = 1e-4  # landmark-query init std (LOTR: 1e-4)
-_C.MODEL.POS_INIT_STD = 1.0     # positional-encoding init std (LOTR: standard normal)
-_C.MODEL.POS_INIT = "normal"    # positional-encoding init: 'normal' (LOTR, std POS_INIT_STD) | 'sine' (DETR 2-D sine, still learnable); from-scratch lever
-_C.MODEL.QUERY_INIT = "normal"  # landmark queries init: 'normal' (LOTR, std QUERY_INIT_STD) | 'anchor_pos' (pos enc at each anchor + cross-attn keys = queries proj.; needs ANCHORS); from-scratch lever
-_C.MODEL.HEAD_HIDDEN = [512, 512]   # PFFN hidden sizes (eq. 19, Table I)
-_C.MODEL.COORD_UNITS = "input_frac" # head output unit: 'input_frac' (x input size -> pixels) or 'pixels' (paper silent)
-_C.MODEL.ANCHORS = "none"       # 'none' (paper) or 'mean_shape': predict offsets from the mean training shape, head's last layer at 0
-_C.MODEL.HEAD_LAST_INIT_STD = 1e-3  # with ANCHORS: std of the PFFN's last-layer init (0 = zeros: stalls at the mean shape)
-_C.MODEL.HEAD_PER_LANDMARK_OUT = False  # PFFN last layer with its own weights per landmark (eq. 19 shares it; from-scratch lever)
-_C.MODEL.AUX_LOSS = False       # supervise every decoder layer (as MTLD); inference uses the last
-_C.MODEL.AUX_HEATMAP_WEIGHT = 0.0  # LOTR: weight of an auxiliary heatmap MSE on the backbone features, training only (0 = off, the paper; MTLD-style from-scratch aid). Head layout: UPSAMPLER, UPSAMPLER_FILTERS, UPSAMPLER_REDUCE, HEATMAP_SIGMA
-# heatmap baseline (Earp et al.), used when MODEL.NAME = earp_heatmap, and by LOTR's auxiliary heatmap head
-_C.MODEL.UPSAMPLER = "SDD"      # string of S (conv+BN+ReLU+pixel shuffle) and D (deconv+BN+ReLU) blocks
-_C.MODEL.UPSAMPLER_FILTERS = 32     # output channels of each upsampling block (32 + REDUCE 256 = LOTR Table V 2.92M / 24.42M; see heatmap_baseline/model.py)
-_C.MODEL.UPSAMPLER_REDUCE = 256     # 1x1 conv + BN + ReLU to this many channels before the upsampler (0 = none; widths not in the papers)
-_C.MODEL.UPSAMPLER_S_BLOCK = "conv_shuffle"  # S block order: conv_shuffle (3x3 conv to 4*FILTERS, BN, ReLU, shuffle; ESPCN) | shuffle_conv
-_C.MODEL.UPSAMPLER_D_KERNEL = 4   # deconvolution kernel of D blocks, 2 | 3 | 4 (Earp silent; 4 = Simple Baselines, reproduces Earp Tables 2-4 GFLOPs)
-_C.MODEL.UPSAMPLER_S_KERNEL = 3   # kernel of the S-block convolution, odd (Earp silent; 3 = ESPCN)
-_C.MODEL.UPSAMPLER_S_CONV_MULT = 4  # S-block conv has S_CONV_MULT*FILTERS filters, S_CONV_MULT*FILTERS/4 channels leave the block (4: LOTR aux head / Table V model; Earp configs 1: "256 filters")
-_C.MODEL.HEATMAP_CONV = "after"   # after: conv to N heatmaps after the last block | before_last_s: before a final S block (Earp Sec. 4.2; Earp configs)
-_C.MODEL.HEATMAP_KERNEL = 1       # kernel of the heatmap conv after the last block (Earp 4.1 "a 2D convolution with 106 filters"; size silent)
-_C.MODEL.HEATMAP_PRE_KERNEL = 3   # HEATMAP_CONV before_last_s: kernel of the heatmap conv before the final S block (Earp silent)
-_C.MODEL.HEATMAP_FINAL_S_KERNEL = 1  # HEATMAP_CONV before_last_s: kernel of the final S block conv, N -> 4N (Earp silent)
-_C.MODEL.HEATMAP_SIGMA = 1.5    # Gaussian target std, heatmap pixels (LOTR eq. 1)
-_C.MODEL.HEATMAP_DECODER = "dark"   # argmax | argmax_shift | dark | vector
+
+# backbone: a gluoncv ImageNet classifier's feature extractor
+_C.MODEL.BACKBONE = CN()
+_C.MODEL.BACKBONE.NAME = "mobilenetv2_1.0"  # gluoncv backbone: mobilenetv2_1.0, resnet50_v1, hrnet_w18, ...
+_C.MODEL.BACKBONE.PRETRAINED = True      # ImageNet weights from gluoncv (needs the network; offline: warning + random init)
+_C.MODEL.BACKBONE.PRETRAINED_FILE = ""   # local .params of the gluoncv classifier (used instead of downloading)
+_C.MODEL.BACKBONE.PRETRAINED_ROOT = ""   # gluoncv model store folder ('' = ~/.mxnet/models)
+_C.MODEL.BACKBONE.HRNET_STRIDE = 4       # HRNet only: output stride of the concatenated HRNetV2 representation
+
+# neck (LOTR, CNN+FFN): backbone features -> D-channel feature map (LOTR Table I)
+_C.MODEL.NECK = CN()
+_C.MODEL.NECK.HIDDEN_DIM = 64        # D, token width after the 1x1 conv (Table I: 64)
+_C.MODEL.NECK.UPSAMPLE = False       # "+" models: 1x1 conv to UPSAMPLE_REDUCE, then deconvolutions
+_C.MODEL.NECK.UPSAMPLE_REDUCE = 256  # channels of the 1x1 conv before the deconvolutions (Table I: 256)
+_C.MODEL.NECK.UPSAMPLE_FILTERS = [128, 64]  # filters of each stride-2 deconvolution (Table I: 128, 64; last = HIDDEN_DIM)
+_C.MODEL.NECK.UPSAMPLE_KERNEL = 4    # deconvolution kernel (Table I: 4x4)
+_C.MODEL.NECK.UPSAMPLE_BATCHNORM = False  # BatchNorm after deconvolutions (not in Table I)
+
+# Transformer (LOTR Sec. III-B, eq. (7)-(18)); width D = MODEL.NECK.HIDDEN_DIM
+_C.MODEL.TRANSFORMER = CN()
+_C.MODEL.TRANSFORMER.NUM_HEADS = 8          # attention heads
+_C.MODEL.TRANSFORMER.ENC_LAYERS = 2         # Transformer encoder layers (Table I: 2; Table VII: 1-6)
+_C.MODEL.TRANSFORMER.DEC_LAYERS = 2         # Transformer decoder layers (Table I: 2; Table VII: 1-6)
+_C.MODEL.TRANSFORMER.FFN_HIDDEN = 0         # Transformer FFN: 0 = single D->D layer (eq. 13), >0 = two layers with this hidden size
+_C.MODEL.TRANSFORMER.DROPOUT = 0.1          # Transformer dropout (LOTR: 0.1)
+_C.MODEL.TRANSFORMER.DECODER_INPUT = "queries"  # first decoder input: 'queries' (LOTR eq. 14) or 'zeros' (DETR)
+_C.MODEL.TRANSFORMER.POS_IN_VALUES = "none"  # positional encoding also in attention values: 'none' (LOTR, DETR), 'cross' (decoder cross-attention), 'all' (+ encoder); from-scratch lever
+_C.MODEL.TRANSFORMER.NORM_BEFORE = False   # pre-norm Transformer layers (DETR normalize_before); LOTR's equations are post-norm; from-scratch lever
+_C.MODEL.TRANSFORMER.ATTN_OUT_INIT = "he"   # attention output projections: 'he' (paper's He init) | 'zero' (residual branches start as identity); from-scratch lever
+_C.MODEL.TRANSFORMER.FINAL_NORM = False     # LayerNorm after the last decoder layer: none in LOTR eq. (14)-(19); True = DETR
+_C.MODEL.TRANSFORMER.QUERY_INIT_STD = 1e-4  # landmark-query init std (LOTR: 1e-4)
+_C.MODEL.TRANSFORMER.POS_INIT_STD = 1.0     # positional-encoding init std (LOTR: standard normal)
+_C.MODEL.TRANSFORMER.POS_INIT = "normal"    # positional-encoding init: 'normal' (LOTR, std POS_INIT_STD) | 'sine' (DETR 2-D sine, still learnable); from-scratch lever
+_C.MODEL.TRANSFORMER.QUERY_INIT = "normal"  # landmark queries init: 'normal' (LOTR, std QUERY_INIT_STD) | 'anchor_pos' (pos enc at each anchor + cross-attn keys = queries proj.; needs MODEL.HEAD.ANCHORS); from-scratch lever
+
+# head: the position-wise FFN from decoder outputs (LOTR) or pooled features (CNN+FFN) to coordinates
+_C.MODEL.HEAD = CN()
+_C.MODEL.HEAD.HIDDEN = [512, 512]   # PFFN hidden sizes (eq. 19, Table I)
+_C.MODEL.HEAD.COORD_UNITS = "input_frac" # head output unit: 'input_frac' (x input size -> pixels) or 'pixels' (paper silent)
+_C.MODEL.HEAD.ANCHORS = "none"       # 'none' (paper) or 'mean_shape': predict offsets from the mean training shape, head's last layer at 0
+_C.MODEL.HEAD.LAST_INIT_STD = 1e-3  # with ANCHORS: std of the PFFN's last-layer init (0 = zeros: stalls at the mean shape)
+_C.MODEL.HEAD.PER_LANDMARK_OUT = False  # PFFN last layer with its own weights per landmark (eq. 19 shares it; from-scratch lever)
+
+# training-only auxiliary losses (LOTR)
+_C.MODEL.AUX = CN()
+_C.MODEL.AUX.DECODER_LOSS = False     # supervise every decoder layer (as MTLD); inference uses the last
+_C.MODEL.AUX.HEATMAP_WEIGHT = 0.0     # LOTR: weight of an auxiliary heatmap MSE on the backbone features, training only (0 = off, the paper; MTLD-style from-scratch aid). Head layout: MODEL.HEATMAP.UPSAMPLER, FILTERS, REDUCE, SIGMA
+
+# heatmap baseline (Earp et al.), used when MODEL.NAME = earp_heatmap / earp_vector, and by LOTR's auxiliary
+# heatmap head (MODEL.AUX.HEATMAP_WEIGHT > 0)
+_C.MODEL.HEATMAP = CN()
+_C.MODEL.HEATMAP.UPSAMPLER = "SDD"      # string of S (conv+BN+ReLU+pixel shuffle) and D (deconv+BN+ReLU) blocks
+_C.MODEL.HEATMAP.FILTERS = 32     # output channels of each upsampling block (32 + REDUCE 256 = LOTR Table V 2.92M / 24.42M; see heatmap_baseline/model.py)
+_C.MODEL.HEATMAP.REDUCE = 256     # 1x1 conv + BN + ReLU to this many channels before the upsampler (0 = none; widths not in the papers)
+_C.MODEL.HEATMAP.S_BLOCK = "conv_shuffle"  # S block order: conv_shuffle (3x3 conv to 4*FILTERS, BN, ReLU, shuffle; ESPCN) | shuffle_conv
+_C.MODEL.HEATMAP.D_KERNEL = 4   # deconvolution kernel of D blocks, 2 | 3 | 4 (Earp silent; 4 = Simple Baselines, reproduces Earp Tables 2-4 GFLOPs)
+_C.MODEL.HEATMAP.S_KERNEL = 3   # kernel of the S-block convolution, odd (Earp silent; 3 = ESPCN)
+_C.MODEL.HEATMAP.S_CONV_MULT = 4  # S-block conv has S_CONV_MULT*FILTERS filters, S_CONV_MULT*FILTERS/4 channels leave the block (4: LOTR aux head / Table V model; Earp configs 1: "256 filters")
+_C.MODEL.HEATMAP.CONV = "after"   # after: conv to N heatmaps after the last block | before_last_s: before a final S block (Earp Sec. 4.2; Earp configs)
+_C.MODEL.HEATMAP.KERNEL = 1       # kernel of the heatmap conv after the last block (Earp 4.1 "a 2D convolution with 106 filters"; size silent)
+_C.MODEL.HEATMAP.PRE_KERNEL = 3   # CONV before_last_s: kernel of the heatmap conv before the final S block (Earp silent)
+_C.MODEL.HEATMAP.FINAL_S_KERNEL = 1  # CONV before_last_s: kernel of the final S block conv, N -> 4N (Earp silent)
+_C.MODEL.HEATMAP.SIGMA = 1.5    # Gaussian target std, heatmap pixels (LOTR eq. 1)
+_C.MODEL.HEATMAP.DECODER = "dark"   # argmax | argmax_shift | dark | vector
 # Gaussian-vector model (MODEL.NAME earp_vector; LOTR Table V "with vectorization", after Xiong et al.): the Earp
-# net above + band pooling, trained on vector labels of std HEATMAP_SIGMA; see heatmap_baseline/vector.py
-_C.MODEL.VECTOR_BANDWIDTHS = [3, 5]  # band-pooling bandwidths (odd), vectors of each averaged (Xiong et al.'s aggregated 3 and 5, per a public summary)
-_C.MODEL.VECTOR_THETA = 0.1     # constant added to the label inside its 3-sigma window (Xiong et al.'s value not read offline; ours)
-_C.MODEL.VECTOR_DECODER = "gaussian_fit"  # gaussian_fit (argmax + 3-point log-parabola on v - theta) | argmax
+# net above + band pooling, trained on vector labels of std MODEL.HEATMAP.SIGMA; see heatmap_baseline/vector.py
+_C.MODEL.HEATMAP.VECTOR_BANDWIDTHS = [3, 5]  # band-pooling bandwidths (odd), vectors of each averaged (Xiong et al.'s aggregated 3 and 5, per a public summary)
+_C.MODEL.HEATMAP.VECTOR_THETA = 0.1     # constant added to the label inside its 3-sigma window (Xiong et al.'s value not read offline; ours)
+_C.MODEL.HEATMAP.VECTOR_DECODER = "gaussian_fit"  # gaussian_fit (argmax + 3-point log-parabola on v - theta) | argmax
 
 # --------------------------------------------------------------------------------------------- loss
 _C.LOSS = CN()
