@@ -73,7 +73,7 @@ class Cell:
     train_from : str or None
         Name of the cell whose trained weights this cell evaluates (no training of its own).
     eval_overrides : tuple of str
-        ``KEY VALUE`` pairs applied only for evaluation and timing (e.g. ``MODEL.HEATMAP_DECODER vector``).
+        ``KEY VALUE`` pairs applied only for evaluation and timing (e.g. ``MODEL.HEATMAP.DECODER vector``).
     """
     name: str
     cfg: str
@@ -169,7 +169,7 @@ def _table2():
                      paper_only=("LAB", "Wing", "AWing", "LUVLi", "GV", "HIH"))
 
 
-EARP_R50 = ("MODEL.BACKBONE", "resnet50_v1")
+EARP_R50 = ("MODEL.BACKBONE.NAME", "resnet50_v1")
 
 
 def _table3():
@@ -221,7 +221,8 @@ def _table6():
 
 def _table7():
     # LOTR Table VII: encoder/decoder layer counts as rows, models as columns
-    cells = tuple(Cell("%s/L%d" % (k, n), f, ("MODEL.ENC_LAYERS", str(n), "MODEL.DEC_LAYERS", str(n)),
+    cells = tuple(Cell("%s/L%d" % (k, n), f,
+                       ("MODEL.TRANSFORMER.ENC_LAYERS", str(n), "MODEL.TRANSFORMER.DEC_LAYERS", str(n)),
                        row=str(n), col=label)
                   for k, label, f in LOTR_MODELS for n in range(1, 7))
     return TableSpec("lotr", "7", "Number of encoder / decoder layers", cells, (AUC,), extras=(NME, FR),
@@ -237,7 +238,7 @@ EARP_FINAL_CFG = "earp_final_mnv2_1.0_sdd.yaml"  # jd and datatang: MobileNetV2-
 EARP_TABLE3 = ("SSSS", "DSSS", "DDSS", "DSSD", "DSDS", "DDDS", "SSSD", "SDSD", "SSDD", "SDDD", "DDDD")
 #: Earp Table 4 rows (MobileNetV2-1.0 with the reduced filter count of Sec. 4.2-4.3)
 EARP_TABLE4 = ("SSD", "SDD", "SSSD", "SDDSD")
-#: Earp Tables 5-6 backbones: (cell name, paper row key, MODEL.BACKBONE)
+#: Earp Tables 5-6 backbones: (cell name, paper row key, MODEL.BACKBONE.NAME)
 EARP_FINAL = (("mnv2_1.0", "MNetV2-1.0", "mobilenetv2_1.0"), ("r18", "ResNet18", "resnet18_v1"),
               ("r50", "ResNet50", "resnet50_v1"))
 EARP_REDUCED_FILTERS = 128   # Earp Sec. 4.2 "reducing the number of filters to 128", used from Sec. 4.3 on
@@ -256,7 +257,7 @@ def _earp_table1():
 
 def _earp_strategy(table, strings, title):
     # Earp Tables 2-3: MobileNetV2-0.25, 256 filters, one upsampling strategy per row
-    cells = tuple(Cell(s.lower(), EARP_BASE_CFG, ("MODEL.UPSAMPLER", s), row=s) for s in strings)
+    cells = tuple(Cell(s.lower(), EARP_BASE_CFG, ("MODEL.HEATMAP.UPSAMPLER", s), row=s) for s in strings)
     return TableSpec("earp", table, title, cells, (AUC, GFLOPS, SIZE), extras=(NME, FR), flips=(False,),
                      primary_flip=False, model_info=True, data=("jd", "datatang"), row_label="strategy",
                      extra_notes=(_EARP_BASE_NOTE, _EARP_GFLOPS_NOTE))
@@ -265,9 +266,9 @@ def _earp_strategy(table, strings, title):
 def _earp_table4():
     # Earp Table 4: MobileNetV2-1.0 and 128 filters (Sec. 4.2-4.3); the last row is the Sec. 4.2 text experiment
     # (DDDD on MobileNetV2-0.25 with 128 filters, "a small boost in AUC of ~0.05"), not a printed row
-    f = ("MODEL.UPSAMPLER_FILTERS", str(EARP_REDUCED_FILTERS))
-    cells = tuple(Cell("mnv2_1.0_%s" % s.lower(), EARP_BASE_CFG, ("MODEL.BACKBONE", "mobilenetv2_1.0",
-                                                                 "MODEL.UPSAMPLER", s) + f, row=s)
+    f = ("MODEL.HEATMAP.FILTERS", str(EARP_REDUCED_FILTERS))
+    cells = tuple(Cell("mnv2_1.0_%s" % s.lower(), EARP_BASE_CFG, ("MODEL.BACKBONE.NAME", "mobilenetv2_1.0",
+                                                                 "MODEL.HEATMAP.UPSAMPLER", s) + f, row=s)
                   for s in EARP_TABLE4)
     cells += (Cell("mnv2_0.25_dddd_f128", EARP_BASE_CFG, f, row="DDDD, MNetV2-0.25, 128 filters (Sec. 4.2 text)"),)
     return TableSpec("earp", "4", "MobileNetV2-1.0 with 128-filter upsampling blocks", cells, (AUC, GFLOPS),
@@ -278,7 +279,7 @@ def _earp_table4():
 
 
 def _earp_final_cells():
-    return tuple(Cell(name, EARP_FINAL_CFG, ("MODEL.BACKBONE", backbone), row=row)
+    return tuple(Cell(name, EARP_FINAL_CFG, ("MODEL.BACKBONE.NAME", backbone), row=row)
                  for name, row, backbone in EARP_FINAL)
 
 
@@ -501,7 +502,7 @@ def paper_grid(paper_data):
 # ------------------------------------------------------------------------------------------ scales
 SMOKE = ("TRAIN.EPOCHS", "1", "TRAIN.MAX_STEPS", "2", "TRAIN.BATCH_SIZE", "4", "DATA.MAX_SAMPLES", "16",
          "DATA.INPUT_SIZE", "64", "TEST.BATCH_SIZE", "16", "TRAIN.LOG_EVERY", "1", "TRAIN.VAL_EVERY", "1",
-         "MODEL.PRETRAINED", "False")
+         "MODEL.BACKBONE.PRETRAINED", "False")
 
 
 def parse_scale(scale):
