@@ -1,7 +1,11 @@
-"""Builders: the config boundary for data, loss and optimiser (the model's is
-:func:`lotr_gluon.models.build_model`). Blocks and datasets below take explicit arguments."""
+"""Builders: the config boundary for data, the model contract, loss and optimiser.
+
+:func:`build` returns ``(net, criterion, postprocessor)`` (as DETR's ``build(args)``) and :func:`load_model`
+a trained ``(net, postprocessor)``; the network itself comes from :func:`lotr_gluon.models.build_model`.
+Blocks and datasets below take explicit arguments."""
 import os
 
+import numpy as np
 import mxnet as mx
 
 from .data.augment import Augmenter, MirrorExtendedDataset
@@ -12,8 +16,9 @@ from .errors import DataError, ModelError
 from .losses import get_loss
 
 __all__ = ["build_scheme", "build_samples", "build_dataset", "build_loss", "build_optimizer", "split_path",
-           "check_model_config", "load_params", "build_inference_model", "ParamsFileError", "EmptySplitError",
-           "DataRootError", "TRAINING_ONLY_PREFIXES"]
+           "check_model_config", "load_params", "load_model", "build", "build_criterion", "build_postprocessor",
+           "inference_config", "model_kind", "needs_anchors", "flip_permutation", "Criterion", "PostProcessor",
+           "ParamsFileError", "EmptySplitError", "DataRootError", "TRAINING_ONLY_PREFIXES", "OUTPUT_KINDS"]
 
 
 def build_scheme(cfg):
@@ -83,11 +88,14 @@ def build_dataset(cfg, split, train=False, samples=None):
 
 
 def build_loss(cfg):
-    """The coordinate loss of ``LOSS.NAME`` (LOTR Table VI), or the heatmap MSE for heatmap models."""
-    if cfg.MODEL.NAME == "earp_heatmap":
+    """The coordinate loss of ``LOSS.NAME`` (LOTR Table VI), or the heatmap / vector MSE of the Earp models.
+
+    Part of :func:`build_criterion`; the training loop uses the criterion."""
+    kind = model_kind(cfg)
+    if kind == "heatmap":
         from heatmap_baseline.losses import HeatmapMSELoss
         return HeatmapMSELoss()
-    if cfg.MODEL.NAME == "earp_vector":  # MSE on the band-pooled vectors (heatmap_baseline.vector)
+    if kind == "vector":  # MSE on the band-pooled vectors (heatmap_baseline.vector)
         from heatmap_baseline.vector import GaussianVectorLoss
         return GaussianVectorLoss()
     name, L = cfg.LOSS.NAME, cfg.LOSS
@@ -98,17 +106,17 @@ def build_loss(cfg):
 
 
 def build_aux_heatmap(cfg, net):
-    """``(codec, loss)`` of LOTR's auxiliary heatmap head (``MODEL.AUX_HEATMAP_WEIGHT > 0``), else None.
+    """``(codec, loss)`` of LOTR's auxiliary heatmap head (``MODEL.AUX.HEATMAP_WEIGHT > 0``), else None.
 
-    The loss is the heatmap MSE of the Earp baseline times ``MODEL.AUX_HEATMAP_WEIGHT``; the codec encodes
-    Gaussian targets (LOTR eq. 1, ``MODEL.HEATMAP_SIGMA``) at the head's resolution.
+    The loss is the heatmap MSE of the Earp baseline times ``MODEL.AUX.HEATMAP_WEIGHT``; the codec encodes
+    Gaussian targets (LOTR eq. (1), ``MODEL.HEATMAP.SIGMA``) at the head's resolution.
     """
-    w = cfg.MODEL.AUX_HEATMAP_WEIGHT
+    w = cfg.MODEL.AUX.HEATMAP_WEIGHT
     if w <= 0 or getattr(net, "aux_heatmap", None) is None:
         return None
     from heatmap_baseline.codec import HeatmapCodec
     from heatmap_baseline.losses import HeatmapMSELoss
-    return (HeatmapCodec(cfg.DATA.INPUT_SIZE, net.aux_heatmap_size, sigma=cfg.MODEL.HEATMAP_SIGMA),
+    return (HeatmapCodec(cfg.DATA.INPUT_SIZE, net.aux_heatmap_size, sigma=cfg.MODEL.HEATMAP.SIGMA),
             HeatmapMSELoss(weight=w))
 
 
@@ -144,7 +152,7 @@ def contexts(cfg):
 # ------------------------------------------------------------------------------------- model checks and weights
 
 #: Structural-name prefixes of training-only parameters: LOTR's auxiliary heatmap head
-#: (``MODEL.AUX_HEATMAP_WEIGHT``), which inference, evaluation and export never run.
+#: (``MODEL.AUX.HEATMAP_WEIGHT``), which inference, evaluation and export never run.
 TRAINING_ONLY_PREFIXES = ("aux_heatmap.",)
 
 
@@ -161,13 +169,16 @@ def check_model_config(cfg):
         An unknown model or backbone; the message lists the valid names.
     """
     from .models import MODELS, PRESETS, BACKBONES
-    from .models import _register_heatmap
-    _register_heatmap()
+    from . import models
+    register = getattr(models, "_register_heatmap", None)  # older registries add the heatmap models lazily
+    if register is not None:
+        register()
     names = sorted(set(MODELS) | set(PRESETS))
     if cfg.MODEL.NAME not in names:
         raise ModelError("unknown MODEL.NAME %r; valid: %s" % (cfg.MODEL.NAME, ", ".join(names)))
-    if cfg.MODEL.BACKBONE not in BACKBONES:
-        raise ModelError("unknown MODEL.BACKBONE %r; valid: %s" % (cfg.MODEL.BACKBONE, ", ".join(sorted(BACKBONES))))
+    if cfg.MODEL.BACKBONE.NAME not in BACKBONES:
+        raise ModelError("unknown MODEL.BACKBONE.NAME %r; valid: %s"
+                         % (cfg.MODEL.BACKBONE.NAME, ", ".join(sorted(BACKBONES))))
 
 
 def _shapes_match(model_shape, file_shape):
@@ -188,7 +199,7 @@ def load_params(net, path, ctx=None, cfg_name=None):
     The one place where trained weights are loaded for inference (predictor, ``tools/test.py``,
     ``tools/export.py``, ``tools/demo.py``). Training-only parameters (:data:`TRAINING_ONLY_PREFIXES`, the
     auxiliary heatmap head) in the file are skipped without a word when ``net`` has no such head (build it
-    with :func:`build_inference_model`).
+    with :func:`load_model`).
 
     Parameters
     ----------
@@ -245,36 +256,297 @@ def load_params(net, path, ctx=None, cfg_name=None):
     return net
 
 
-def build_inference_model(cfg, params=None, ctx=None, anchors=None):
-    """The model of ``cfg`` for inference, evaluation or export, with the weights of ``params``.
+# ------------------------------------------------------------------------ the model contract (issue 13)
+#
+# As DETR's ``build(args) -> (model, criterion, postprocessors)``: :func:`build` returns the network, its
+# training criterion and its post-processor, and :func:`load_model` a trained network with its
+# post-processor. These are the only places that know what kind of output a model gives (coordinates,
+# heatmaps or Gaussian vectors); training, evaluation, the predictor, the benchmark, export and the tables
+# use the criterion and the post-processor and never ask.
 
-    Training-only heads are left out (``MODEL.AUX_HEATMAP_WEIGHT`` set to 0: the auxiliary heatmap head is
-    not built, and its weights in ``params`` are skipped by :func:`load_params`), so that the forward pass uses
-    every parameter and Gluon prints no "Parameter ... is not used by any computation" warning.
+#: ``MODEL.NAME`` -> output kind. Every other model (``lotr``, ``cnn_ffn`` and their presets) regresses
+#: coordinates in crop pixels.
+OUTPUT_KINDS = {"earp_heatmap": "heatmap", "earp_vector": "vector"}
+
+
+def model_kind(cfg):
+    """``'regression'`` (LOTR, CNN+FFN: (B, N, 2) crop pixels), ``'heatmap'`` (Earp: (B, N, h, w) heatmaps)
+    or ``'vector'`` (LOTR Table V "with vectorization": (B, N, 2, S) Gaussian vectors)."""
+    return OUTPUT_KINDS.get(cfg.MODEL.NAME, "regression")
+
+
+def needs_anchors(cfg):
+    """Whether the model needs the mean training shape (``MODEL.HEAD.ANCHORS = 'mean_shape'``, LOTR eq. (21))."""
+    return model_kind(cfg) == "regression" and cfg.MODEL.HEAD.ANCHORS != "none"
+
+
+def flip_permutation(cfg):
+    """The flip permutation of ``DATA.SCHEME`` (N,), or the identity when the scheme does not fit
+    ``MODEL.NUM_POINTS`` (a timing run of a model on another scheme: the time is the same)."""
+    try:
+        scheme = get_scheme(cfg.DATA.SCHEME)
+        if scheme.num_points == cfg.MODEL.NUM_POINTS:
+            return scheme.flip_permutation()
+    except KeyError:
+        pass
+    return np.arange(cfg.MODEL.NUM_POINTS)
+
+
+class Criterion:
+    """The training loss of a network's output against a batch (DETR's ``SetCriterion``).
+
+    Parameters
+    ----------
+    loss : gluon.loss.Loss
+        Per-sample loss of the main output: a coordinate loss (LOTR Table VI) of (B, N, 2) predictions and
+        landmarks, or the heatmap / vector MSE (Earp Sec. 4.2) of outputs and encoded targets.
+    target_codec : codec or None
+        The codec whose targets (``codec.encode(landmarks)``, float32) the loss needs: the heatmap / vector
+        model's own, or the auxiliary heatmap head's; None for a coordinate loss alone.
+    dense : bool
+        The main output is heatmaps / vectors (compared with the encoded targets), not coordinates.
+    deep_supervision : bool
+        The output is (L, B, N, 2), one prediction per decoder layer; the loss is summed over layers
+        (DETR's auxiliary decoding losses, ``MODEL.AUX.DECODER_LOSS``).
+    aux_loss : gluon.loss.Loss or None
+        Loss of the auxiliary heatmap head (weighted by ``MODEL.AUX.HEATMAP_WEIGHT``); the network then returns
+        ``(landmarks, heatmaps)`` while :meth:`training_outputs` is on.
+
+    Notes
+    -----
+    Items of the training data are ``(image, landmarks)``, and ``(image, landmarks, targets)`` when
+    ``target_codec`` is set (:meth:`wrap_dataset`: the targets are encoded in the data pipeline, issue 15).
+    """
+
+    def __init__(self, loss, target_codec=None, dense=False, deep_supervision=False, aux_loss=None):
+        self.loss = loss
+        self.target_codec = target_codec
+        self.dense = bool(dense)
+        self.deep_supervision = bool(deep_supervision)
+        self.aux_loss = aux_loss
+
+    def hybridize(self):
+        """Hybridize the loss blocks (config ``TRAIN.HYBRIDIZE``)."""
+        self.loss.hybridize()
+        if self.aux_loss is not None:
+            self.aux_loss.hybridize()
+
+    def wrap_dataset(self, dataset):
+        """The training dataset with the targets the loss needs: ``dataset`` itself, or wrapped in
+        :class:`lotr_gluon.data.targets.WithHeatmapTargets` when there is a ``target_codec``."""
+        if self.target_codec is None:
+            return dataset
+        from .data.targets import WithHeatmapTargets
+        return WithHeatmapTargets(dataset, self.target_codec)
+
+    def training_outputs(self, net, on):
+        """Make ``net`` return what the loss needs during training (``on=True``: also the auxiliary heatmaps)
+        or only its inference output (``on=False``, for validation)."""
+        if self.aux_loss is not None:
+            net.set_aux_heatmap_output(on)
+
+    def __call__(self, outs, label, target=None):
+        """Per-sample loss (B,) and the auxiliary head's part of it (B,), or None without that head.
+
+        Parameters
+        ----------
+        outs : NDArray or tuple
+            The network's training output.
+        label : NDArray (B, N, 2)
+            Landmarks in crop pixels.
+        target : NDArray or None
+            Encoded targets from the data pipeline; None: encoded here from ``label`` with ``target_codec``
+            (a host synchronisation on the step's thread).
+        """
+        if self.target_codec is not None and target is None:
+            target = mx.nd.array(self.target_codec.encode(label.asnumpy()), ctx=label.context)
+        if self.dense:
+            return self.loss(outs, target), None
+        aux = None
+        if self.aux_loss is not None:
+            outs, heatmaps = outs
+            aux = self.aux_loss(heatmaps, target)
+        if self.deep_supervision:  # sum over decoder layers
+            loss = sum(self.loss(o, label) for o in outs)
+        else:
+            loss = self.loss(outs, label)
+        return (loss, None) if aux is None else (loss + aux, aux)
+
+
+class PostProcessor:
+    """Network output -> landmarks in crop pixels, and the flip test's averaging (DETR's ``PostProcess``).
+
+    Parameters
+    ----------
+    input_size : int
+        Crop side S, pixels (the flip mirrors x to ``S - 1 - x``).
+    flip_perm : array (N,) or None
+        The landmark scheme's flip permutation (needed by :meth:`flip_average`).
+    codec : HeatmapCodec, GaussianVectorCodec or None
+        Decodes heatmap / vector outputs (``codec.decode(out, method)``, Earp Sec. 4.3); None: the output is
+        already (B, N, 2) crop pixels (identity).
+    """
+
+    def __init__(self, input_size, flip_perm=None, codec=None):
+        self.input_size = int(input_size)
+        self.flip_perm = None if flip_perm is None else np.asarray(flip_perm)
+        self.codec = codec
+
+    @property
+    def kind(self):
+        """``'heatmap'`` (decoded by a codec: heatmaps or Gaussian vectors) or ``'regression'``."""
+        return "regression" if self.codec is None else "heatmap"
+
+    @property
+    def decodes(self):
+        """Whether the output needs decoding (a heatmap / vector codec), else it is crop pixels already."""
+        return self.codec is not None
+
+    @property
+    def decoders(self):
+        """Decoders that :meth:`decode` accepts (``(None,)`` for regression)."""
+        if self.codec is None:
+            return (None,)
+        from heatmap_baseline.codec import DECODERS
+        return tuple(getattr(self.codec, "decoders", DECODERS))  # the Gaussian-vector codec has its own
+
+    @property
+    def default_decoder(self):
+        """The config's decoder (``MODEL.HEATMAP.DECODER`` / ``VECTOR_DECODER``), None for regression."""
+        return None if self.codec is None else self.codec.decoder
+
+    def host(self, out):
+        """The inference output as numpy: the last element of a tuple (LOTR with its auxiliary head) and the
+        last decoder layer of a (L, B, N, 2) deep-supervision output."""
+        if isinstance(out, (list, tuple)):
+            out = out[-1]
+        if self.codec is None and len(out.shape) == 4 and out.shape[-1] == 2:  # (L, B, N, 2)
+            out = out[-1]
+        return out.asnumpy() if hasattr(out, "asnumpy") else np.asarray(out)
+
+    def decode(self, out, decoder=None):
+        """(B, N, 2) float32 crop pixels from a host (numpy) output; ``decoder`` for heatmap models (None:
+        the default)."""
+        if self.codec is None:
+            return np.asarray(out, np.float32)
+        return np.asarray(self.codec.decode(out, decoder)[0], np.float32)
+
+    def __call__(self, out, decoder=None):
+        """:meth:`decode` of :meth:`host`."""
+        return self.decode(self.host(out), decoder)
+
+    def flip_average(self, points, mirrored):
+        """``(points + unmirror(mirrored)) / 2`` in the dtype of ``points`` (LOTR Sec. IV-C, Earp Sec. 5.1).
+
+        Parameters
+        ----------
+        points : ndarray (B, N, 2)
+            Predictions on the crops.
+        mirrored : ndarray (B, N, 2)
+            Predictions on the horizontally mirrored crops; mirrored back with
+            :func:`lotr_gluon.data.augment.flip_points` and the scheme's permutation.
+
+        Raises
+        ------
+        ValueError
+            No flip permutation was given.
+        """
+        if self.flip_perm is None:
+            raise ValueError("flip test needs the scheme's flip permutation")
+        from .data.augment import flip_points
+        points = np.asarray(points)
+        return 0.5 * (points + flip_points(mirrored, self.input_size, self.flip_perm).astype(points.dtype))
+
+
+def build_criterion(cfg, net):
+    """The training :class:`Criterion` of ``cfg``'s model ``net`` (built with :func:`lotr_gluon.models.build_model`)."""
+    kind = model_kind(cfg)
+    loss = build_loss(cfg)
+    if kind != "regression":
+        return Criterion(loss, target_codec=net.codec, dense=True)
+    aux = build_aux_heatmap(cfg, net)
+    return Criterion(loss, target_codec=aux[0] if aux else None, aux_loss=aux[1] if aux else None,
+                     deep_supervision=bool(getattr(net, "aux_outputs", False)))
+
+
+def build_postprocessor(cfg, net):
+    """The :class:`PostProcessor` of ``cfg``'s model ``net``: the heatmap / vector codec's decoder, or the
+    identity for coordinate regression; the scheme's flip permutation (:func:`flip_permutation`)."""
+    codec = net.codec if model_kind(cfg) != "regression" else None
+    return PostProcessor(cfg.DATA.INPUT_SIZE, flip_permutation(cfg), codec)
+
+
+def build(cfg, anchors=None, ctx=None, train=True, initialize=True):
+    """``(net, criterion, postprocessor)`` of a config (DETR's ``build(args)``).
 
     Parameters
     ----------
     cfg : CfgNode
-    params : str or None
-        Weights; None = initialise randomly (``build_model(..., initialize=True)``).
-    ctx : Context
-    anchors : array (N, 2), optional
-        See :func:`lotr_gluon.models.build_model`.
+    anchors : array (N, 2) or None
+        Mean training shape in crop pixels when :func:`needs_anchors` (LOTR eq. (21)).
+    ctx : Context or list of Context
+    train : bool
+        True: the training model (pretrained backbone as configured, training-only heads) and its
+        :class:`Criterion`. False: the inference model of :func:`inference_config` and ``criterion`` None
+        (:func:`load_model` adds trained weights).
+    initialize : bool
+        Initialise the parameters (:func:`lotr_gluon.models.build_model`).
 
     Raises
     ------
     ModelError
-        Unknown model or backbone; ``params`` missing, unreadable or of another architecture.
+        Unknown model or backbone.
     """
     from .models import build_model
     check_model_config(cfg)
-    if cfg.MODEL.AUX_HEATMAP_WEIGHT > 0:
-        cfg = cfg.clone()
-        cfg.defrost()
-        cfg.MODEL.AUX_HEATMAP_WEIGHT = 0.0
-        cfg.freeze()
-    net = build_model(cfg, anchors=anchors, ctx=ctx, initialize=params is None)
+    if not train:
+        cfg = inference_config(cfg)
+    net = build_model(cfg, anchors=anchors, ctx=ctx, initialize=initialize)
+    return net, build_criterion(cfg, net) if train else None, build_postprocessor(cfg, net)
+
+
+def inference_config(cfg, opts=()):
+    """A frozen copy of ``cfg`` (with ``KEY VALUE`` ``opts``) for a model whose weights all come from a
+    file or a seed: no pretrained backbone (``MODEL.BACKBONE.PRETRAINED`` off and no
+    ``MODEL.BACKBONE.PRETRAINED_FILE``: nothing is downloaded or read) and no training-only heads
+    (``MODEL.AUX.HEATMAP_WEIGHT`` 0: the auxiliary heatmap head is not built, so that the forward pass uses
+    every parameter and Gluon prints no "Parameter ... is not used" warning)."""
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.merge_from_list(list(opts))
+    cfg.MODEL.BACKBONE.PRETRAINED = False
+    cfg.MODEL.BACKBONE.PRETRAINED_FILE = ""
+    cfg.MODEL.AUX.HEATMAP_WEIGHT = 0.0
+    cfg.freeze()
+    return cfg
+
+
+def load_model(cfg, params=None, ctx=None, anchors=None):
+    """THE way to get a trained model: ``(net, postprocessor)`` of ``cfg`` with the weights of ``params``.
+
+    The model is built from :func:`inference_config` (no pretrained backbone, no training-only heads) and
+    the weights are checked by :func:`load_params` (their file, format and architecture); the training-only
+    heads' weights in ``params`` are skipped. Used by evaluation (``tools/test.py``, the tables), the
+    predictor, export, the benchmark and the tools.
+
+    Parameters
+    ----------
+    cfg : CfgNode
+        The config the weights were trained with.
+    params : str or None
+        Weights (``net.save_parameters``); None: random initialisation (seed ``mx.random`` first).
+    ctx : Context
+    anchors : array (N, 2), optional
+        Mean training shape when :func:`needs_anchors`.
+
+    Raises
+    ------
+    ModelError
+        Unknown model or backbone; ``params`` missing, unreadable or of another architecture
+        (:class:`ParamsFileError`).
+    """
+    net, _, post = build(cfg, anchors, ctx, train=False, initialize=params is None)
     if params is not None:
-        load_params(net, params, ctx=ctx, cfg_name="%s (MODEL.NAME %s, MODEL.BACKBONE %s)"
-                    % (getattr(cfg, "CFG_NAME", "") or "this config", cfg.MODEL.NAME, cfg.MODEL.BACKBONE))
-    return net
+        load_params(net, params, ctx=ctx, cfg_name="%s (MODEL.NAME %s, MODEL.BACKBONE.NAME %s)"
+                    % (getattr(cfg, "CFG_NAME", "") or "this config", cfg.MODEL.NAME, cfg.MODEL.BACKBONE.NAME))
+    return net, post

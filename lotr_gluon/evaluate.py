@@ -8,39 +8,45 @@ import time
 import numpy as np
 import mxnet as mx
 
+from .build import PostProcessor
 from .data.align import invert_affine, transform_points
-from .data.augment import flip_points
 from .metrics import evaluate as evaluate_metrics, nme_per_image
 
-__all__ = ["predict", "evaluate_dataset", "mean_shape_baseline", "to_original", "shape_spread"]
+__all__ = ["predict", "evaluate_dataset", "evaluate_weights", "WeightsEvaluation", "mean_shape_baseline", "to_original",
+           "shape_spread"]
 
 
-def _forward(net, x, decoder=None):
-    """(B, N, 2) crop pixels, network seconds, decoding seconds (heatmap models only)."""
+def _default_post(dataset, scheme=None):
+    """Coordinate regression on ``dataset``'s crops (with ``scheme``'s flip permutation)."""
+    return PostProcessor(dataset.input_size, None if scheme is None else scheme.flip_permutation())
+
+
+def _forward(net, post, x, decoder=None):
+    """(B, N, 2) crop pixels, network seconds (forward and copy to the host), decoding seconds (0 without a
+    decoding step)."""
     t0 = time.perf_counter()
-    out = net(x)
-    if getattr(net, "aux_outputs", False):
-        out = out[-1]
-    if not hasattr(net, "codec"):
-        out = out.asnumpy()
-        return out, time.perf_counter() - t0, 0.0
-    hm = out.asnumpy()  # heatmap model: decode heatmaps to crop pixels
+    out = post.host(net(x))
     t1 = time.perf_counter()
-    coords = np.asarray(net.decode(hm, decoder), np.float32)
+    if not post.decodes:
+        return post.decode(out), t1 - t0, 0.0
+    coords = post.decode(out, decoder)
     return coords, t1 - t0, time.perf_counter() - t1
 
 
-def predict(net, dataset, ctx=None, batch_size=32, flip=False, flip_perm=None, decoder=None, timings=None):
+def predict(net, dataset, ctx=None, batch_size=32, flip=False, post=None, decoder=None, timings=None):
     """Predict landmarks for every item of ``dataset`` (no augmentation is applied by the caller's dataset).
 
     Parameters
     ----------
     net : HybridBlock
-        Maps (B, 3, S, S) to (B, N, 2) crop pixels (or heatmaps, when it has ``codec``).
+        Maps (B, 3, S, S) to the output that ``post`` turns into landmarks.
     dataset : AlignedFaceDataset
     ctx : Context
     flip : bool
-        Flip test; needs ``flip_perm`` (N,) from the landmark scheme.
+        Flip test; needs ``post``'s flip permutation.
+    post : lotr_gluon.build.PostProcessor or None
+        The model's post-processor (:func:`lotr_gluon.build.load_model`); None: coordinate regression
+        without a flip permutation.
     decoder : str or None
         Heatmap decoder (``argmax``, ``argmax_shift``, ``dark``, ``vector``); None = the model's default.
     timings : dict or None
@@ -52,21 +58,20 @@ def predict(net, dataset, ctx=None, batch_size=32, flip=False, flip_perm=None, d
     seconds : float, wall time of the network and decoding.
     """
     ctx = ctx or mx.cpu()
-    if flip and flip_perm is None:
+    post = post or _default_post(dataset)
+    if flip and post.flip_perm is None:
         raise ValueError("flip test needs the scheme's flip permutation")
     preds = []
     t_net = t_dec = 0.0
     for start in range(0, len(dataset), batch_size):
         items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
         x = mx.nd.array(np.stack([it[0] for it in items]), ctx=ctx)
-        p, tn, td = _forward(net, x, decoder)
+        p, tn, td = _forward(net, post, x, decoder)
         t_net, t_dec = t_net + tn, t_dec + td
         if flip:
-            size = x.shape[3]
-            pf, tn, td = _forward(net, mx.nd.flip(x, axis=3), decoder)
+            pf, tn, td = _forward(net, post, mx.nd.flip(x, axis=3), decoder)
             t0 = time.perf_counter()
-            pf = np.stack([flip_points(q, size, flip_perm) for q in pf])
-            p = 0.5 * (p + pf)
+            p = post.flip_average(p, pf)
             t_net, t_dec = t_net + tn, t_dec + td + time.perf_counter() - t0
         preds.append(p)
     if timings is not None:
@@ -111,8 +116,11 @@ def shape_spread(points):
     return float(points.std(axis=0).mean())
 
 
-def evaluate_dataset(net, dataset, scheme, ctx=None, batch_size=32, flip=False, decoder=None):
+def evaluate_dataset(net, dataset, scheme, ctx=None, batch_size=32, flip=False, decoder=None, post=None):
     """Predict and score a dataset in the original image frame.
+
+    ``post``: the model's post-processor (:func:`lotr_gluon.build.load_model`); None: coordinate regression
+    with ``scheme``'s flip permutation. See :func:`predict`.
 
     Returns
     -------
@@ -126,7 +134,8 @@ def evaluate_dataset(net, dataset, scheme, ctx=None, batch_size=32, flip=False, 
     preds_crop : ndarray (M, N, 2), crop pixels.
     """
     timings = {}
-    preds_crop, seconds = predict(net, dataset, ctx, batch_size, flip, scheme.flip_permutation(), decoder, timings)
+    post = post or _default_post(dataset, scheme)
+    preds_crop, seconds = predict(net, dataset, ctx, batch_size, flip, post, decoder, timings)
     preds = to_original(dataset, preds_crop)
     metrics, nmes = _score(preds, dataset, scheme)
     metrics["flip"] = bool(flip)
@@ -138,8 +147,8 @@ def evaluate_dataset(net, dataset, scheme, ctx=None, batch_size=32, flip=False, 
     # face, e.g. flat at the mean shape), next to the ground truth's variation
     metrics["pred_spread_px"] = shape_spread(preds_crop)
     metrics["gt_spread_px"] = shape_spread(dataset.aligned_landmarks())
-    if hasattr(net, "codec"):
-        metrics["decoder"] = decoder or net.codec.decoder
+    if post.decodes:
+        metrics["decoder"] = decoder or post.default_decoder
     return metrics, nmes, preds, preds_crop
 
 
@@ -154,3 +163,68 @@ def mean_shape_baseline(mean_shape_crop, dataset, scheme):
     metrics, nmes = _score(preds, dataset, scheme)
     metrics["flip"] = False
     return metrics, nmes
+
+
+class WeightsEvaluation:
+    """What :func:`evaluate_weights` returns.
+
+    Attributes
+    ----------
+    scheme : LandmarkScheme
+    test_set : AlignedFaceDataset
+        ``DATA.TEST_SPLIT``, aligned as in training.
+    runs : dict bool -> tuple
+        Flip off / on -> ``(metrics, nmes, preds_orig, preds_crop)`` of :func:`evaluate_dataset` (``metrics``
+        with ``split``).
+    baseline : tuple or None
+        ``(metrics, nmes)`` of :func:`mean_shape_baseline` with the mean training shape.
+    """
+
+    def __init__(self, scheme, test_set, runs, baseline):
+        self.scheme, self.test_set, self.runs, self.baseline = scheme, test_set, runs, baseline
+
+
+def evaluate_weights(cfg, params, flips=(False,), baseline=True):
+    """Evaluate trained weights on ``DATA.TEST_SPLIT``: the evaluation of ``tools/test.py`` and of the tables.
+
+    The model comes from :func:`lotr_gluon.build.load_model` (weights checked, no training-only heads),
+    hybridized with ``static_alloc``; every entry of ``flips`` is one :func:`evaluate_dataset` pass with the
+    model's post-processor, at ``TEST.BATCH_SIZE`` on the config's first device.
+
+    Parameters
+    ----------
+    cfg : CfgNode
+        The config the weights were trained with.
+    params : str
+        ``.params`` file.
+    flips : sequence of bool
+    baseline : bool
+        Also score the mean training shape (:func:`mean_shape_baseline`; reads the train split, which
+        anchored models need anyway).
+
+    Returns
+    -------
+    WeightsEvaluation
+
+    Raises
+    ------
+    ModelError
+        See :func:`lotr_gluon.build.load_model`.
+    DataError
+        A split cannot be read.
+    """
+    from .build import build_dataset, build_scheme, contexts, load_model, needs_anchors
+    from .data.dataset import mean_shape
+
+    ctx = contexts(cfg)[0]
+    scheme = build_scheme(cfg)
+    test_set = build_dataset(cfg, "test")
+    train_mean = mean_shape(build_dataset(cfg, "train")) if baseline or needs_anchors(cfg) else None
+    net, post = load_model(cfg, params, ctx=ctx, anchors=train_mean if needs_anchors(cfg) else None)
+    net.hybridize(static_alloc=True)
+    runs = {}
+    for flip in flips:
+        runs[bool(flip)] = evaluate_dataset(net, test_set, scheme, ctx, cfg.TEST.BATCH_SIZE, flip, post=post)
+        runs[bool(flip)][0]["split"] = cfg.DATA.TEST_SPLIT
+    base = mean_shape_baseline(train_mean, test_set, scheme) if baseline else None
+    return WeightsEvaluation(scheme, test_set, runs, base)

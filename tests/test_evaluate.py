@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from heatmap_baseline import HeatmapCodec
+from lotr_gluon.build import PostProcessor
 from lotr_gluon.data.augment import flip_points
 from lotr_gluon.data.dataset import AlignedFaceDataset
 from lotr_gluon.data.formats import load_datatang
@@ -38,8 +39,9 @@ class OracleNet:
     """Stub network: the ground-truth crop points of each known crop (+ ``offset``), and for its mirror the
     mirrored points (``flip_points`` with the scheme's permutation) of ground truth + ``flip_offset``.
 
-    ``heatmap_codec``: return Gaussian heatmaps of those points instead (a heatmap model: has ``codec`` and
-    ``decode``). ``aux_outputs``: return ``(garbage, output)`` as LOTR with its auxiliary head does.
+    ``heatmap_codec``: return Gaussian heatmaps of those points instead (a heatmap model, evaluated with the
+    codec's post-processor, :func:`_post`). ``aux_outputs``: return ``(garbage, output)`` as LOTR with its
+    auxiliary head does.
     """
 
     def __init__(self, dataset, offset=(0.0, 0.0), flip_offset=None, heatmap_codec=None, aux_outputs=False):
@@ -53,20 +55,21 @@ class OracleNet:
             self.table[mirrored.tobytes()] = flip_points(pts + np.float32(flip_offset), img.shape[2], perm)
         self.calls = 0
         self.aux_outputs = aux_outputs
-        if heatmap_codec is not None:
-            self.codec = heatmap_codec
-
-    def decode(self, heatmaps, method=None):
-        return self.codec.decode(heatmaps, method)[0]
+        self.codec = heatmap_codec
 
     def __call__(self, x):
         self.calls += 1
         pts = np.stack([self.table[a.tobytes()] for a in x.asnumpy()])
-        out = self.codec.encode(pts) if hasattr(self, "codec") else pts
+        out = pts if self.codec is None else self.codec.encode(pts)
         out = mx.nd.array(out)
         if self.aux_outputs:
             return mx.nd.ones((3,)) * 1e6, out
         return out
+
+
+def _post(scheme, codec):
+    """The post-processor of a heatmap model with ``codec`` (lotr_gluon.build.build_postprocessor's)."""
+    return PostProcessor(SIZE, scheme.flip_permutation(), codec)
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +152,8 @@ def test_heatmap_network_through_the_codec(dataset, scheme, flip):
     net = OracleNet(dataset, heatmap_codec=codec)
     gt_crop = dataset.aligned_landmarks()
     for decoder in ("dark", "vector", None, "argmax", "argmax_shift"):
-        metrics, nmes, _, preds_crop = evaluate_dataset(net, dataset, scheme, flip=flip, decoder=decoder)
+        metrics, nmes, _, preds_crop = evaluate_dataset(net, dataset, scheme, flip=flip, decoder=decoder,
+                                                        post=_post(scheme, codec))
         err = np.abs(preds_crop - gt_crop)  # crop pixels, per axis
         assert metrics["decoder"] == (decoder or "dark")
         if decoder in ("dark", "vector", None):
@@ -243,15 +247,16 @@ def test_timings_on_a_fake_clock(dataset, scheme, flip, monkeypatch):
             clock[0] += 0.010
             return super().__call__(x)
 
+    class TimedCodec(HeatmapCodec):
         def decode(self, heatmaps, method=None):
             clock[0] += 0.001
             return super().decode(heatmaps, method)
 
     monkeypatch.setattr(ev, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
-    codec = HeatmapCodec(SIZE, SIZE // 4, sigma=1.5, decoder="argmax")
+    codec = TimedCodec(SIZE, SIZE // 4, sigma=1.5, decoder="argmax")
     calls = 6 if flip else 3
     metrics, _, _, _ = evaluate_dataset(TimedNet(dataset, heatmap_codec=codec), dataset, scheme, batch_size=2,
-                                        flip=flip)
+                                        flip=flip, post=_post(scheme, codec))
     assert metrics["network_ms_per_image"] == pytest.approx(10.0 * calls / NUM_FACES)
     assert metrics["decode_ms_per_image"] == pytest.approx(1.0 * calls / NUM_FACES)
     assert metrics["seconds_per_image"] == pytest.approx(0.011 * calls / NUM_FACES)

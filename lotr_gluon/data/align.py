@@ -13,7 +13,7 @@ import numpy as np
 
 __all__ = [
     "ARCFACE_TEMPLATE_112", "arcface_template", "estimate_similarity", "five_points_from_landmarks",
-    "align_face", "transform_points", "invert_affine", "generalized_procrustes",
+    "align_face", "warp_crop", "normalize_crops", "transform_points", "invert_affine", "generalized_procrustes",
 ]
 
 #: insightface's ArcFace five-point template for a 112 x 112 crop (``insightface.utils.face_align.arcface_dst``,
@@ -132,9 +132,40 @@ def align_face(image, five_points, size, template=None, border_value=0):
     """
     dst = arcface_template(size) if template is None else np.asarray(template, np.float64)
     M = estimate_similarity(five_points, dst)
-    crop = cv2.warpAffine(np.ascontiguousarray(image), M, (int(size), int(size)), flags=cv2.INTER_LINEAR,
+    return warp_crop(image, M, size, border_value), M
+
+
+def warp_crop(image, M, size, border_value=0):
+    """The S x S crop of ``image`` under the image -> crop affine ``M`` (2, 3): bilinear ``cv2.warpAffine``,
+    constant border. The one warp of training, evaluation and the predictor.
+
+    Returns
+    -------
+    ndarray, shape (S, S, 3), the dtype of ``image``
+    """
+    return cv2.warpAffine(np.ascontiguousarray(image), M, (int(size), int(size)), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(border_value,) * 3)
-    return crop, M
+
+
+def normalize_crops(crops, mean, std):
+    """Network input of RGB crops: ``(crop / 255 - mean) / std`` per channel, channels first.
+
+    The one input normalisation of training, evaluation and the predictor (config ``DATA.MEAN`` /
+    ``DATA.STD``; ImageNet's by default, as gluoncv).
+
+    Parameters
+    ----------
+    crops : array_like uint8, shape (..., S, S, 3)
+        One crop or a batch.
+    mean, std : array_like, 3 floats each
+        Of RGB values in [0, 1].
+
+    Returns
+    -------
+    ndarray float32, shape (..., 3, S, S)
+    """
+    x = np.moveaxis(np.asarray(crops, np.float32), -1, -3) * np.float32(1.0 / 255.0)
+    return (x - np.asarray(mean, np.float32).reshape(3, 1, 1)) / np.asarray(std, np.float32).reshape(3, 1, 1)
 
 
 def transform_points(pts, M):

@@ -1,10 +1,9 @@
 """Gluon dataset of five-point-aligned face crops and their landmarks in crop pixels."""
-import cv2
 import numpy as np
 import mxnet as mx
 
 from .align import arcface_template, estimate_similarity, five_points_from_landmarks, \
-    invert_affine, transform_points
+    invert_affine, normalize_crops, transform_points, warp_crop
 from ..errors import DataError
 from .formats import OUTSIDE_MARGIN, read_image, validate_samples
 
@@ -132,10 +131,7 @@ class AlignedFaceDataset(mx.gluon.data.Dataset):
         return self._affines[i].copy()
 
     def _warp(self, i):
-        img = read_image(self._samples[i].image_path)
-        M = self._affines[i]
-        return cv2.warpAffine(img, M, (self.input_size, self.input_size), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        return warp_crop(read_image(self._samples[i].image_path), self._affines[i], self.input_size)
 
     def crop(self, i):
         """uint8 (S, S, 3) RGB aligned crop of item ``i`` (no augmentation)."""
@@ -154,9 +150,9 @@ class AlignedFaceDataset(mx.gluon.data.Dataset):
         return np.stack([self.landmarks(i) for i in range(len(self))])
 
     def normalize(self, crop):
-        """uint8 (S, S, 3) RGB -> float32 (3, S, S), ``(crop / 255 - mean) / std``."""
-        x = np.asarray(crop, np.float32).transpose(2, 0, 1) * np.float32(1.0 / 255.0)
-        return (x - self.mean) / self.std
+        """uint8 (S, S, 3) RGB -> float32 (3, S, S), ``(crop / 255 - mean) / std``
+        (:func:`lotr_gluon.data.align.normalize_crops`)."""
+        return normalize_crops(crop, self.mean, self.std)
 
     def __getitem__(self, i):
         img = self.crop(i)
