@@ -244,59 +244,202 @@ def machine_info(ctx=None):
 # --------------------------------------------------------------------------------------------- model
 
 def load_benchmark_config(cfg, opts=None):
-    """Config for timing: a CfgNode or a YAML path (+ ``KEY VALUE`` overrides), with ``MODEL.PRETRAINED``
-    off and no ``PRETRAINED_FILE`` (nothing is downloaded or read; random weights or ``params``)."""
+    """Config for timing: a CfgNode or a YAML path (+ ``KEY VALUE`` overrides), as
+    :func:`lotr_gluon.build.inference_config` (no pretrained backbone: nothing is downloaded or read; random
+    weights or ``params``)."""
+    from .build import inference_config
     from .config import load_config
 
-    fixed = ["MODEL.PRETRAINED", "False", "MODEL.PRETRAINED_FILE", ""]
     if isinstance(cfg, str):
-        return load_config(cfg, list(opts or []) + fixed)
-    cfg = cfg.clone()
-    cfg.defrost()
-    cfg.merge_from_list(list(opts or []) + fixed)
-    cfg.freeze()
-    return cfg
+        return inference_config(load_config(cfg, list(opts or [])))
+    return inference_config(cfg, list(opts or []))
 
 
-def _flip_perm(cfg):
-    """The scheme's flip permutation, or the identity when DATA.SCHEME does not fit MODEL.NUM_POINTS
-    (the timing is the same)."""
-    from .data.schemes import get_scheme
-    try:
-        scheme = get_scheme(cfg.DATA.SCHEME)
-        if scheme.num_points == cfg.MODEL.NUM_POINTS:
-            return scheme.flip_permutation()
-    except KeyError:
-        pass
-    return np.arange(cfg.MODEL.NUM_POINTS)
+def _check_args(runtimes, batches, flips, flip_mode, ctx):
+    """Validated ``(runtimes, batches, flips, ctx)``; raises ValueError / RuntimeError (see
+    :func:`benchmark_model`)."""
+    runtimes = list(runtimes)
+    bad = [r for r in runtimes if r not in RUNTIMES]
+    if bad or not runtimes:
+        raise ValueError("runtimes must be a non-empty subset of %s, got %r" % (RUNTIMES, runtimes))
+    if flip_mode not in FLIP_MODES:
+        raise ValueError("flip_mode must be one of %s, got %r" % (FLIP_MODES, flip_mode))
+    batches = [int(b) for b in batches]
+    if not batches or min(batches) < 1:
+        raise ValueError("batch sizes must be >= 1, got %r" % (batches,))
+    ctx = parse_ctx(ctx)
+    if "onnx" in runtimes:
+        import onnxruntime  # noqa: F401  (fail early)
+        if ctx.device_type == "gpu" and "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+            raise RuntimeError("runtime 'onnx' on a GPU needs onnxruntime's CUDAExecutionProvider, but this "
+                               "onnxruntime %s offers only %s (install onnxruntime-gpu, or drop 'onnx' from the "
+                               "runtimes)" % (onnxruntime.__version__,
+                                              ", ".join(onnxruntime.get_available_providers())))
+    return runtimes, batches, [bool(f) for f in flips], ctx
 
 
-def _last(out, aux):
-    """Network output as numpy; the last decoder layer of a model with auxiliary outputs."""
-    out = out.asnumpy() if isinstance(out, mx.nd.NDArray) else np.asarray(out)
-    return out[-1] if aux else out
+def _timed_model(cfg, params, ctx, seed):
+    """``(net, postprocessor, model_info)``: :func:`lotr_gluon.build.load_model` (random init from ``seed``
+    without ``params``) and :func:`lotr_gluon.flops.model_info` (size and FLOPs on a separate CPU copy)."""
+    from .build import load_model
+    from .flops import model_info
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        info = model_info(cfg)
+        mx.random.seed(seed)
+        net, post = load_model(cfg, params, ctx=ctx)
+    return net, post, info
 
 
-def _make_decode(kind, codec, method, flip, batch, size, perm):
-    """Post-processing of the (numpy) network output -> (B, N, 2) crop pixels."""
-    from .data.augment import flip_points
+def _decoders(post, decoders):
+    """The decoders to time: ``[None]`` for coordinate regression; for heatmap models ``decoders``, all of the
+    codec's (None) or the config's (``'default'``)."""
+    if not post.decodes:
+        return [None]
+    if decoders == "default":
+        return [post.default_decoder]
+    decoders = list(decoders or post.decoders)
+    bad = [d for d in decoders if d not in post.decoders]
+    if bad:
+        raise ValueError("unknown decoder(s) %s; valid: %s" % (bad, ", ".join(post.decoders)))
+    return decoders
 
-    def to_points(o):
-        if kind == "heatmap":
-            return codec.decode(o, method)[0]
-        return np.asarray(o, np.float32)
 
+class _Exports:
+    """The runtimes' models of one Gluon net: the net itself, its exported SymbolBlock and one ONNX file per
+    batch shape, in ``workdir`` (a temporary folder, removed on exit, when None)."""
+
+    def __init__(self, net, name, size, runtimes, threads, ctx, workdir=None):
+        self.net, self.size, self.threads, self.ctx = net, size, threads, ctx
+        self.own_tmp = workdir is None
+        self.workdir = tempfile.mkdtemp(prefix="lotr_bench_") if self.own_tmp else workdir
+        os.makedirs(self.workdir, exist_ok=True)
+        self.prefix = os.path.join(self.workdir, name)
+        self.onnx_files = {}
+        self.symbol = None
+        from .export import export_symbol, load_symbol
+        if "symbol" in runtimes or "onnx" in runtimes:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                export_symbol(net, self.prefix, size)
+        if "symbol" in runtimes:
+            self.symbol = load_symbol(self.prefix, ctx=ctx)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.own_tmp:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def block(self, runtime):
+        """The Gluon net or the SymbolBlock, hybridized with ``static_alloc`` and ``static_shape`` (which
+        also drops a previous measurement's cached graph)."""
+        blk = self.net if runtime == "gluon" else self.symbol
+        blk.hybridize(static_alloc=True, static_shape=True)
+        return blk
+
+    def session(self, batch):
+        """A new onnxruntime session (dropped after its measurement, to keep memory low) on the ONNX model for
+        ``batch`` (exported once)."""
+        from .export import export_onnx
+        if batch not in self.onnx_files:
+            path = "%s_b%d.onnx" % (self.prefix, batch)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                export_onnx(self.prefix, path, self.size, batch=batch)
+            self.onnx_files[batch] = path
+        return _ort_session(self.onnx_files[batch], self.threads,
+                            self.ctx.device_id if self.ctx.device_type == "gpu" else None)
+
+
+def _no_wait():
+    return None
+
+
+def _runtime_ops(exports, runtime, x_np, x_nd, batch, flip, flip_mode):
+    """``(run, x, mirror, concat, wait)`` of a runtime: the forward call, its input, the horizontal mirror
+    and the batch concatenation in the runtime's array type, and what waits for the device."""
+    if runtime in ("gluon", "symbol"):
+        return (exports.block(runtime), x_nd, lambda a: mx.nd.flip(a, axis=3),
+                lambda a, b: mx.nd.concat(a, b, dim=0), mx.nd.waitall)
+    sess = exports.session(2 * batch if flip and flip_mode == "batch" else batch)
+    iname = sess.get_inputs()[0].name
+    return (lambda a: sess.run(None, {iname: a})[0], x_np, lambda a: np.ascontiguousarray(a[..., ::-1]),
+            lambda a, b: np.concatenate([a, b], axis=0), _no_wait)
+
+
+def _net_fn(ops, post, flip, flip_mode):
+    """The timed network part: forward (of the batch, of the batch and its mirror as one 2B batch, or of the
+    two in turn) and the copy of the output to host numpy (:meth:`lotr_gluon.build.PostProcessor.host`)."""
+    run, x, mirror, concat, wait = ops
+
+    def net_fn():
+        if not flip:
+            out = post.host(run(x))
+        elif flip_mode == "batch":
+            out = post.host(run(concat(x, mirror(x))))
+        else:
+            outs = run(x), run(mirror(x))
+            out = tuple(post.host(o) for o in outs)
+        wait()
+        return out
+    return net_fn
+
+
+def _decode_fn(post, method, flip, batch):
+    """The timed decoding part: network output (numpy) -> (B, N, 2) crop pixels, with the flip averaging."""
     if not flip:
-        return lambda out: to_points(out)
+        return lambda out: post.decode(out, method)
 
     def decode_flip(out):
         if isinstance(out, tuple):  # flip_mode 'twice': (plain, mirrored)
-            p, pf = to_points(out[0]), to_points(out[1])
+            p, pf = post.decode(out[0], method), post.decode(out[1], method)
         else:  # one batch of 2B: plain then mirrored
-            pts = to_points(out)
+            pts = post.decode(out, method)
             p, pf = pts[:batch], pts[batch:]
-        return 0.5 * (p + flip_points(pf, size, perm))
+        return post.flip_average(p, pf)
     return decode_flip
+
+
+def _timed(fn, runs, warmup):
+    """``(first output, time_callable dict)``; the first call (graph building, memory planning) is untimed."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = fn()
+        return out, time_callable(fn, runs, warmup)
+
+
+def _row(model, runtime, batch, flip, flip_mode, method, t_net, t_dec, threads, diff):
+    """One result row (:data:`ROW_KEYS`): ``model`` holds the per-model keys."""
+    total = t_net["mean_ms"] + t_dec["mean_ms"]
+    return dict(model, runtime=runtime, batch=batch, flip=flip, flip_mode=flip_mode if flip else None,
+                decoder=method, net_ms_mean=t_net["mean_ms"], net_ms_std=t_net["std_ms"],
+                decode_ms_mean=t_dec["mean_ms"], decode_ms_std=t_dec["std_ms"], total_ms=total,
+                ms_per_image=total / batch, images_per_s=1e3 * batch / total if total > 0 else float("inf"),
+                threads=_threads(runtime, threads), max_abs_diff_vs_gluon=diff, net_timing=t_net,
+                decode_timing=t_dec)
+
+
+def _decode_rows(model, post, decoders, out, setting, t_net, diff, runs, warmup, log):
+    """Time every decoder on one network output; one row each. ``setting``: (runtime, batch, flip, flip_mode,
+    threads)."""
+    runtime, batch, flip, flip_mode, threads = setting
+    rows = []
+    for method in decoders:
+        dec = _decode_fn(post, method, flip, batch)
+        pts = dec(out)
+        expected = (batch, len(post.flip_perm), 2)
+        if pts.shape != expected:
+            raise AssertionError("decoded landmarks have shape %s, expected %s" % (pts.shape, expected))
+        t_dec = time_callable(lambda: dec(out), runs, warmup)
+        row = _row(model, runtime, batch, flip, flip_mode, method, t_net, t_dec, threads, diff)
+        rows.append(row)
+        log("  %-6s B=%-3d flip=%-5s %-12s net %8.2f +- %6.2f ms  decode %7.3f ms  %8.3f ms/img"
+            % (runtime, batch, "on" if flip else "off", method or "-", t_net["mean_ms"], t_net["std_ms"],
+               t_dec["mean_ms"], row["ms_per_image"]))
+    return rows
 
 
 def benchmark_model(cfg, params=None, runtimes=RUNTIMES, batches=(1, 32), flips=(False, True), decoders=None,
@@ -307,16 +450,18 @@ def benchmark_model(cfg, params=None, runtimes=RUNTIMES, batches=(1, 32), flips=
     Parameters
     ----------
     cfg : CfgNode or str
-        Config or YAML path (``opts``: ``KEY VALUE`` overrides). ``MODEL.PRETRAINED`` is switched off.
+        Config or YAML path (``opts``: ``KEY VALUE`` overrides); loaded by :func:`load_benchmark_config`.
     params : str or None
-        Weights file (``net.save_parameters``); None: random initialisation (same speed).
+        Weights file (``net.save_parameters``, checked by :func:`lotr_gluon.build.load_model`); None: random
+        initialisation (same speed).
     runtimes : sequence of {'gluon', 'symbol', 'onnx'}
     batches : sequence of int
     flips : sequence of bool
         Flip test off / on.
-    decoders : sequence of str or None
-        Heatmap decoders (:data:`heatmap_baseline.codec.DECODERS`) for heatmap models; None: all four.
-        Ignored for coordinate-regression models (one row with ``decoder=None``).
+    decoders : sequence of str, 'default' or None
+        Heatmap decoders (:data:`heatmap_baseline.codec.DECODERS`, or the vector codec's) for heatmap models;
+        None: all of them; ``'default'``: the config's. Ignored for coordinate-regression models (one row with
+        ``decoder=None``).
     runs, warmup : int
         Timed and untimed calls per measurement.
     ctx : str or mx.Context
@@ -338,177 +483,45 @@ def benchmark_model(cfg, params=None, runtimes=RUNTIMES, batches=(1, 32), flips=
         One row per runtime x batch x flip x decoder, with the keys :data:`ROW_KEYS` plus ``net_timing``
         and ``decode_timing`` (the full :func:`time_callable` dicts).
     """
-    from .export import export_onnx, export_symbol, load_symbol
-    from .flops import model_info
-    from .models import build_model
-
     log = log or (lambda msg: None)
-    runtimes = list(runtimes)
-    bad = [r for r in runtimes if r not in RUNTIMES]
-    if bad or not runtimes:
-        raise ValueError("runtimes must be a non-empty subset of %s, got %r" % (RUNTIMES, runtimes))
-    if flip_mode not in FLIP_MODES:
-        raise ValueError("flip_mode must be one of %s, got %r" % (FLIP_MODES, flip_mode))
-    batches = [int(b) for b in batches]
-    if not batches or min(batches) < 1:
-        raise ValueError("batch sizes must be >= 1, got %r" % (batches,))
-    flips = [bool(f) for f in flips]
-    ctx = parse_ctx(ctx)
-    gpu_id = ctx.device_id if ctx.device_type == "gpu" else None
+    runtimes, batches, flips, ctx = _check_args(runtimes, batches, flips, flip_mode, ctx)
     cfg_file = cfg if isinstance(cfg, str) else None
     cfg = load_benchmark_config(cfg, opts)
     name = name or getattr(cfg, "CFG_NAME", None) or cfg.MODEL.NAME
     size = int(cfg.DATA.INPUT_SIZE)
     if params is not None and not os.path.isfile(params):
         raise FileNotFoundError("params file not found: %s" % params)
-    if "onnx" in runtimes:
-        import onnxruntime  # noqa: F401  (fail early)
-        if gpu_id is not None and "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-            raise RuntimeError("runtime 'onnx' on a GPU needs onnxruntime's CUDAExecutionProvider, but this "
-                               "onnxruntime %s offers only %s (install onnxruntime-gpu, or drop 'onnx' from the "
-                               "runtimes)" % (onnxruntime.__version__,
-                                              ", ".join(onnxruntime.get_available_providers())))
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        info = model_info(cfg)  # params / size / FLOPs on a separate CPU copy (shapes only)
-        mx.random.seed(seed)
-        net = build_model(cfg, ctx=ctx, initialize=params is None)
-        if params is not None:
-            net.load_parameters(params, ctx=ctx)
-    kind = "heatmap" if hasattr(net, "codec") else "regression"
-    aux = bool(getattr(net, "aux_outputs", False))
-    codec = getattr(net, "codec", None)
-    if kind == "heatmap":
-        from heatmap_baseline.codec import DECODERS
-        DECODERS = getattr(codec, "decoders", DECODERS)  # the Gaussian-vector codec has its own
-        decoders = list(decoders or DECODERS)
-        bad = [d for d in decoders if d not in DECODERS]
-        if bad:
-            raise ValueError("unknown decoder(s) %s; valid: %s" % (bad, ", ".join(DECODERS)))
-    else:
-        decoders = [None]
-    perm = _flip_perm(cfg)
+    net, post, info = _timed_model(cfg, params, ctx, seed)
+    decoders = _decoders(post, decoders)
     weights = os.path.abspath(params) if params else "random init"
+    model = {"model": name, "cfg": cfg_file, "kind": post.kind, "ctx": str(ctx), "runs": int(runs),
+             "warmup": int(warmup), "params": info["params"], "params_m": info["params"] / 1e6,
+             "size_mb": info["size_mb"], "gmacs": info["gmacs"], "input_size": size, "weights": weights}
     log("%s: %s, %.2fM params, %.3f GMACs (the papers' GFLOPs), input %d, weights: %s"
-        % (name, kind, info["params"] / 1e6, info["gmacs"], size, weights))
-
-    own_tmp = workdir is None
-    workdir = tempfile.mkdtemp(prefix="lotr_bench_") if own_tmp else workdir
-    os.makedirs(workdir, exist_ok=True)
+        % (name, post.kind, info["params"] / 1e6, info["gmacs"], size, weights))
     rng = np.random.RandomState(seed)
     rows = []
-    try:
-        prefix = os.path.join(workdir, name)
-        blocks = {}
-        if "symbol" in runtimes or "onnx" in runtimes:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                export_symbol(net, prefix, size)
-        if "symbol" in runtimes:
-            sb = load_symbol(prefix, ctx=ctx)
-            blocks["symbol"] = sb
-        blocks["gluon"] = net
-        onnx_files = {}
-
-        def ort_sess(b):
-            """A new onnxruntime session (dropped after its measurement, to keep memory low) on the ONNX
-            model for batch ``b`` (exported once)."""
-            if b not in onnx_files:
-                path = "%s_b%d.onnx" % (prefix, b)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    export_onnx(prefix, path, size, batch=b)
-                onnx_files[b] = path
-            return _ort_session(onnx_files[b], threads, gpu_id)
-
+    with _Exports(net, name, size, runtimes, threads, ctx, workdir) as exports:
         for batch in batches:
             x_np = rng.standard_normal((batch, 3, size, size)).astype(np.float32)
             x_nd = mx.nd.array(x_np, ctx=ctx)
             for flip in flips:
-                # reference output of the Gluon model for the same input (checks the other runtimes)
-                ref = None
+                ref = None  # the Gluon model's output for the same input (checks the other runtimes)
                 for runtime in runtimes:
-                    if runtime in ("gluon", "symbol"):
-                        blk = blocks[runtime]
-                        blk.hybridize(static_alloc=True, static_shape=True)
-                        if not flip:
-                            def net_fn(blk=blk):
-                                out = _last(blk(x_nd), aux)
-                                mx.nd.waitall()
-                                return out
-                        elif flip_mode == "batch":
-                            def net_fn(blk=blk):
-                                xx = mx.nd.concat(x_nd, mx.nd.flip(x_nd, axis=3), dim=0)
-                                out = _last(blk(xx), aux)
-                                mx.nd.waitall()
-                                return out
-                        else:
-                            def net_fn(blk=blk):
-                                o1 = blk(x_nd)
-                                o2 = blk(mx.nd.flip(x_nd, axis=3))
-                                out = (_last(o1, aux), _last(o2, aux))
-                                mx.nd.waitall()
-                                return out
-                    else:
-                        sess = ort_sess(2 * batch if flip and flip_mode == "batch" else batch)
-                        iname = sess.get_inputs()[0].name
-                        if not flip:
-                            def net_fn(sess=sess, iname=iname):
-                                return _last(sess.run(None, {iname: x_np})[0], aux)
-                        elif flip_mode == "batch":
-                            def net_fn(sess=sess, iname=iname):
-                                xx = np.concatenate([x_np, x_np[..., ::-1]], axis=0)
-                                return _last(sess.run(None, {iname: xx})[0], aux)
-                        else:
-                            def net_fn(sess=sess, iname=iname):
-                                o1 = sess.run(None, {iname: x_np})[0]
-                                o2 = sess.run(None, {iname: np.ascontiguousarray(x_np[..., ::-1])})[0]
-                                return _last(o1, aux), _last(o2, aux)
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        out = net_fn()  # first call: graph building / memory planning, untimed
-                        t_net = time_callable(net_fn, runs, warmup)
+                    ops = _runtime_ops(exports, runtime, x_np, x_nd, batch, flip, flip_mode)
+                    out, t_net = _timed(_net_fn(ops, post, flip, flip_mode), runs, warmup)
                     if runtime == "gluon":
                         ref = out
-                    diff = _max_diff(out, ref) if runtime != "gluon" and ref is not None else None
-                    if diff is None and runtime != "gluon":
-                        net.hybridize(static_alloc=True, static_shape=True)
-                        ref = _reference(net, x_nd, flip, flip_mode, aux)
-                        diff = _max_diff(out, ref)
-                    for method in decoders:
-                        dec = _make_decode(kind, codec, method, flip, batch, size, perm)
-                        pts = dec(out)
-                        if pts.shape != (batch, cfg.MODEL.NUM_POINTS, 2):
-                            raise AssertionError("decoded landmarks have shape %s, expected %s"
-                                                 % (pts.shape, (batch, cfg.MODEL.NUM_POINTS, 2)))
-                        t_dec = time_callable(lambda: dec(out), runs, warmup)
-                        total = t_net["mean_ms"] + t_dec["mean_ms"]
-                        row = {"model": name, "cfg": cfg_file, "kind": kind, "runtime": runtime, "ctx": str(ctx),
-                               "batch": batch, "flip": flip, "flip_mode": flip_mode if flip else None,
-                               "decoder": method,
-                               "net_ms_mean": t_net["mean_ms"], "net_ms_std": t_net["std_ms"],
-                               "decode_ms_mean": t_dec["mean_ms"], "decode_ms_std": t_dec["std_ms"],
-                               "total_ms": total, "ms_per_image": total / batch,
-                               "images_per_s": 1e3 * batch / total if total > 0 else float("inf"),
-                               "runs": int(runs), "warmup": int(warmup), "params": info["params"],
-                               "params_m": info["params"] / 1e6, "size_mb": info["size_mb"],
-                               "gmacs": info["gmacs"], "input_size": size, "weights": weights,
-                               "threads": _threads(runtime, threads),
-                               "max_abs_diff_vs_gluon": diff,
-                               "net_timing": t_net, "decode_timing": t_dec}
-                        rows.append(row)
-                        log("  %-6s B=%-3d flip=%-5s %-12s net %8.2f +- %6.2f ms  decode %7.3f ms  %8.3f ms/img"
-                            % (runtime, batch, "on" if flip else "off", method or "-", t_net["mean_ms"],
-                               t_net["std_ms"], t_dec["mean_ms"], row["ms_per_image"]))
-                    # release this measurement's memory (MXNet cached-op buffers, onnxruntime arena)
-                    net_fn = sess = dec = out = None
+                    elif ref is None:
+                        ref = _net_fn(_runtime_ops(exports, "gluon", x_np, x_nd, batch, flip, flip_mode), post,
+                                      flip, flip_mode)()
+                    diff = None if runtime == "gluon" else _max_diff(out, ref)
+                    rows += _decode_rows(model, post, decoders, out, (runtime, batch, flip, flip_mode, threads),
+                                         t_net, diff, runs, warmup, log)
+                    ops = out = None  # release this measurement's memory (MXNet cached ops, onnxruntime arena)
                     if runtime in ("gluon", "symbol"):
-                        blocks[runtime].hybridize(static_alloc=True, static_shape=True)  # drops the cached op
+                        exports.block(runtime)  # drops the cached op
                     gc.collect()
-    finally:
-        if own_tmp:
-            shutil.rmtree(workdir, ignore_errors=True)
     return rows
 
 
@@ -518,15 +531,6 @@ def _threads(runtime, threads):
         return int(threads) if threads else None
     v = os.environ.get("OMP_NUM_THREADS")
     return int(v) if v and v.isdigit() else None
-
-
-def _reference(net, x_nd, flip, flip_mode, aux):
-    if not flip:
-        return _last(net(x_nd), aux)
-    xf = mx.nd.flip(x_nd, axis=3)
-    if flip_mode == "batch":
-        return _last(net(mx.nd.concat(x_nd, xf, dim=0)), aux)
-    return _last(net(x_nd), aux), _last(net(xf), aux)
 
 
 def _max_diff(a, b):

@@ -34,9 +34,9 @@ import cv2
 import numpy as np
 import mxnet as mx
 
-from .data.align import arcface_template, estimate_similarity, five_points_from_landmarks, \
-    invert_affine, transform_points
-from .data.augment import flip_points
+from .build import PostProcessor
+from .data.align import align_face, arcface_template, estimate_similarity, five_points_from_landmarks, \
+    invert_affine, normalize_crops, transform_points
 from .data.formats import read_image
 from .data.schemes import LandmarkScheme, get_scheme
 from .detectors import DEFAULT_BOX_TEMPLATE, Face, five_points_from_box, get_detector
@@ -152,7 +152,8 @@ class Predictor:
     ----------
     net : callable
         Maps an ``mx.nd`` (B, 3, S, S) batch of crops (normalised RGB, or raw 0-255 RGB with ``raw_input``) to
-        (B, N, 2) crop pixels, (L, B, N, 2) (deep supervision: the last is used) or, with ``decode``, heatmaps.
+        the output that ``postprocess`` turns into landmarks: (B, N, 2) crop pixels, (L, B, N, 2) (deep
+        supervision: the last is used), or heatmaps / vectors with a codec's post-processor.
     scheme : LandmarkScheme or str
         Landmark scheme of the model (flip permutation, five points).
     input_size : int
@@ -173,15 +174,17 @@ class Predictor:
         Keywords for :func:`~lotr_gluon.detectors.get_detector` (e.g. ``yunet_model``, ``model``, ``det_size``).
     flip : bool
         Default of :meth:`predict`'s flip test.
-    decode : callable, optional
-        Output -> (B, N, 2) crop pixels (numpy), for heatmap models (``net.decode``).
+    postprocess : lotr_gluon.build.PostProcessor, optional
+        Network output -> (B, N, 2) crop pixels and the flip averaging (:func:`lotr_gluon.build.load_model`
+        gives the model's; for an exported heatmap model ``PostProcessor(S, scheme.flip_permutation(), codec)``
+        with its codec). Default: coordinate regression (the output is crop pixels).
     box_template : array (5, 2), optional
         Five points in box units for box-only faces; default the detector's ``box_template`` or
         :data:`~lotr_gluon.detectors.DEFAULT_BOX_TEMPLATE`.
     """
 
     def __init__(self, net, scheme, input_size, template_scale=1.0, mean=DEFAULT_MEAN, std=DEFAULT_STD,
-                 raw_input=False, ctx=None, detector="auto", detector_kw=None, flip=False, decode=None,
+                 raw_input=False, ctx=None, detector="auto", detector_kw=None, flip=False, postprocess=None,
                  box_template=None):
         self.net = net
         self.scheme = get_scheme(scheme) if isinstance(scheme, str) else scheme
@@ -190,8 +193,8 @@ class Predictor:
         self.input_size = int(input_size)
         self.template_scale = float(template_scale)
         self.template = arcface_template(self.input_size, self.template_scale)
-        self.mean = np.asarray(mean, np.float32).reshape(1, 3, 1, 1)
-        self.std = np.asarray(std, np.float32).reshape(1, 3, 1, 1)
+        self.mean = np.asarray(mean, np.float32).reshape(3, 1, 1)
+        self.std = np.asarray(std, np.float32).reshape(3, 1, 1)
         if (self.std <= 0).any():
             raise ValueError("std must be positive, got %r" % (std,))
         self.raw_input = bool(raw_input)
@@ -200,8 +203,8 @@ class Predictor:
             detector = get_detector(detector, **(detector_kw or {}))
         self.detector = detector
         self.flip = bool(flip)
-        self.decode = decode
         self.flip_perm = self.scheme.flip_permutation()
+        self.post = postprocess or PostProcessor(self.input_size, self.flip_perm)
         if box_template is None:
             box_template = getattr(detector, "box_template", None)
         self.box_template = np.asarray(DEFAULT_BOX_TEMPLATE if box_template is None else box_template,
@@ -219,7 +222,8 @@ class Predictor:
         params : str
             ``.params`` file.
         opts : list of str, optional
-            ``KEY VALUE`` overrides. ``MODEL.PRETRAINED`` is forced off (all weights come from ``params``).
+            ``KEY VALUE`` overrides. All weights come from ``params`` (:func:`lotr_gluon.build.load_model`: no
+            pretrained backbone is read).
         detector, **kw
             See :class:`Predictor`.
 
@@ -232,20 +236,26 @@ class Predictor:
             ``cfg_file`` does not exist or is malformed.
 
         Training-only parameters in ``params`` (the auxiliary heatmap head) are skipped silently: the model is
-        built without that head (:func:`lotr_gluon.build.build_inference_model`).
+        built without that head (:func:`lotr_gluon.build.load_model`).
         """
-        from .build import build_inference_model, build_scheme, ParamsFileError
+        from .build import ParamsFileError
         from .config import load_config
 
         if not os.path.isfile(str(params)):
             raise ParamsFileError("model weights not found: %s" % params)
-        cfg = load_config(cfg_file, list(opts or []) + ["MODEL.PRETRAINED", "False", "MODEL.PRETRAINED_FILE", ""])
+        return cls.from_model(load_config(cfg_file, list(opts or [])), str(params), ctx=ctx, detector=detector, **kw)
+
+    @classmethod
+    def from_model(cls, cfg, params=None, ctx=None, detector="auto", **kw):
+        """A predictor from a loaded config and weights (:func:`lotr_gluon.build.load_model`; ``params`` None:
+        random initialisation, seed ``mx.random`` first). See :meth:`from_config`."""
+        from .build import build_scheme, load_model
+
         ctx = ctx or mx.cpu()
-        net = build_inference_model(cfg, str(params), ctx=ctx)
+        net, post = load_model(cfg, params, ctx=ctx)
         net.hybridize()
-        decode = net.decode if hasattr(net, "codec") else None
         p = cls(net, build_scheme(cfg), cfg.DATA.INPUT_SIZE, template_scale=cfg.DATA.TEMPLATE_SCALE,
-                mean=tuple(cfg.DATA.MEAN), std=tuple(cfg.DATA.STD), ctx=ctx, detector=detector, decode=decode,
+                mean=tuple(cfg.DATA.MEAN), std=tuple(cfg.DATA.STD), ctx=ctx, detector=detector, postprocess=post,
                 **kw)
         p.cfg = cfg
         return p
@@ -268,8 +278,8 @@ class Predictor:
         template_scale : float
             ``DATA.TEMPLATE_SCALE`` of the training config.
         kw
-            See :class:`Predictor` (``decode`` is needed for exported heatmap models, e.g.
-            ``lambda h: codec.decode(h)[0]`` with the model's ``HeatmapCodec``).
+            See :class:`Predictor` (``postprocess`` is needed for exported heatmap models:
+            ``PostProcessor(input_size, scheme.flip_permutation(), codec)`` with the model's codec).
         """
         from .export import load_symbol
 
@@ -287,30 +297,20 @@ class Predictor:
         return getattr(self.detector, "name", type(self.detector).__name__) if self.detector is not None else None
 
     def align(self, image_rgb, five_points):
-        """Crop (S, S, 3) uint8 and its image -> crop affine (2, 3), as :class:`AlignedFaceDataset` does."""
-        M = estimate_similarity(five_points, self.template)
-        crop = cv2.warpAffine(image_rgb, M, (self.input_size, self.input_size), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-        return crop, M
+        """Crop (S, S, 3) uint8 and its image -> crop affine (2, 3), as :class:`AlignedFaceDataset` does
+        (:func:`lotr_gluon.data.align.align_face`)."""
+        return align_face(image_rgb, five_points, self.input_size, self.template)
 
     def _net_input(self, crops):
-        x = np.asarray(crops, np.float32).transpose(0, 3, 1, 2)
-        if not self.raw_input:
-            x = (x * np.float32(1.0 / 255.0) - self.mean) / self.std
-        return x
+        if self.raw_input:
+            return np.asarray(crops, np.float32).transpose(0, 3, 1, 2)
+        return normalize_crops(crops, self.mean, self.std)
 
     def _forward(self, x):
-        out = self.net(mx.nd.array(x, ctx=self.ctx))
-        if isinstance(out, (list, tuple)):
-            out = out[-1]
-        if self.decode is not None:
-            return np.asarray(self.decode(out), np.float64)
-        out = out.asnumpy() if hasattr(out, "asnumpy") else np.asarray(out)
-        if out.ndim == 4 and out.shape[-1] == 2 and out.shape[1] == len(x):  # (L, B, N, 2) deep supervision
-            out = out[-1]
+        out = self.post(self.net(mx.nd.array(x, ctx=self.ctx)))
         if out.shape != (len(x), self.scheme.num_points, 2):
-            raise ValueError("the model gave %s; expected (B, %d, 2) landmarks (heatmap models need decode=)"
-                             % (out.shape, self.scheme.num_points))
+            raise ValueError("the model gave %s; expected (B, %d, 2) landmarks (heatmap models need their "
+                             "postprocess=)" % (out.shape, self.scheme.num_points))
         return out.astype(np.float64)
 
     def _plausible(self, five_points, M_prev):
@@ -342,7 +342,7 @@ class Predictor:
             x = np.concatenate([x, x[:, :, :, ::-1]], 0)
         p = self._forward(x)
         if flip:
-            p = 0.5 * (p[:b] + flip_points(p[b:], self.input_size, self.flip_perm).astype(np.float64))
+            p = self.post.flip_average(p[:b], p[b:])
         return p
 
     def detect(self, image, color="rgb"):

@@ -38,13 +38,11 @@ import numpy as np
 import mxnet as mx
 from mxnet import autograd, gluon
 
-from .build import (build_aux_heatmap, build_dataset, build_loss, build_optimizer, build_scheme, contexts,
-                    load_params)
+from .build import build, build_dataset, build_optimizer, build_scheme, contexts, load_params, needs_anchors
 from .config import run_dir
 from .data.dataset import mean_shape
 from .errors import DivergenceError, RunFolderError
 from .evaluate import evaluate_dataset, mean_shape_baseline
-from .models import build_model
 
 __all__ = ["Trainer", "TrainingDiverged", "RunFolderError", "atomic_save_params", "lr_at", "read_log",
            "check_run_folder", "RUN_FILES"]
@@ -246,16 +244,12 @@ class Trainer:
         self.train_set = build_dataset(cfg, "train", train=True)
         self.val_set = build_dataset(cfg, "val") if cfg.DATA.VAL_SPLIT and cfg.TRAIN.VAL_EVERY > 0 else None
         self.mean_shape = mean_shape(self.train_set)
-        anchors = self.mean_shape if cfg.MODEL.ANCHORS == "mean_shape" else None
-        self.net = build_model(cfg, anchors=anchors, ctx=self.ctx)
-        self.is_heatmap = hasattr(self.net, "codec")
-        self.loss_fn = build_loss(cfg)
-        self.aux_heatmap = build_aux_heatmap(cfg, self.net)  # (codec, loss) or None
+        # the network, its training loss and its output -> landmarks step (lotr_gluon.build.build)
+        self.net, self.criterion, self.post = build(cfg, anchors=self.mean_shape if needs_anchors(cfg) else None,
+                                                    ctx=self.ctx)
         if cfg.TRAIN.HYBRIDIZE:
             self.net.hybridize(static_alloc=True)
-            self.loss_fn.hybridize()
-            if self.aux_heatmap:
-                self.aux_heatmap[1].hybridize()
+            self.criterion.hybridize()
         opt_name, opt_params = build_optimizer(cfg)
         kv = cfg.KVSTORE if len(self.ctx) > 1 else None
         self.trainer = gluon.Trainer(self.net.collect_params(), opt_name, opt_params, kvstore=kv)
@@ -412,45 +406,23 @@ class Trainer:
                 why, step, epoch, last if os.path.isfile(last) else "none (no epoch finished)"))
 
     # ------------------------------------------------------------------ training
-    def _heatmap_codec(self):
-        """The codec whose targets a training step needs (heatmap model or auxiliary heatmap head), or None."""
-        if self.is_heatmap:
-            return self.net.codec
-        return self.aux_heatmap[0] if self.aux_heatmap else None
-
     def _loader(self):
-        """The training DataLoader. Items are ``(image, landmarks)``, plus the target heatmaps when the step
-        needs them: encoded in the pipeline (:class:`lotr_gluon.data.targets.WithHeatmapTargets`; issue 15)."""
+        """The training DataLoader. Items are ``(image, landmarks)``, plus the targets the criterion needs
+        (``criterion.target_codec``): encoded in the pipeline (:meth:`lotr_gluon.build.Criterion.wrap_dataset`;
+        issue 15)."""
         cfg = self.cfg
-        dataset = self.train_set
-        codec = self._heatmap_codec()
-        if codec is not None:
-            from .data.targets import WithHeatmapTargets
-            dataset = WithHeatmapTargets(dataset, codec)
+        dataset = self.criterion.wrap_dataset(self.train_set)
         return gluon.data.DataLoader(dataset, batch_size=cfg.TRAIN.BATCH_SIZE, shuffle=True,
                                      last_batch="rollover" if len(self.train_set) > cfg.TRAIN.BATCH_SIZE else "keep",
                                      num_workers=cfg.WORKERS)
 
     def _batch_loss(self, data, label, target=None):
-        """Per-sample loss (B,); with the auxiliary heatmap head also its part, else None.
+        """Per-sample loss (B,); with the auxiliary heatmap head also its part, else None
+        (:class:`lotr_gluon.build.Criterion`).
 
-        ``target``: the (B, N, h, w) target heatmaps from the loader; None encodes them here from ``label``
-        (a host synchronisation and numpy work on the step's thread)."""
-        outs = self.net(data)
-        codec = self._heatmap_codec()
-        if codec is not None and target is None:
-            target = mx.nd.array(codec.encode(label.asnumpy()), ctx=data.context)
-        if self.is_heatmap:
-            return self.loss_fn(outs, target), None
-        aux = None
-        if self.aux_heatmap:
-            outs, heatmaps = outs
-            aux = self.aux_heatmap[1](heatmaps, target)
-        if getattr(self.net, "aux_outputs", False):  # deep supervision: sum over decoder layers
-            loss = sum(self.loss_fn(o, label) for o in outs)
-        else:
-            loss = self.loss_fn(outs, label)
-        return (loss, None) if aux is None else (loss + aux, aux)
+        ``target``: the encoded targets from the loader; None encodes them here from ``label`` (a host
+        synchronisation and numpy work on the step's thread)."""
+        return self.criterion(self.net(data), label, target)
 
     def train_epoch(self, steps_per_epoch):
         """One pass over the training set. Returns (mean loss, images/s, mean auxiliary heatmap loss or None)."""
@@ -465,8 +437,8 @@ class Trainer:
         t0 = time.time()
         seen = 0
         aux_losses = []
-        if self.aux_heatmap:
-            self.net.set_aux_heatmap_output(True)
+        has_aux = self.criterion.aux_loss is not None
+        self.criterion.training_outputs(self.net, True)
         # Per-step loss sums stay on the device and are fetched in one host synchronisation per LOG_EVERY steps
         # and at the end of the epoch (issue 15): MXNet's engine keeps computing while the main thread loads
         # the next batch. One fetch serves the log, the progress bar and the divergence check.
@@ -505,7 +477,7 @@ class Trainer:
             ls = [p[0] for p in parts]
             autograd.backward(ls)
             pending.append((self.step + 1, data.shape[0], [l.sum() for l in ls],
-                            [p[1].sum() for p in parts] if self.aux_heatmap else None))
+                            [p[1].sum() for p in parts] if has_aux else None))
             if cfg.TRAIN.CLIP_GRAD > 0:
                 grads = [p.grad(c) for p in self.net.collect_params().values() if p.grad_req != "null"
                          for c in self.ctx]
@@ -529,14 +501,14 @@ class Trainer:
         if bar:
             bar.close()
         aux = None
-        if self.aux_heatmap:
-            self.net.set_aux_heatmap_output(False)
+        self.criterion.training_outputs(self.net, False)
+        if has_aux:
             aux = float(np.mean(aux_losses)) if aux_losses else float("nan")
         return float(np.mean(losses)) if losses else float("nan"), seen / max(time.time() - t0, 1e-9), aux
 
     def validate(self, flip=False):
         metrics, nmes, _, _ = evaluate_dataset(self.net, self.val_set, self.scheme, self.ctx[0],
-                                               self.cfg.TEST.BATCH_SIZE, flip=flip)
+                                               self.cfg.TEST.BATCH_SIZE, flip=flip, post=self.post)
         return metrics, nmes
 
     def fit(self, resume=None):

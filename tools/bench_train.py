@@ -10,7 +10,7 @@ the same threads:
 (a) **training step**: images/s of :meth:`lotr_gluon.trainer.Trainer.train_epoch`, the Trainer's own step code
     (data loading and augmentation, heatmap targets, forward, loss, backward, optimizer update, its host
     synchronisations), ``--steps`` steps after ``--warmup`` untimed steps;
-(b) **bare backbone** (the limit): the config's backbone trunk alone (``MODEL.BACKBONE``, hybridized with
+(b) **bare backbone** (the limit): the config's backbone trunk alone (``MODEL.BACKBONE.NAME``, hybridized with
     ``static_alloc``), forward + backward of the mean output + SGD step on a fixed random batch, with
     ``mx.nd.waitall()`` after every step;
 (c) **data pipeline**: images/s of the Trainer's DataLoader alone (``Trainer._loader()``, as configured:
@@ -68,23 +68,6 @@ def build_parser():
 
 # ------------------------------------------------------------------------------------------ measurements
 
-def _codec(trainer):
-    """The heatmap codec of the step's targets, or None (also on trees before issue 15)."""
-    if hasattr(trainer, "_heatmap_codec"):
-        return trainer._heatmap_codec()
-    if getattr(trainer, "is_heatmap", False):
-        return trainer.net.codec
-    return trainer.aux_heatmap[0] if getattr(trainer, "aux_heatmap", None) else None
-
-
-def _batch_loss(trainer, data, label, target):
-    """``trainer._batch_loss`` with the loader's targets where it takes them (before issue 15 it encodes)."""
-    import inspect
-    if target is not None and "target" in inspect.signature(trainer._batch_loss).parameters:
-        return trainer._batch_loss(data, label, target)
-    return trainer._batch_loss(data, label)
-
-
 def _train_opts(opts, batch, max_steps):
     o = list(opts) + ["TRAIN.VAL_EVERY", "0", "TRAIN.EPOCHS", "1", "TRAIN.MAX_STEPS", str(max_steps)]
     if batch:
@@ -115,7 +98,7 @@ def time_bare_backbone(cfg, batch, steps, warmup, time_callable):
     from mxnet import autograd, gluon
     from lotr_gluon.models.backbones import get_backbone
 
-    net, _, _, _ = get_backbone(cfg.MODEL.BACKBONE)
+    net, _, _, _ = get_backbone(cfg.MODEL.BACKBONE.NAME)
     net.initialize(mx.init.Xavier(), ctx=mx.cpu())
     net.hybridize(static_alloc=True)
     s = cfg.DATA.INPUT_SIZE
@@ -131,7 +114,7 @@ def time_bare_backbone(cfg, batch, steps, warmup, time_callable):
 
     t = time_callable(step, runs=steps, warmup=warmup)
     return {"steps": steps, "ms_per_batch": t["mean_ms"], "std_ms": t["std_ms"],
-            "images_per_s": 1e3 * batch / t["mean_ms"], "backbone": cfg.MODEL.BACKBONE}
+            "images_per_s": 1e3 * batch / t["mean_ms"], "backbone": cfg.MODEL.BACKBONE.NAME}
 
 
 def time_pipeline(trainer, steps, warmup):
@@ -164,11 +147,13 @@ def breakdown(trainer, runs, time_callable, stat="min_ms"):
     import numpy as np
     import mxnet as mx
     from mxnet import autograd
+    from lotr_gluon.build import Criterion
 
     batch = next(iter(trainer._loader()))
     data, label = batch[0], batch[1]
     b = data.shape[0]
-    codec = _codec(trainer)
+    crit = trainer.criterion
+    codec = crit.target_codec  # the codec of the step's targets, or None
     net = trainer.net
     parts = {}
     target = None
@@ -193,13 +178,13 @@ def breakdown(trainer, runs, time_callable, stat="min_ms"):
             mx.nd.waitall()
         return run
 
-    aux = bool(trainer.aux_heatmap)
-    if aux:
-        net.set_aux_heatmap_output(True)
+    aux = crit.aux_loss is not None
+    crit.training_outputs(net, True)
     backbone = net.backbone if hasattr(net, "backbone") else None
+    coord_only = Criterion(crit.loss, deep_supervision=crit.deep_supervision)  # without the auxiliary head
 
     def full_loss():
-        return _batch_loss(trainer, data, label, target)[0]
+        return trainer._batch_loss(data, label, target)[0]
 
     def full_step():
         fwd_bwd(full_loss)()
@@ -207,7 +192,7 @@ def breakdown(trainer, runs, time_callable, stat="min_ms"):
         mx.nd.waitall()
 
     def no_aux_loss():
-        return trainer._batch_loss(data, label)[0]
+        return coord_only(net(data), label)[0]
 
     # the parts are timed in interleaved rounds (one timed run of each per round, after one untimed run where
     # the graph changed), so that a change of the load on a shared machine hits every part alike
@@ -222,21 +207,15 @@ def breakdown(trainer, runs, time_callable, stat="min_ms"):
         timed[key].append(1e3 * (time.perf_counter() - t0))
 
     for r in range(runs):
-        if aux:
-            net.set_aux_heatmap_output(True)
+        crit.training_outputs(net, True)
         once("full_fwd_bwd", fwd_bwd(full_loss), warm=(r == 0 or aux))
         once("full_fwd_bwd_update", full_step)
         if backbone is not None:
             once("backbone_fwd", fwd_only(lambda: backbone(data)), warm=(r == 0))
             once("backbone_fwd_bwd", fwd_bwd(lambda: backbone(data).mean()), warm=(r == 0))
         if aux:
-            net.set_aux_heatmap_output(False)
-            saved = trainer.aux_heatmap
-            trainer.aux_heatmap = None
-            try:
-                once("no_aux_fwd_bwd", fwd_bwd(no_aux_loss), warm=True)  # re-traced graph: one untimed run
-            finally:
-                trainer.aux_heatmap = saved
+            crit.training_outputs(net, False)
+            once("no_aux_fwd_bwd", fwd_bwd(no_aux_loss), warm=True)  # re-traced graph: one untimed run
     pick = {"min_ms": min, "max_ms": max, "median_ms": lambda v: float(np.median(v)),
             "mean_ms": lambda v: float(np.mean(v))}[stat]
     res = {k: pick(v) for k, v in timed.items() if v}

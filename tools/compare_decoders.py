@@ -13,11 +13,10 @@ import json
 import os
 import sys
 
-from lotr_gluon.build import build_dataset, build_scheme, contexts
+from lotr_gluon.build import build_dataset, build_scheme, contexts, load_model, model_kind
 from lotr_gluon.config import ConfigError, load_config, run_dir
 from lotr_gluon.cli import ensure_output_dir
 from lotr_gluon.evaluate import evaluate_dataset
-from lotr_gluon.models import build_model
 
 DECODERS = ("argmax", "argmax_shift", "dark", "vector")
 
@@ -31,10 +30,10 @@ def main(argv=None):
     ap.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides")
     args = ap.parse_args(argv)
     try:
-        cfg = load_config(args.cfg, list(args.opts) + ["MODEL.PRETRAINED", "False"])
+        cfg = load_config(args.cfg, list(args.opts))
     except ConfigError as err:
         ap.error(str(err))
-    if cfg.MODEL.NAME != "earp_heatmap":
+    if model_kind(cfg) != "heatmap":
         ap.error("MODEL.NAME is %r: decoders apply to heatmap models (earp_heatmap)" % cfg.MODEL.NAME)
     params = args.params or os.path.join(run_dir(cfg), "model_best.params")
     if not os.path.isfile(params):
@@ -45,13 +44,13 @@ def main(argv=None):
     ctx = contexts(cfg)[0]
     scheme = build_scheme(cfg)
     test_set = build_dataset(cfg, "test")
-    net = build_model(cfg, ctx=ctx, initialize=False)
-    net.load_parameters(params, ctx=ctx)
+    net, post = load_model(cfg, params, ctx=ctx)  # weights checked, no pretrained backbone read
     net.hybridize(static_alloc=True)
     rows, curves = [], {}
     for flip in (False, True):
         for dec in args.decoders:
-            m, nmes, _, _ = evaluate_dataset(net, test_set, scheme, ctx, cfg.TEST.BATCH_SIZE, flip, decoder=dec)
+            m, nmes, _, _ = evaluate_dataset(net, test_set, scheme, ctx, cfg.TEST.BATCH_SIZE, flip, decoder=dec,
+                                             post=post)
             rows.append(m)
             if not flip:
                 curves[dec] = nmes

@@ -151,21 +151,14 @@ def build_predictor(args):
         if args.detector == "auto":
             det_kw["model"] = args.det_model
     opts = list(args.opts)
+    from lotr_gluon.cli import load_cli_config
     if args.random_init:
-        from lotr_gluon.build import build_inference_model, build_scheme
-        from lotr_gluon.cli import load_cli_config
-        cfg = load_cli_config(args.cfg, opts, ["MODEL.PRETRAINED", "False", "MODEL.PRETRAINED_FILE", ""])
+        cfg = load_cli_config(args.cfg, opts)
         print("warning: --random-init: an untrained model, its landmarks are meaningless", file=sys.stderr)
         mx.random.seed(args.seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            net = build_inference_model(cfg, None, ctx=mx.cpu())
-        net.hybridize()
-        decode = net.decode if hasattr(net, "codec") else None
-        return Predictor(net, build_scheme(cfg), cfg.DATA.INPUT_SIZE, template_scale=cfg.DATA.TEMPLATE_SCALE,
-                         mean=tuple(cfg.DATA.MEAN), std=tuple(cfg.DATA.STD), detector=args.detector,
-                         detector_kw=det_kw, decode=decode)
-    from lotr_gluon.cli import load_cli_config
+            return Predictor.from_model(cfg, None, ctx=mx.cpu(), detector=args.detector, detector_kw=det_kw)
     load_cli_config(args.cfg, opts)  # config and model name checks before the weights are read
     return Predictor.from_config(args.cfg, args.params, opts=opts, detector=args.detector, detector_kw=det_kw)
 

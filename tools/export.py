@@ -22,7 +22,7 @@ import numpy as np
 import lotr_gluon  # noqa: F401  (first: lotr_gluon.runtime sets the CPU threads before mxnet is imported)
 import mxnet as mx
 
-from lotr_gluon.build import ParamsFileError, build_inference_model
+from lotr_gluon.build import ParamsFileError, load_model
 from lotr_gluon.cli import ArgumentParser, ensure_output_file, load_cli_config, run_main
 from lotr_gluon.config import run_dir
 from lotr_gluon.export import (check_onnx, export_onnx, export_symbol, load_symbol, normalize_input,
@@ -47,9 +47,7 @@ def main(argv=None):
         ap.error("--params and --random-init exclude each other")
     if args.batch < 1 or args.atol < 0 or args.rtol < 0:
         ap.error("--batch must be >= 1 and --atol, --rtol >= 0")
-    # the whole model comes from --params (or random init): never download or read backbone weights
-    opts = list(args.opts) + ["MODEL.PRETRAINED", "False", "MODEL.PRETRAINED_FILE", ""]
-    cfg = load_cli_config(args.cfg, opts)
+    cfg = load_cli_config(args.cfg, args.opts)
     params = None
     if not args.random_init:
         params = args.params or os.path.join(run_dir(cfg), "model_best.params")
@@ -61,10 +59,11 @@ def main(argv=None):
     ctx = mx.cpu()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        net = build_inference_model(cfg, params, ctx=ctx)  # checks the weights' file and architecture
+        # the whole model comes from --params (or random init): no backbone weights read; weights checked
+        net, post = load_model(cfg, params, ctx=ctx)
     size = cfg.DATA.INPUT_SIZE
     mean, std = tuple(cfg.DATA.MEAN), tuple(cfg.DATA.STD)
-    units = "heatmap units" if hasattr(net, "codec") else "px"
+    units = "heatmap units" if post.decodes else "px"
 
     raw = np.random.RandomState(args.seed).uniform(0, 255, (args.batch, 3, size, size)).astype(np.float32)
     x_norm = normalize_input(raw, mean, std)
@@ -99,13 +98,13 @@ def main(argv=None):
     print("float32 noise floor: max |Gluon fp32 - Gluon fp64| %.3g %s%s" % (
         floor, units, "" if ort_out is None else ", |onnxruntime - Gluon fp64| %.3g" % np.abs(ort_out - ref64).max()))
     px_floor = None
-    if ort_out is not None and hasattr(net, "decode"):  # heatmap model: the decoded landmarks, pixels
-        lm_ref, lm_ort = net.decode(ref), net.decode(ort_out)
+    if ort_out is not None and post.decodes:  # heatmap model: the decoded landmarks, pixels
+        lm_ref, lm_ort = post.decode(ref), post.decode(ort_out)
         d_px = float(np.abs(lm_ort - lm_ref).max())
-        px_floor = float(np.abs(lm_ref - net.decode(ref64.astype(np.float32))).max())
+        px_floor = float(np.abs(lm_ref - post.decode(ref64.astype(np.float32))).max())
         ok = ok and d_px <= args.atol
         print("decoded landmarks (%s): max |Gluon - onnxruntime| %.3g px%s, float32 noise floor %.3g px"
-              % (net.codec.decoder, d_px, "" if d_px <= args.atol else "  FAIL", px_floor))
+              % (post.default_decoder, d_px, "" if d_px <= args.atol else "  FAIL", px_floor))
     print("tolerance %.3g %s%s: %s" % (tol, units, "" if px_floor is None else " (%.3g px decoded)" % args.atol,
                                       "OK" if ok else "FAILED"))
     if not ok and (3 * floor > tol or 3 * (px_floor or 0.0) > args.atol):

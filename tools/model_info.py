@@ -11,6 +11,7 @@ import json
 import sys
 import warnings
 
+from lotr_gluon.build import inference_config
 from lotr_gluon.cli import ArgumentParser, load_cli_config, run_main
 from lotr_gluon.flops import model_info
 
@@ -19,7 +20,7 @@ def main(argv=None):
     ap = ArgumentParser(description=__doc__)
     ap.add_argument("--cfg", required=True)
     args = ap.parse_args(argv)  # KEY VALUE overrides anywhere on the line -> args.opts
-    cfg = load_cli_config(args.cfg, args.opts, ["MODEL.PRETRAINED", "False"])
+    cfg = inference_config(load_cli_config(args.cfg, args.opts))  # no backbone weights read
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         info = model_info(cfg)

@@ -11,15 +11,12 @@ import json
 import os
 import sys
 
-import numpy as np
 import lotr_gluon  # noqa: F401  (first: lotr_gluon.runtime sets the CPU threads before mxnet is imported)
-import mxnet as mx
 
-from lotr_gluon.build import ParamsFileError, build_dataset, build_inference_model, build_scheme, contexts
+from lotr_gluon.build import ParamsFileError
 from lotr_gluon.cli import ArgumentParser, ensure_output_dir, load_cli_config, run_main
 from lotr_gluon.config import run_dir
-from lotr_gluon.data.dataset import mean_shape
-from lotr_gluon.evaluate import evaluate_dataset, mean_shape_baseline
+from lotr_gluon.evaluate import evaluate_weights
 
 
 def main(argv=None):
@@ -38,22 +35,13 @@ def main(argv=None):
     out = args.out or os.path.join(run_dir(cfg), "test_%s%s" % (split_stem, "_flip" if args.flip else ""))
     ensure_output_dir(out)
 
-    ctx = contexts(cfg)[0]
-    scheme = build_scheme(cfg)
-    test_set = build_dataset(cfg, "test")
-    anchors_needed = cfg.MODEL.ANCHORS != "none"
-    baseline = None
-    train_mean = None
-    if not args.no_baseline or anchors_needed:
-        train_set = build_dataset(cfg, "train")
-        train_mean = mean_shape(train_set)
-    net = build_inference_model(cfg, params, ctx=ctx, anchors=train_mean if anchors_needed else None)
-    net.hybridize(static_alloc=True)
-    metrics, nmes, preds, preds_crop = evaluate_dataset(net, test_set, scheme, ctx, cfg.TEST.BATCH_SIZE, args.flip)
+    run = evaluate_weights(cfg, params, flips=(args.flip,), baseline=not args.no_baseline)
+    scheme, test_set = run.scheme, run.test_set
+    metrics, nmes, preds, preds_crop = run.runs[args.flip]
     metrics["params"] = os.path.abspath(params)
-    metrics["split"] = cfg.DATA.TEST_SPLIT
-    if not args.no_baseline:
-        baseline, base_nmes = mean_shape_baseline(train_mean, test_set, scheme)
+    baseline = None
+    if run.baseline is not None:
+        baseline, base_nmes = run.baseline
         metrics["mean_shape_baseline"] = baseline
     with open(os.path.join(out, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=1)
