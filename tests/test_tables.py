@@ -40,7 +40,7 @@ def test_table6_grid():
     assert spec.loss_curves and spec.loss_functions_figure and spec.primary_flip
     rs = resolve_cells(spec, "jd", "paper")
     assert [rc.cfg.LOSS.NAME for rc in rs[:5]] == [l for l, _ in LOSSES]
-    assert {rc.cfg.MODEL.BACKBONE for rc in rs[10:]} == {"resnet50_v1"} and rs[0].cfg.TRAIN.EPOCHS == 100
+    assert {rc.cfg.MODEL.BACKBONE.NAME for rc in rs[10:]} == {"resnet50_v1"} and rs[0].cfg.TRAIN.EPOCHS == 100
 
 
 def test_table7_grid():
@@ -49,10 +49,11 @@ def test_table7_grid():
     for m in MODELS:
         for n in range(1, 7):
             c = spec.cell("%s/L%d" % (m, n))
-            assert c.overrides == ("MODEL.ENC_LAYERS", str(n), "MODEL.DEC_LAYERS", str(n))
+            assert c.overrides == ("MODEL.TRANSFORMER.ENC_LAYERS", str(n), "MODEL.TRANSFORMER.DEC_LAYERS", str(n))
     assert spec.rows == ["1", "2", "3", "4", "5", "6"] and spec.cols == ["LOTR-M", "LOTR-M+", "LOTR-R+"]
     rc = [r for r in resolve_cells(spec, "datatang", "smoke") if r.name == "lotr_r_plus/L6"][0]
-    assert rc.cfg.MODEL.ENC_LAYERS == 6 and rc.cfg.MODEL.DEC_LAYERS == 6 and rc.cfg.MODEL.UPSAMPLE
+    t = rc.cfg.MODEL.TRANSFORMER
+    assert t.ENC_LAYERS == 6 and t.DEC_LAYERS == 6 and rc.cfg.MODEL.NECK.UPSAMPLE
 
 
 def test_table5_rows():
@@ -69,8 +70,9 @@ def test_table5_rows():
             assert v.cfg.MODEL.BACKBONE == hm.cfg.MODEL.BACKBONE and v.train_hash != hm.train_hash
             for k in ("DATA", "AUG", "TRAIN"):
                 assert v.cfg[k] == hm.cfg[k], k
-        assert rs["earp_r50"].cfg.MODEL.BACKBONE == "resnet50_v1"
-        assert rs["cnn_ffn_mnv2"].cfg.MODEL.NAME == "cnn_ffn" and rs["cnn_ffn_r50"].cfg.MODEL.BACKBONE == "resnet50_v1"
+        assert rs["earp_r50"].cfg.MODEL.BACKBONE.NAME == "resnet50_v1"
+        assert rs["cnn_ffn_mnv2"].cfg.MODEL.NAME == "cnn_ffn"
+        assert rs["cnn_ffn_r50"].cfg.MODEL.BACKBONE.NAME == "resnet50_v1"
         # same data, loss and tricks as the LOTR configs of the folder
         for k in ("DATA", "AUG", "LOSS", "TRAIN"):
             assert rs["cnn_ffn_r50"].cfg[k] == rs["lotr_r_plus"].cfg[k], k
@@ -281,8 +283,8 @@ def test_dry_run_output(tmp_path, capsys):
 # ------------------------------------------------------------------------------------------ real run
 def test_real_tiny_cell_end_to_end(datatang_root, tmp_path, capsys):
     """One cell of Table VI trained for real on 12 Datatang faces, evaluated like tools/test.py, cached on rerun."""
-    opts = _opts(**{"DATA.ROOT": str(datatang_root), "MODEL.BACKBONE": "mobilenetv2_0.25", "DATA.INPUT_SIZE": "64",
-                    "DATA.MAX_SAMPLES": "12", "TRAIN.BATCH_SIZE": "4", "TRAIN.EPOCHS": "1"})
+    opts = _opts(**{"DATA.ROOT": str(datatang_root), "MODEL.BACKBONE.NAME": "mobilenetv2_0.25",
+                    "DATA.INPUT_SIZE": "64", "DATA.MAX_SAMPLES": "12", "TRAIN.BATCH_SIZE": "4", "TRAIN.EPOCHS": "1"})
     argv = ["--table", "6", "--scale", "smoke", "--out", str(tmp_path), "--cells", "lotr_m/smooth_wing", "--quiet"] + opts
     assert reproduce_table.main(argv) == 0
     out = capsys.readouterr().out
@@ -316,28 +318,145 @@ def test_cell_values_units_and_subsets():
     assert v["params_m"] == pytest.approx(2.5) and v["ms_flip"] == 1.5 and v["gflops"] == 0.2  # paper "GFLOPs" = GMACs
 
 
-def test_hash_ignores_new_keys_at_their_neutral_value():
-    """Adding an option whose default changes nothing keeps finished cells valid; using it changes the hash."""
-    from lotr_gluon.config import load_config
-    from lotr_gluon.tables.runner import NEUTRAL_VALUES, canonical_config, config_hash
-    cfg_file = os.path.join(ROOT, "experiments", "jd", "lotr_m.yaml")
-    base = load_config(cfg_file, [])
-    d = canonical_config(base)
-    assert "AUX_HEATMAP_WEIGHT" not in d["MODEL"] and "INIT_FROM" not in d["MODEL"] and "CACHE" not in d["DATA"]
-    assert config_hash(load_config(cfg_file, ["DATA.CACHE", "False"])) == config_hash(base)
-    on = load_config(cfg_file, ["MODEL.AUX_HEATMAP_WEIGHT", "10.0"])
-    assert canonical_config(on)["MODEL"]["AUX_HEATMAP_WEIGHT"] == 10.0 and config_hash(on) != config_hash(base)
-    assert set(NEUTRAL_VALUES) <= {"%s.%s" % (sec, k) for sec in ("MODEL", "AUG") for k in base[sec]}
+# ------------------------------------------------------------------------------------------ hashing (issue 13)
+def test_canonical_config_is_what_differs_from_the_defaults(tmp_path, monkeypatch):
+    """Hand-computed canonical config; a new key with a neutral default changes no hash; a changed setting
+    changes it; a key set to its default counts as not set."""
+    from lotr_gluon.config import defaults, load_config
+    from lotr_gluon.tables import runner
+    from lotr_gluon.tables.runner import canonical_config
+    p = tmp_path / "x.yaml"
+    p.write_text("MODEL:\n  TRANSFORMER:\n    ENC_LAYERS: 3\n    DROPOUT: 0.1\nTRAIN:\n  EPOCHS: 5\n"
+                 "  LOG_EVERY: 7\nDATA:\n  CACHE: False\n")
+    cfg = load_config(str(p), _opts(OUTPUT_DIR="/elsewhere", **{"TEST.BATCH_SIZE": "3"}))
+    # DROPOUT 0.1 is the default; LOG_EVERY, CACHE, OUTPUT_DIR, TEST.BATCH_SIZE and CFG_NAME are volatile
+    assert canonical_config(cfg) == {"MODEL.TRANSFORMER.ENC_LAYERS": 3, "TRAIN.EPOCHS": 5}
+    h = config_hash(cfg)
+    assert h == config_hash(load_config(str(p), ["MODEL.HEATMAP.SIGMA", "1.5"]))  # the default, spelled out
+    assert h != config_hash(load_config(str(p), ["MODEL.TRANSFORMER.DEC_LAYERS", "3"]))
+    assert h != config_hash(load_config(str(p), ["MODEL.AUX.HEATMAP_WEIGHT", "10.0"]))
+    assert h != config_hash(load_config(str(p), ["MODEL.BACKBONE.NAME", "resnet50_v1"]))
+    real = load_config(os.path.join(ROOT, "experiments", "datatang", "lotr_m.yaml"))
+    h_real = config_hash(real)
+    # a new Transformer lever whose default changes nothing: no hash changes; set to another value: it does
+    grown = defaults._C.clone()
+    grown.MODEL.TRANSFORMER.NEW_LEVER = "off"
+    monkeypatch.setattr(defaults, "_C", grown)
+    monkeypatch.setattr(runner, "_DEFAULTS", [])
+    assert config_hash(load_config(str(p))) == h
+    assert config_hash(load_config(os.path.join(ROOT, "experiments", "datatang", "lotr_m.yaml"))) == h_real
+    on = load_config(str(p), ["MODEL.TRANSFORMER.NEW_LEVER", "on"])
+    assert canonical_config(on)["MODEL.TRANSFORMER.NEW_LEVER"] == "on" and config_hash(on) != h
 
 
-def test_neutral_values_are_the_defaults():
-    """Every option listed as neutral for cell hashes holds that value in the defaults (else finished cells
-    would silently stand for a different config)."""
-    from lotr_gluon.config import load_config
-    from lotr_gluon.tables.runner import NEUTRAL_VALUES
-    cfg = load_config(None, [])
-    for key, value in NEUTRAL_VALUES.items():
-        node = cfg
-        for part in key.split("."):
-            node = node[part]
-        assert node == value, key
+#: experiments/datatang/earp_mnv2_1.0_sdd.yaml (new layout) as it was when the old code trained the cell whose
+#: config.yaml is tests/data/legacy_cell_earp_config.yaml (LOTR Table V 'earp', flat MODEL keys)
+EARP_AT_THE_TIME = """DATA:
+  NAME: datatang
+  FORMAT: datatang
+  SCHEME: datatang106
+  ROOT: ../shared/data/datatang106
+  TRAIN_SPLIT: splits/train.txt
+  VAL_SPLIT: splits/val.txt
+  TEST_SPLIT: splits/val.txt
+  INPUT_SIZE: 192
+  TEMPLATE_SCALE: 0.8
+AUG:
+  FLIP: True
+  ROTATION: 5.0
+  ERASING_PROB: 0.0
+  PCA_STD: 0.05
+  JITTER: 0.4
+MODEL:
+  NAME: earp_heatmap
+  NUM_POINTS: 106
+  BACKBONE:
+    NAME: mobilenetv2_1.0
+    PRETRAINED: False
+  HEATMAP:
+    UPSAMPLER: SDD
+    FILTERS: 32
+    REDUCE: 256
+    S_BLOCK: conv_shuffle
+    SIGMA: 1.5
+    DECODER: dark
+TRAIN:
+  OPTIMIZER: adam
+  LR: 0.001
+  BATCH_SIZE: 16
+  EPOCHS: 36
+  LR_STEPS: [27, 33]
+  LR_FACTOR: 0.1
+"""
+LEGACY_CELL = os.path.join(ROOT, "tests", "data", "legacy_cell_earp_config.yaml")
+
+
+def _legacy_cells(tmp_path):
+    import shutil
+    exp = tmp_path / "experiments" / "datatang"
+    shutil.copytree(os.path.join(ROOT, "experiments", "datatang"), str(exp))
+    (exp / "earp_mnv2_1.0_sdd.yaml").write_text(EARP_AT_THE_TIME)
+    out = tmp_path / "tables"
+    return {rc.name: rc for rc in resolve_cells(get_table("lotr", 5), "datatang", "paper", out_root=str(out),
+                                                exp_dir=str(tmp_path / "experiments"))}, str(out)
+
+
+def _old_run(d, config_text, trained=True):
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "config.yaml"), "w") as f:
+        f.write(config_text)
+    with open(os.path.join(d, "cell.json"), "w") as f:  # the old code's hash of that training
+        json.dump({"cell": "earp", "table": "lotr-5", "train_hash": "7256e2433a95", "trained": trained}, f)
+    if trained:
+        with open(os.path.join(d, "model_best.params"), "w") as f:
+            f.write("stub")
+    else:
+        with open(os.path.join(d, "checkpoint_last.json"), "w") as f:
+            json.dump({"epoch": 6, "step": 300}, f)
+
+
+def test_old_format_run_folder_is_recognised_as_finished(tmp_path):
+    from lotr_gluon.tables.runner import ensure_trained, run_config_matches
+    rs, out = _legacy_cells(tmp_path)
+    rc = rs["earp"]
+    old_text = open(LEGACY_CELL).read()
+    assert "  UPSAMPLER_FILTERS: 32" in old_text and rc.train_hash != "7256e2433a95"  # old layout, old hash
+    _old_run(rc.out_dir, old_text)
+    assert run_config_matches(rc.out_dir, rc.cfg) is True
+    assert run_config_matches(rc.out_dir, rs["earp_r50"].cfg) is False
+    assert cell_status(rc) == ("partial", "trained, not evaluated")
+    # Table III's 'earp' has the same training: the old run is reused, not trained again
+    rs3 = {r.name: r for r in resolve_cells(get_table("lotr", 3), "datatang", "paper", out_root=out,
+                                           exp_dir=str(tmp_path / "experiments"))}
+    r3 = rs3["earp"]
+    assert r3.train_hash == rc.train_hash and cell_status(r3)[0] == "missing"
+    assert ensure_trained(r3, out, trainer_cls=NeverTrain, log=lambda m: None) == r3.out_dir
+    assert json.load(open(os.path.join(r3.out_dir, "cell.json")))["reused_from"] == rc.out_dir
+    assert os.path.isfile(os.path.join(r3.out_dir, "model_best.params"))
+    logs = []
+    assert ensure_trained(rc, out, trainer_cls=NeverTrain, log=logs.append) == rc.out_dir
+    meta = json.load(open(os.path.join(rc.out_dir, "cell.json")))
+    assert meta["train_hash"] == rc.train_hash and meta["train_hash_before"] == "7256e2433a95" and meta["trained"]
+    assert sorted(os.listdir(rc.out_dir)) == ["cell.json", "config.yaml", "model_best.params"]  # nothing stashed
+    assert cell_status(rc) == ("partial", "trained, not evaluated")
+    # an old run still training is resumed, not restarted
+    rc2 = rs["earp_r50"]
+    _old_run(rc2.out_dir, old_text.replace("BACKBONE: mobilenetv2_1.0", "BACKBONE: resnet50_v1"), trained=False)
+    st, detail = cell_status(rc2)
+    assert st == "partial" and "epoch 6" in detail
+
+
+def test_old_format_run_of_another_setting_is_not_finished(tmp_path):
+    rs, out = _legacy_cells(tmp_path)
+    rc = rs["earp"]
+    old_text = open(LEGACY_CELL).read()
+    assert "  UPSAMPLER_REDUCE: 256\n" in old_text
+    _old_run(rc.out_dir, old_text.replace("  UPSAMPLER_REDUCE: 256\n", "  UPSAMPLER_REDUCE: 128\n"))
+    assert cell_status(rc)[0] == "missing"
+    _old_run(rc.out_dir, old_text.replace("  LR: 0.001\n", "  LR: 0.002\n"))
+    assert cell_status(rc)[0] == "missing"
+    # a new key at its default is what the old run had without it: a config.yaml that lacks a key still counts
+    trimmed = old_text.replace("  VECTOR_THETA: 0.1\n", "")
+    assert trimmed != old_text
+    _old_run(rc.out_dir, trimmed)
+    assert cell_status(rc) == ("partial", "trained, not evaluated")

@@ -17,8 +17,13 @@ Layout (``out_root`` = ``output/tables`` by default)::
   (and moved back when that configuration is asked for again); a finished run with the same training hash
   anywhere under ``out_root`` (another table's cell) is reused instead of training again.
 
-The hashes come from the full merged configuration (:func:`config_hash`); keys that do not change the
-result (output folder, device list, data-loader workers, logging period, test batch size) are left out.
+The hashes come from the keys whose value differs from the defaults (:func:`canonical_config`), so a new
+option with a default that changes nothing changes no hash; keys that do not change the result (output folder,
+device list, data-loader workers, logging period, test batch size: :data:`VOLATILE_KEYS`) are left out. A run
+folder holds the training of a cell when its ``config.yaml`` (in the flat ``MODEL`` layout of runs trained
+before issue 13, migrated with :func:`lotr_gluon.config.migrate_legacy`), merged over the current defaults,
+gives the cell's canonical configuration (:func:`run_config_matches`); ``cell.json``'s train hash is used only
+before the trainer wrote ``config.yaml``.
 """
 import fnmatch
 import glob
@@ -35,10 +40,12 @@ from typing import List, Optional
 
 import numpy as np
 
-from ..config import load_config
+from ..config import get_defaults, load_config, load_run_config
+from ..errors import LotrError
 from .spec import benchmark_settings, parse_scale, scale_overrides
 
-__all__ = ["ResolvedCell", "resolve_cells", "select_cells", "config_hash", "canonical_config", "cell_status",
+__all__ = ["ResolvedCell", "resolve_cells", "select_cells", "config_hash", "canonical_config", "run_config_matches",
+           "cell_status",
            "ensure_trained", "run_cell", "run_table", "evaluate_cell", "cell_values", "load_benchmark", "run_benchmark",
            "experiments_dir", "table_dir", "VOLATILE_KEYS"]
 
@@ -48,18 +55,6 @@ VOLATILE_KEYS = ("CFG_NAME", "OUTPUT_DIR", "DEVICES", "NUM_CPU_CONTEXTS", "KVSTO
                  # issue 12 guards: they stop a run or reject bad data, never change a finished run's numbers
                  "DATA.OUTSIDE_MARGIN", "TRAIN.DIVERGENCE_FACTOR", "TRAIN.DIVERGENCE_WINDOW",
                  "TRAIN.DIVERGENCE_VAL_FACTOR")
-#: keys added after results were cached, left out of the hashes while they hold this value (the value at which
-#: they change nothing), so that adding an option does not invalidate every finished cell
-NEUTRAL_VALUES = {"MODEL.AUX_HEATMAP_WEIGHT": 0.0, "MODEL.INIT_FROM": "", "MODEL.INIT_FROM_PREFIXES": ["backbone."],
-                  "MODEL.HEAD_PER_LANDMARK_OUT": False, "MODEL.POS_IN_VALUES": "none",
-                  "MODEL.POS_INIT": "normal", "MODEL.QUERY_INIT": "normal",
-                  "MODEL.NORM_BEFORE": False, "MODEL.ATTN_OUT_INIT": "he",
-                  "MODEL.VECTOR_BANDWIDTHS": [3, 5], "MODEL.VECTOR_THETA": 0.1, "MODEL.VECTOR_DECODER": "gaussian_fit",
-                  "MODEL.UPSAMPLER_D_KERNEL": 4, "MODEL.UPSAMPLER_S_KERNEL": 3, "MODEL.UPSAMPLER_S_CONV_MULT": 4,
-                  "MODEL.HEATMAP_CONV": "after", "MODEL.HEATMAP_KERNEL": 1, "MODEL.HEATMAP_PRE_KERNEL": 3,
-                  "MODEL.HEATMAP_FINAL_S_KERNEL": 1, "AUG.FLIP_MODE": "random", "AUG.ERASING_MODE": "zhong",
-                  "AUG.AID_CUTOUT_PROB": 0.3, "AUG.AID_RADIUS_FACTOR": 0.1, "AUG.AID_NUM_PATCH": 1,
-                  "AUG.AID_HAS_PROB": 0.3, "AUG.AID_HAS_HIDE_PROB": 0.3, "AUG.AID_HAS_GRIDS": [0, 16, 32, 44]}
 #: bump when the content of metrics.json changes meaning
 VALUES_VERSION = 1
 _RUN_FILES_KEEP = ("model_best.params", "model_best.json", "log.jsonl", "config.yaml", "loss_curve.png",
@@ -77,20 +72,37 @@ def table_dir(spec, out_root="output/tables"):
 
 
 # ------------------------------------------------------------------------------------------ hashing
-def canonical_config(cfg, drop=VOLATILE_KEYS):
-    """The configuration as a plain dict without the :data:`VOLATILE_KEYS`, and without the keys of
-    :data:`NEUTRAL_VALUES` where they hold their neutral value."""
+def _flat_dict(cfg):
+    """``{dotted key: value}`` of a CfgNode, values as YAML gives them back (lists, floats, ...)."""
     import yaml
-    d = yaml.safe_load(cfg.dump())
-    for key in list(drop) + list(NEUTRAL_VALUES):
-        node = d
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = node.get(p, {})
-        if key in NEUTRAL_VALUES and node.get(parts[-1]) != NEUTRAL_VALUES[key]:
-            continue
-        node.pop(parts[-1], None)
-    return d
+    out = {}
+
+    def walk(node, prefix):
+        for k, v in node.items():
+            if isinstance(v, dict):
+                walk(v, prefix + k + ".")
+            else:
+                out[prefix + k] = v
+    walk(yaml.safe_load(cfg.dump()), "")
+    return out
+
+
+_DEFAULTS = []
+
+
+def _flat_defaults():
+    if not _DEFAULTS:
+        _DEFAULTS.append(_flat_dict(get_defaults()))
+    return _DEFAULTS[0]
+
+
+def canonical_config(cfg, drop=VOLATILE_KEYS):
+    """The training configuration that identifies a cell: ``{dotted key: value}`` of the keys whose value
+    differs from the defaults (:func:`lotr_gluon.config.get_defaults`), without the ``drop`` keys
+    (:data:`VOLATILE_KEYS`). A new key holding its default is absent, so adding an option with a default
+    that changes nothing changes no hash."""
+    ref = _flat_defaults()
+    return {k: v for k, v in _flat_dict(cfg).items() if k not in drop and (k not in ref or ref[k] != v)}
 
 
 def _digest(obj):
@@ -98,8 +110,38 @@ def _digest(obj):
 
 
 def config_hash(cfg):
-    """12 hex digits identifying a training configuration (see :data:`VOLATILE_KEYS`)."""
+    """12 hex digits identifying a training configuration (of :func:`canonical_config`)."""
     return _digest(canonical_config(cfg))
+
+
+def run_config_matches(run_dir, cfg):
+    """Whether the run in ``run_dir`` was trained with ``cfg``: the canonical configuration of its
+    ``config.yaml`` (old flat ``MODEL`` layout migrated, merged over the current defaults:
+    :func:`lotr_gluon.config.load_run_config`) equals ``cfg``'s.
+
+    Returns
+    -------
+    bool or None
+        None when the folder has no ``config.yaml`` (the trainer has not started); False when it cannot be
+        read as a configuration (e.g. a key removed since).
+    """
+    path = os.path.join(run_dir, "config.yaml")
+    if not os.path.isfile(path):
+        return None
+    try:
+        run_cfg = load_run_config(path)
+    except LotrError:
+        return False
+    return canonical_config(run_cfg) == canonical_config(cfg)
+
+
+def _same_training(rc, d, meta):
+    """Whether folder ``d`` (its ``cell.json`` read as ``meta``) holds a run of ``rc``'s training
+    configuration: by its config.yaml (:func:`run_config_matches`), else by the train hash of cell.json."""
+    if meta is None:
+        return False
+    same = run_config_matches(d, rc.cfg)
+    return meta.get("train_hash") == rc.train_hash if same is None else same
 
 
 # ------------------------------------------------------------------------------------------ cells
@@ -230,7 +272,7 @@ def _train_state(rc):
     if meta is None:
         return ("other", "files of an unknown run") if ckpt or os.path.isfile(os.path.join(d, "model_best.params")) \
             else ("none", "")
-    if meta.get("train_hash") != rc.train_hash:
+    if not _same_training(rc.train_cell, d, meta):
         return "other", "run of another configuration (%s)" % meta.get("train_hash")
     if meta.get("trained") and os.path.isfile(os.path.join(d, "model_best.params")):
         return "trained", "trained"
@@ -278,10 +320,17 @@ def _prepare_dir(rc, out_root, log):
     """Move a run of another configuration to .stash/; bring back a stashed run of this one."""
     d = rc.out_dir
     os.makedirs(d, exist_ok=True)
-    meta = _read_json(os.path.join(d, "cell.json"))
+    meta_path = os.path.join(d, "cell.json")
+    meta = _read_json(meta_path)
     files = _files(d)
-    if files and (meta is None or meta.get("train_hash") != rc.train_hash):
+    same = _same_training(rc, d, meta)
+    if same and meta.get("train_hash") != rc.train_hash:  # e.g. trained before issue 13 (other hashes)
+        _write_json(dict(meta, train_hash=rc.train_hash, train_hash_before=meta.get("train_hash")), meta_path)
+        log("    the run there has this configuration (its config.yaml); train hash updated")
+    elif files and not same:
         old = (meta or {}).get("train_hash") or "unknown-%d" % int(time.time())
+        if old == rc.train_hash:  # same hash, other config.yaml (a default changed since): keep both apart
+            old = "%s-other-%d" % (old, int(time.time()))
         dst = _stash_dir(rc, out_root, old)
         os.makedirs(dst, exist_ok=True)
         for f in files:
@@ -289,7 +338,7 @@ def _prepare_dir(rc, out_root, log):
         log("    moved a run of another configuration (%s) to %s" % (old, dst))
     if not _files(d):
         src = _stash_dir(rc, out_root, rc.train_hash)
-        if os.path.isdir(src):
+        if os.path.isdir(src) and run_config_matches(src, rc.cfg) is not False:
             for f in _files(src):
                 os.replace(os.path.join(src, f), os.path.join(d, f))
             shutil.rmtree(src, ignore_errors=True)
@@ -303,8 +352,8 @@ def _find_reusable(rc, out_root):
         if os.path.abspath(d) == os.path.abspath(rc.out_dir) or "%s.stash%s" % (os.sep, os.sep) in d + os.sep:
             continue
         meta = _read_json(path)
-        if meta and meta.get("train_hash") == rc.train_hash and meta.get("trained") \
-                and os.path.isfile(os.path.join(d, "model_best.params")):
+        if meta and meta.get("trained") and os.path.isfile(os.path.join(d, "model_best.params")) \
+                and _same_training(rc, d, meta):
             return d
     return None
 
