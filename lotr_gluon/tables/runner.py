@@ -409,8 +409,9 @@ def ensure_trained(rc, out_root="output/tables", trainer_cls=None, progress=True
 
 # ------------------------------------------------------------------------------------------ evaluation
 def evaluate_cell(cfg, params, flips=(False, True), out_dir=None):
-    """Evaluate weights on ``DATA.TEST_SPLIT`` exactly as ``tools/test.py`` does (same dataset, model, flip
-    test and metrics), once per entry of ``flips``; writes ``per_image.csv`` / ``per_image.json``.
+    """Evaluate weights on ``DATA.TEST_SPLIT`` with ``tools/test.py``'s evaluation
+    (:func:`lotr_gluon.evaluate.evaluate_weights`), once per entry of ``flips``; writes ``per_image.csv`` /
+    ``per_image.json``.
 
     Returns
     -------
@@ -418,29 +419,21 @@ def evaluate_cell(cfg, params, flips=(False, True), out_dir=None):
         ``metrics`` ({'noflip' / 'flip': metrics dict of :func:`lotr_gluon.evaluate.evaluate_dataset`}),
         ``nmes`` (same keys, lists), ``names``, ``threshold``, ``mean_shape_baseline``.
     """
-    from ..build import build_dataset, build_inference_model, build_scheme, contexts
-    from ..data.dataset import mean_shape
-    from ..evaluate import evaluate_dataset, mean_shape_baseline
+    from ..evaluate import evaluate_weights
 
-    ctx = contexts(cfg)[0]
-    scheme = build_scheme(cfg)
-    test_set = build_dataset(cfg, "test")
-    train_mean = mean_shape(build_dataset(cfg, "train"))
-    # as tools/test.py: without the training-only heatmap head, weights checked (lotr_gluon.build.load_params)
-    net = build_inference_model(cfg, params, ctx=ctx, anchors=train_mean if cfg.MODEL.ANCHORS != "none" else None)
-    net.hybridize(static_alloc=True)
-    out = {"metrics": {}, "nmes": {}, "names": [s.name for s in test_set.samples], "threshold": scheme.threshold}
+    run = evaluate_weights(cfg, params, flips=flips, baseline=True)  # the evaluation of tools/test.py
+    out = {"metrics": {}, "nmes": {}, "names": [s.name for s in run.test_set.samples],
+           "threshold": run.scheme.threshold}
     for flip in flips:
         key = "flip" if flip else "noflip"
-        metrics, nmes, _, _ = evaluate_dataset(net, test_set, scheme, ctx, cfg.TEST.BATCH_SIZE, flip=flip)
-        metrics["split"] = cfg.DATA.TEST_SPLIT
+        metrics, nmes, _, _ = run.runs[bool(flip)]
         out["metrics"][key] = metrics
         out["nmes"][key] = [float(x) for x in nmes]
-    base, base_nmes = mean_shape_baseline(train_mean, test_set, scheme)
+    base, base_nmes = run.baseline
     out["mean_shape_baseline"] = base
     out["nmes"]["mean_shape"] = [float(x) for x in base_nmes]
     if out_dir:
-        _write_json({"names": out["names"], "threshold": scheme.threshold,
+        _write_json({"names": out["names"], "threshold": run.scheme.threshold,
                      **{"nme_" + k: v for k, v in out["nmes"].items()}}, os.path.join(out_dir, "per_image.json"))
         keys = [k for k in ("noflip", "flip", "mean_shape") if k in out["nmes"]]
         with open(os.path.join(out_dir, "per_image.csv"), "w") as f:
@@ -451,12 +444,9 @@ def evaluate_cell(cfg, params, flips=(False, True), out_dir=None):
 
 
 def _model_info(cfg):
+    from ..build import inference_config
     from ..flops import model_info
-    c = cfg.clone()
-    c.defrost()
-    c.MODEL.PRETRAINED = False
-    c.MODEL.PRETRAINED_FILE = ""
-    c.freeze()
+    c = inference_config(cfg)  # no backbone weights read; training-only heads are not counted anyway
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -478,11 +468,8 @@ def run_benchmark(fn, cfg, params, runs=100, warmup=10):
     """Time a model with ``fn`` (``benchmark_model``): Gluon runtime, batch 1, without and with flip.
 
     Returns ``{"ms_noflip", "ms_flip", "rows"}`` (ms per image, network + decoding)."""
-    kwargs = {"params": params, "runtimes": ("gluon",), "batches": (1,), "flips": (False, True)}
-    if cfg.MODEL.NAME == "earp_heatmap":
-        kwargs["decoders"] = [cfg.MODEL.HEATMAP_DECODER]
-    elif cfg.MODEL.NAME == "earp_vector":
-        kwargs["decoders"] = [cfg.MODEL.VECTOR_DECODER]
+    kwargs = {"params": params, "runtimes": ("gluon",), "batches": (1,), "flips": (False, True),
+              "decoders": "default"}  # heatmap models: the config's decoder only
     try:
         accepted = set(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
