@@ -221,7 +221,7 @@ def _first_file_on(path):
 
 def load_cli_config(cfg_file, opts=(), extra=()):
     """:func:`lotr_gluon.config.load_config` of ``cfg_file`` + ``opts`` (+ ``extra``) and the model checks of
-    :func:`lotr_gluon.build.check_model_config` (unknown ``MODEL.NAME`` / ``MODEL.BACKBONE``), so that a bad
+    :func:`lotr_gluon.build.check_model_config` (unknown ``MODEL.NAME`` / ``MODEL.BACKBONE.NAME``), so that a bad
     model is reported before any data loads."""
     from .build import check_model_config
     from .config import load_config

@@ -120,4 +120,4 @@ def model_info(cfg):
     macs = count_macs(net, cfg.DATA.INPUT_SIZE)
     return {"params": n, "size_mb": round(float(size_mb), 3), "gmacs": round(macs / 1e9, 4),
             "gflops_2x_macs": round(2 * macs / 1e9, 4),
-            "input_size": cfg.DATA.INPUT_SIZE, "model": cfg.MODEL.NAME, "backbone": cfg.MODEL.BACKBONE}
+            "input_size": cfg.DATA.INPUT_SIZE, "model": cfg.MODEL.NAME, "backbone": cfg.MODEL.BACKBONE.NAME}
