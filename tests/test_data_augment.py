@@ -257,8 +257,8 @@ def test_mirror_extended_set_from_config(datatang_root):
     from lotr_gluon.config import load_config
     from lotr_gluon.data.augment import MirrorExtendedDataset
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    opts = ["DATA.MAX_SAMPLES", "4", "DATA.ROOT", str(datatang_root), "DATA.INPUT_SIZE", "64", "MODEL.PRETRAINED",
-            "False"]
+    opts = ["DATA.MAX_SAMPLES", "4", "DATA.ROOT", str(datatang_root), "DATA.INPUT_SIZE", "64",
+            "MODEL.BACKBONE.PRETRAINED", "False"]
     cfg = load_config(os.path.join(root, "experiments/datatang/earp_final_mnv2_1.0_sdd.yaml"), opts)
     ds = build_dataset(cfg, "train", train=True)
     assert isinstance(ds, MirrorExtendedDataset) and len(ds) == 8 and ds.augmenter.flip_prob == 0.0

@@ -51,7 +51,7 @@ def test_count_macs_hand_example():
 
 
 def _info(name):
-    cfg = load_config("experiments/jd/%s.yaml" % name, ["MODEL.PRETRAINED", "False"])
+    cfg = load_config("experiments/jd/%s.yaml" % name, ["MODEL.BACKBONE.PRETRAINED", "False"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return model_info(cfg)
@@ -84,7 +84,8 @@ def test_lotr_m_head_is_counted():
     # the PFFN (106 queries x (64*512 + 512*512 + 512*2) MACs, LOTR Sec. IV-C) is in LOTR-M's count: LOTR-M
     # minus a LOTR-M whose PFFN hidden layers are 256 wide differs by exactly the hand-counted difference
     full = _info("lotr_m")["gmacs"]
-    cfg = load_config("experiments/jd/lotr_m.yaml", ["MODEL.PRETRAINED", "False", "MODEL.HEAD_HIDDEN", "[256, 256]"])
+    cfg = load_config("experiments/jd/lotr_m.yaml",
+                      ["MODEL.BACKBONE.PRETRAINED", "False", "MODEL.HEAD.HIDDEN", "[256, 256]"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         small = model_info(cfg)["gmacs"]
@@ -93,14 +94,14 @@ def test_lotr_m_head_is_counted():
 
 
 # Earp et al. Table 6, row "GFLOPS" (= GMACs): the final models of Sec. 5 (MobileNetV2-1.0 is Table 4's SDD at
-# 128 filters, 0.43); experiments/jd/earp_final_mnv2_1.0_sdd.yaml, ResNets by MODEL.BACKBONE as its header says
+# 128 filters, 0.43); experiments/jd/earp_final_mnv2_1.0_sdd.yaml, ResNets by MODEL.BACKBONE.NAME as its header says
 EARP_T6_GMACS = {"mobilenetv2_1.0": 0.43, "resnet18_v1": 1.13, "resnet50_v1": 3.23}
 
 
 @pytest.mark.parametrize("backbone", ["mobilenetv2_1.0", "resnet50_v1"])
 def test_earp_final_macs_match_table6(backbone):
     cfg = load_config("experiments/jd/earp_final_mnv2_1.0_sdd.yaml",
-                      ["MODEL.PRETRAINED", "False", "MODEL.BACKBONE", backbone])
+                      ["MODEL.BACKBONE.PRETRAINED", "False", "MODEL.BACKBONE.NAME", backbone])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         info = model_info(cfg)

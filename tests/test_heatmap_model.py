@@ -148,7 +148,7 @@ TABLE_V_CFGS = {"experiments/jd/earp_%s_sdd.yaml" % b for b in ("mnv2_1.0", "r18
 def _earp_cfg(path, *opts):
     import os
     from lotr_gluon.config import load_config
-    return load_config(os.path.join(ROOT, path), ["MODEL.PRETRAINED", "False"] + list(opts))
+    return load_config(os.path.join(ROOT, path), ["MODEL.BACKBONE.PRETRAINED", "False"] + list(opts))
 
 
 def test_earp_configs_carry_paper_settings_and_table_v_count():
@@ -170,26 +170,26 @@ def test_earp_configs_carry_paper_settings_and_table_v_count():
         t, a, m = cfg.TRAIN, cfg.AUG, cfg.MODEL
         assert m.NAME == "earp_heatmap" and m.NUM_POINTS == 106 and cfg.DATA.INPUT_SIZE == 192, name
         assert a.PCA_STD == 0.05 and a.JITTER == 0.4, name   # Earp Sec. 3.3
-        assert m.PRETRAINED == (cfg.DATA.NAME == "jd"), name
+        assert m.BACKBONE.PRETRAINED == (cfg.DATA.NAME == "jd"), name
         if name in TABLE_V_CFGS:
-            assert (m.UPSAMPLER, m.UPSAMPLER_FILTERS, m.UPSAMPLER_REDUCE, m.UPSAMPLER_S_CONV_MULT,
-                    m.HEATMAP_CONV) == ("SDD", 32, 256, 4, "after"), name
+            assert (m.HEATMAP.UPSAMPLER, m.HEATMAP.FILTERS, m.HEATMAP.REDUCE, m.HEATMAP.S_CONV_MULT,
+                    m.HEATMAP.CONV) == ("SDD", 32, 256, 4, "after"), name
             continue
         # Earp Sec. 3.3: Adam 1e-3, 40 epochs, x0.1 at 20 and 30, batch 16 (Tables 1-6 alike)
         assert (t.OPTIMIZER, t.LR, t.EPOCHS, list(t.LR_STEPS), t.LR_FACTOR, t.BATCH_SIZE) == \
             ("adam", 1e-3, 40, [20, 30], 0.1, 16), name
         # the Earp blocks (Sec. 4.1-4.2) with the open choices of heatmap_baseline/model.py
-        assert (m.UPSAMPLER_REDUCE, m.UPSAMPLER_D_KERNEL, m.UPSAMPLER_S_KERNEL, m.UPSAMPLER_S_CONV_MULT,
-                m.HEATMAP_CONV, m.HEATMAP_KERNEL, m.HEATMAP_PRE_KERNEL, m.HEATMAP_FINAL_S_KERNEL) == \
+        assert (m.HEATMAP.REDUCE, m.HEATMAP.D_KERNEL, m.HEATMAP.S_KERNEL, m.HEATMAP.S_CONV_MULT,
+                m.HEATMAP.CONV, m.HEATMAP.KERNEL, m.HEATMAP.PRE_KERNEL, m.HEATMAP.FINAL_S_KERNEL) == \
             (320, 4, 3, 1, "before_last_s", 1, 3, 1), name
         if "earp_final" in name:   # Sec. 5.1: the four tricks; SDD with 128 filters (Sec. 4.3, Table 6)
             assert a.FLIP and a.FLIP_MODE == "extend" and a.ERASING_MODE == "aid" and a.ROTATION == 15.0, name
-            assert cfg.TEST.FLIP and (m.UPSAMPLER, m.UPSAMPLER_FILTERS) == ("SDD", 128), name
+            assert cfg.TEST.FLIP and (m.HEATMAP.UPSAMPLER, m.HEATMAP.FILTERS) == ("SDD", 128), name
         else:   # Sec. 3.3 / 4.1 baseline: no flip augmentation, no erasing, no rotation, no flip test
             assert not a.FLIP and a.ROTATION == 0 and a.ERASING_PROB == 0 and not cfg.TEST.FLIP, name
-            assert m.UPSAMPLER_FILTERS == 256 and m.BACKBONE == "mobilenetv2_0.25", name
+            assert m.HEATMAP.FILTERS == 256 and m.BACKBONE.NAME == "mobilenetv2_0.25", name
             if "earp_mnv2_0.25_" in name:
-                assert m.UPSAMPLER == os.path.basename(name)[:-5].split("_")[-1].upper(), name
+                assert m.HEATMAP.UPSAMPLER == os.path.basename(name)[:-5].split("_")[-1].upper(), name
     cfg = _earp_cfg("experiments/jd/earp_mnv2_1.0_sdd.yaml")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -222,7 +222,7 @@ def test_table_cells_get_earp_settings():
     assert [c.row for c in t4.cells][:4] == ["SSD", "SDD", "SSSD", "SDDSD"]
     for c in t4.cells[:4]:
         cfg = load_config(os.path.join(experiments_dir(), "jd", c.cfg), list(c.overrides))
-        assert (cfg.MODEL.BACKBONE, cfg.MODEL.UPSAMPLER_FILTERS) == ("mobilenetv2_1.0", 128)
+        assert (cfg.MODEL.BACKBONE.NAME, cfg.MODEL.HEATMAP.FILTERS) == ("mobilenetv2_1.0", 128)
     assert [(c.row, c.overrides[-1]) for c in get_table("earp", "6").cells] == [
         ("MNetV2-1.0", "mobilenetv2_1.0"), ("ResNet18", "resnet18_v1"), ("ResNet50", "resnet50_v1")]
 
@@ -260,7 +260,7 @@ def test_pixel_shuffle_blocks_and_heatmap_conv_before_final_block():
     from lotr_gluon.models import build_model
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        net = build_model(_earp_cfg("experiments/jd/earp_baseline_mnv2_0.25.yaml", "MODEL.UPSAMPLER", "SSSS"))
+        net = build_model(_earp_cfg("experiments/jd/earp_baseline_mnv2_0.25.yaml", "MODEL.HEATMAP.UPSAMPLER", "SSSS"))
         net.initialize_params()
     blocks = list(net.neck._children.values())[3:]
     assert len(blocks) == 5 and net.final is None   # S, S, S, heatmap conv, final S
@@ -279,7 +279,7 @@ def test_pixel_shuffle_blocks_and_heatmap_conv_before_final_block():
     assert y.shape == (1, 64, 48, 48)   # 256 filters, shuffled to 64 channels at twice the resolution
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sssd = build_model(_earp_cfg("experiments/jd/earp_baseline_mnv2_0.25.yaml", "MODEL.UPSAMPLER", "SSSD"))
+        sssd = build_model(_earp_cfg("experiments/jd/earp_baseline_mnv2_0.25.yaml", "MODEL.HEATMAP.UPSAMPLER", "SSSD"))
     assert sssd.final is not None and sssd.final._channels == 106
     assert len(list(sssd.neck._children.values())) == 3 + 4
 
@@ -304,7 +304,7 @@ def test_earp_table3_sizes_and_macs_follow_the_paper():
     for s in EARP_TABLE3:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            info = model_info(_earp_cfg("experiments/jd/earp_baseline_mnv2_0.25.yaml", "MODEL.UPSAMPLER", s))
+            info = model_info(_earp_cfg("experiments/jd/earp_baseline_mnv2_0.25.yaml", "MODEL.HEATMAP.UPSAMPLER", s))
         ours[s] = (info["gmacs"], info["size_mb"])
     macs = {s: v[0] for s, v in ours.items()}
     size = {s: v[1] for s, v in ours.items()}
@@ -340,14 +340,14 @@ def test_earp_table3_dry_run_lists_eleven_strategies():
 
 
 def test_lotr_aux_heatmap_head_unchanged():
-    """LOTR's training-only heatmap head (Datatang LOTR configs, AUX_HEATMAP_WEIGHT > 0) keeps its layout:
+    """LOTR's training-only heatmap head (Datatang LOTR configs, MODEL.AUX.HEATMAP_WEIGHT > 0) keeps its layout:
     1x1 reduce 1280 -> 256 (+BN), S = 3x3 conv 256 -> 128 (+BN) + shuffle -> 32, two 4x4 deconvs 32 -> 32 (+BN),
     1x1 conv 32 -> 106 with bias; counted by hand: 660,650 parameters (BN statistics included)."""
     from lotr_gluon.models import build_model
     from lotr_gluon.config import load_config
     import os
-    cfg = load_config(os.path.join(ROOT, "experiments/datatang/lotr_m.yaml"), ["MODEL.PRETRAINED", "False"])
-    assert cfg.MODEL.AUX_HEATMAP_WEIGHT > 0
+    cfg = load_config(os.path.join(ROOT, "experiments/datatang/lotr_m.yaml"), ["MODEL.BACKBONE.PRETRAINED", "False"])
+    assert cfg.MODEL.AUX.HEATMAP_WEIGHT > 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         net = build_model(cfg).initialize_params()

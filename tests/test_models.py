@@ -231,7 +231,7 @@ def test_init_from_copies_the_backbone_of_another_model(tmp_path):
 
 
 def test_per_landmark_last_layer():
-    """MODEL.HEAD_PER_LANDMARK_OUT: out[b, n] = h[b, n] @ W[n] + bias[n]; hybridizes; 2*512*N weights."""
+    """MODEL.HEAD.PER_LANDMARK_OUT: out[b, n] = h[b, n] @ W[n] + bias[n]; hybridizes; 2*512*N weights."""
     net = _build("lotr_m", 128, num_points=10, head_per_landmark_out=True)
     last = net.head.net[-1]
     h = mx.nd.random.normal(shape=(3, 10, 512))
@@ -251,7 +251,7 @@ def test_per_landmark_last_layer():
 
 @pytest.mark.parametrize("mode", ["cross", "all"])
 def test_pos_in_values_reaches_the_values(mode):
-    """MODEL.POS_IN_VALUES: with a single token the attention weight is 1, so the output depends on pos only
+    """MODEL.TRANSFORMER.POS_IN_VALUES: with a single token the attention weight is 1, so the output depends on pos only
     through the values: unchanged for 'none' (test above), changed for 'cross' / 'all'."""
     tr = Transformer(units=8, num_heads=2, num_encoder_layers=1, num_decoder_layers=1, dropout=0.0,
                      pos_in_values=mode)
@@ -298,8 +298,8 @@ def test_sample_token_grid_bilinear():
 
 
 def test_query_init_anchor_pos():
-    """MODEL.QUERY_INIT anchor_pos: queries = pos enc sampled at the anchors, cross-attention keys start as the
-    query projection, and the first cross-attention then favours each query's anchor cell."""
+    """MODEL.TRANSFORMER.QUERY_INIT anchor_pos: queries = pos enc sampled at the anchors, cross-attention keys
+    start as the query projection, and the first cross-attention then favours each query's anchor cell."""
     from lotr_gluon.models.lotr import sample_token_grid
     rng = np.random.RandomState(0)
     mx.random.seed(0)
@@ -325,9 +325,9 @@ def test_query_init_anchor_pos():
 
 
 def test_pre_norm_layers_follow_detr_forward_pre():
-    """MODEL.NORM_BEFORE: encoder layer = src + MHA(LN1(src)) then + FFN(LN2(.)), then DETR's encoder_norm.
-    With zero attention output projections (MODEL.ATTN_OUT_INIT zero) the attention branch adds nothing, so the
-    encoder output is enc_norm(src + FFN(LN2(src)))."""
+    """MODEL.TRANSFORMER.NORM_BEFORE: encoder layer = src + MHA(LN1(src)) then + FFN(LN2(.)), then DETR's encoder_norm.
+    With zero attention output projections (MODEL.TRANSFORMER.ATTN_OUT_INIT zero) the attention branch adds
+    nothing, so the encoder output is enc_norm(src + FFN(LN2(src)))."""
     tr = Transformer(units=8, num_heads=2, num_encoder_layers=1, num_decoder_layers=1, dropout=0.0,
                      norm_before=True, attn_out_init="zero")
     tr.initialize(mx.init.Normal(0.3))
@@ -379,7 +379,7 @@ def test_lotr_hr_plus_config_is_the_m_plus_architecture():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for rel in ("jd/lotr_m_plus", "jd/lotr_r_plus", "wflw/lotr_hr_plus"):
-            cfg = load_config("experiments/%s.yaml" % rel, ["MODEL.PRETRAINED", "False"])
+            cfg = load_config("experiments/%s.yaml" % rel, ["MODEL.BACKBONE.PRETRAINED", "False"])
             nets[rel] = build_model(cfg)
     plus = [("conv", 256, (1, 1), (1, 1)), ("deconv", 128, (4, 4), (2, 2)), ("deconv", 64, (4, 4), (2, 2))]
     for rel, net in nets.items():

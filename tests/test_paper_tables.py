@@ -178,7 +178,7 @@ def test_lotr_grids_follow_the_paper():
     assert t3.rows + list(t3.paper_only) == d[("lotr", "3")]["rows"]
     assert [m.key for m in t3.metrics] == ["auc", "fr", "nme", "gflops"]
     rs = {rc.name: rc for rc in resolve_cells(t3, "datatang", "smoke")}
-    assert rs["earp_r50"].cfg.MODEL.BACKBONE == "resnet50_v1" and rs["earp_r50"].cfg.MODEL.NAME == \
+    assert rs["earp_r50"].cfg.MODEL.BACKBONE.NAME == "resnet50_v1" and rs["earp_r50"].cfg.MODEL.NAME == \
         rs["earp"].cfg.MODEL.NAME
     t5 = get_table("lotr", 5)
     assert t5.rows == d[("lotr", "5")]["rows"] and not t5.paper_only
@@ -205,7 +205,7 @@ def test_dry_run_shows_the_paper_grid(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| Earp et al. (ResNet50) | 87.06 / — | 0.00 / — | 1.03 / — | 3.23* / — |" in out
     assert "| Baidu-VIS (paper only) | 84.01 | 0.10 | 1.31 |  |" in out   # no ours cell
-    assert "| earp_r50 | experiments/datatang/earp_mnv2_1.0_sdd.yaml | MODEL.BACKBONE resnet50_v1 |" in out
+    assert "| earp_r50 | experiments/datatang/earp_mnv2_1.0_sdd.yaml | MODEL.BACKBONE.NAME resnet50_v1 |" in out
     assert reproduce_table.main(["--table", "5", "--scale", "smoke", "--dry-run", "--out", str(tmp_path)]) == 0
     assert "| LOTR-M (MobileNetV2 1.0) | 86.39 / — | 87.05 / — | 5.46 ± 0.95 / — | 7.68 ± 1.08 / — | 10.59 / — " \
            "| 2.81 / — |" in capsys.readouterr().out

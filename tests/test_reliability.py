@@ -40,9 +40,9 @@ def _opts(datatang_root, tmp, train, val, **extra):
     (tmp / "train.txt").write_text("\n".join(train) + "\n")
     (tmp / "val.txt").write_text("\n".join(val) + "\n")
     o = {"DATA.ROOT": str(datatang_root), "DATA.TRAIN_SPLIT": str(tmp / "train.txt"),
-         "DATA.VAL_SPLIT": str(tmp / "val.txt"), "DATA.INPUT_SIZE": "64", "MODEL.BACKBONE": "mobilenetv2_0.25",
+         "DATA.VAL_SPLIT": str(tmp / "val.txt"), "DATA.INPUT_SIZE": "64", "MODEL.BACKBONE.NAME": "mobilenetv2_0.25",
          "TRAIN.BATCH_SIZE": "4", "TRAIN.EPOCHS": "1", "TRAIN.LOG_EVERY": "1", "OUTPUT_DIR": str(tmp / "out"),
-         "MODEL.DROPOUT": "0.1", "WORKERS": "0"}  # dropout on: the MXNet generator matters for resume
+         "MODEL.TRANSFORMER.DROPOUT": "0.1", "WORKERS": "0"}  # dropout on: the MXNet generator matters for resume
     o.update(extra)
     return [x for kv in o.items() for x in kv]
 
@@ -301,7 +301,7 @@ def test_failed_resume_leaves_config_yaml(datatang_root, tmp_path, one_epoch_run
     """A resume whose checkpoint does not load (another model's weights) changes nothing in the folder."""
     run = _copy_run(one_epoch_run, tmp_path)
     before = _snapshot(run)
-    cfg = _cfg(datatang_root, tmp_path, **{"MODEL.HIDDEN_DIM": "32", "TRAIN.EPOCHS": "2"})
+    cfg = _cfg(datatang_root, tmp_path, **{"MODEL.NECK.HIDDEN_DIM": "32", "TRAIN.EPOCHS": "2"})
     tr = Trainer(cfg, out_dir=str(run), progress=False, resume=True)
     with pytest.raises(ModelError, match="belong to another architecture") as e:
         tr.fit()

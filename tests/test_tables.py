@@ -67,7 +67,7 @@ def test_table5_rows():
         # "with vectorization": a Gaussian-vector model trained on its own (LOTR Sec. IV-G-1), same data and schedule
         for v, hm in ((rs["earp_vector"], rs["earp"]), (rs["earp_r50_vector"], rs["earp_r50"])):
             assert v.source is None and v.cfg.MODEL.NAME == "earp_vector" and hm.cfg.MODEL.NAME == "earp_heatmap"
-            assert v.cfg.MODEL.BACKBONE == hm.cfg.MODEL.BACKBONE and v.train_hash != hm.train_hash
+            assert v.cfg.MODEL.BACKBONE.NAME == hm.cfg.MODEL.BACKBONE.NAME and v.train_hash != hm.train_hash
             for k in ("DATA", "AUG", "TRAIN"):
                 assert v.cfg[k] == hm.cfg[k], k
         assert rs["earp_r50"].cfg.MODEL.BACKBONE.NAME == "resnet50_v1"
