@@ -26,7 +26,7 @@ CFG = os.path.join(ROOT, "experiments", "datatang", "lotr_m.yaml")
 
 def tiny_opts(datatang_root, **extra):
     opts = {"DATA.ROOT": str(datatang_root), "DATA.MAX_SAMPLES": "12", "DATA.INPUT_SIZE": "64",
-            "MODEL.BACKBONE": "mobilenetv2_0.25", "TRAIN.BATCH_SIZE": "4", "TRAIN.EPOCHS": "1",
+            "MODEL.BACKBONE.NAME": "mobilenetv2_0.25", "TRAIN.BATCH_SIZE": "4", "TRAIN.EPOCHS": "1",
             "TRAIN.LOG_EVERY": "1", "TRAIN.VAL_EVERY": "0"}
     opts.update(extra)
     return [x for kv in opts.items() for x in kv]
@@ -110,8 +110,8 @@ def test_pipeline_targets_equal_batch_encoding_bit_for_bit():
 def test_trainer_loader_targets_equal_the_in_step_targets(datatang_root, tmp_path):
     cfg = load_config(CFG, tiny_opts(datatang_root))
     tr = Trainer(cfg, out_dir=str(tmp_path / "run"), progress=False)
-    codec = tr._heatmap_codec()
-    assert codec is tr.aux_heatmap[0]
+    codec = tr.criterion.target_codec  # the auxiliary heatmap head's targets
+    assert codec is not None and codec.heatmap_size == tr.net.aux_heatmap_size
     data, label, target = next(iter(tr._loader()))
     assert np.array_equal(target.asnumpy(), codec.encode(label.asnumpy()))
     tr.net.set_aux_heatmap_output(True)
@@ -149,7 +149,7 @@ def test_bench_train_cli_writes_the_three_figures_and_ratios(datatang_root, tmp_
     out = tmp_path / "bt.json"
     mod.main(["--steps", "1", "--warmup", "1", "--breakdown-runs", "1", "--out", str(out),
               "DATA.ROOT", str(datatang_root), "DATA.MAX_SAMPLES", "8", "DATA.INPUT_SIZE", "64",
-              "MODEL.BACKBONE", "mobilenetv2_0.25", "TRAIN.BATCH_SIZE", "4"])
+              "MODEL.BACKBONE.NAME", "mobilenetv2_0.25", "TRAIN.BATCH_SIZE", "4"])
     data = json.loads(out.read_text())
     res = data["results"]
     for k in ("training_step", "bare_backbone", "data_pipeline"):

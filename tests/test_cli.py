@@ -49,11 +49,14 @@ def _write_cfg(path, root, extra=""):
   CACHE: False
 MODEL:
   NAME: lotr
-  BACKBONE: mobilenetv2_0.25
-  PRETRAINED: False
+  BACKBONE:
+    NAME: mobilenetv2_0.25
+    PRETRAINED: False
   NUM_POINTS: 106
-  HIDDEN_DIM: 16
-  AUX_HEATMAP_WEIGHT: 1.0
+  NECK:
+    HIDDEN_DIM: 16
+  AUX:
+    HEATMAP_WEIGHT: 1.0
 TRAIN:
   OPTIMIZER: adam
   BATCH_SIZE: 2
@@ -88,7 +91,7 @@ def tiny(datatang_root, tmp_path_factory):
         net(mx.nd.zeros((1, 3, S, S)))
         params = str(base / "lotr_aux.params")
         net.save_parameters(params)
-        other = build_model(load_config(cfg, ["MODEL.NAME", "cnn_ffn", "MODEL.AUX_HEATMAP_WEIGHT", "0.0"]),
+        other = build_model(load_config(cfg, ["MODEL.NAME", "cnn_ffn", "MODEL.AUX.HEATMAP_WEIGHT", "0.0"]),
                             ctx=mx.cpu())
         other(mx.nd.zeros((1, 3, S, S)))
         other_params = str(base / "cnn_ffn.params")
@@ -140,11 +143,11 @@ def test_missing_cfg_and_missing_file(tools, tiny, capsys):
 
 def test_unknown_backbone_is_reported_before_the_data_loads(tools, tiny, capsys):
     # DATA.ROOT does not exist either: the backbone is checked first
-    argv = ["--cfg", tiny["cfg"], "MODEL.BACKBONE", "resnet99", "DATA.ROOT", str(tiny["base"] / "no_data"),
+    argv = ["--cfg", tiny["cfg"], "MODEL.BACKBONE.NAME", "resnet99", "DATA.ROOT", str(tiny["base"] / "no_data"),
             "--out", str(tiny["base"] / "run_bb")]
     assert run_main(tools["train"].main, argv) == 4
     line = _one_line(capsys)
-    assert "MODEL.BACKBONE 'resnet99'" in line and "mobilenetv2_1.0" in line and "resnet50_v1" in line
+    assert "MODEL.BACKBONE.NAME 'resnet99'" in line and "mobilenetv2_1.0" in line and "resnet50_v1" in line
     assert not os.path.exists(str(tiny["base"] / "run_bb"))
 
 
@@ -214,7 +217,7 @@ def test_params_of_another_architecture(tools, tiny, capsys):
     assert "query_embed" in line or "pos_embed" in line  # LOTR's Transformer parameters are not in a CNN+FFN file
     # mis-shaped: the same model with another HIDDEN_DIM
     argv = ["--cfg", tiny["cfg"], "--params", tiny["params"], "--out", str(tiny["base"] / "exp2" / "m"),
-            "MODEL.HIDDEN_DIM", "32"]
+            "MODEL.NECK.HIDDEN_DIM", "32"]
     assert run_main(tools["export"].main, argv) == 4
     line = _one_line(capsys)
     assert "mis-shaped" in line and "(16," in line and "(32," in line

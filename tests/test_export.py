@@ -142,7 +142,8 @@ def test_heatmap_model_onnx(tmp_path):
 def _write_cfg(tmp_path, units="pixels"):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text("OUTPUT_DIR: %s\nDATA:\n  NAME: tiny\n  INPUT_SIZE: %d\nMODEL:\n  NAME: lotr\n"
-                   "  BACKBONE: mobilenetv2_0.25\n  PRETRAINED: False\n  NUM_POINTS: 5\n  COORD_UNITS: %s\n"
+                   "  BACKBONE:\n    NAME: mobilenetv2_0.25\n    PRETRAINED: False\n  NUM_POINTS: 5\n"
+                   "  HEAD:\n    COORD_UNITS: %s\n"
                    % (tmp_path / "runs", S, units))
     return str(cfg)
 
