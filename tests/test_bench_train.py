@@ -110,8 +110,8 @@ def test_pipeline_targets_equal_batch_encoding_bit_for_bit():
 def test_trainer_loader_targets_equal_the_in_step_targets(datatang_root, tmp_path):
     cfg = load_config(CFG, tiny_opts(datatang_root))
     tr = Trainer(cfg, out_dir=str(tmp_path / "run"), progress=False)
-    codec = tr._heatmap_codec()
-    assert codec is tr.aux_heatmap[0]
+    codec = tr.criterion.target_codec  # the auxiliary heatmap head's targets
+    assert codec is not None and codec.heatmap_size == tr.net.aux_heatmap_size
     data, label, target = next(iter(tr._loader()))
     assert np.array_equal(target.asnumpy(), codec.encode(label.asnumpy()))
     tr.net.set_aux_heatmap_output(True)

@@ -49,11 +49,14 @@ def _write_cfg(path, root, extra=""):
   CACHE: False
 MODEL:
   NAME: lotr
-  BACKBONE: mobilenetv2_0.25
-  PRETRAINED: False
+  BACKBONE:
+    NAME: mobilenetv2_0.25
+    PRETRAINED: False
   NUM_POINTS: 106
-  HIDDEN_DIM: 16
-  AUX_HEATMAP_WEIGHT: 1.0
+  NECK:
+    HIDDEN_DIM: 16
+  AUX:
+    HEATMAP_WEIGHT: 1.0
 TRAIN:
   OPTIMIZER: adam
   BATCH_SIZE: 2

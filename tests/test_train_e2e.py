@@ -74,11 +74,11 @@ def test_nan_loss_stops_and_keeps_last_checkpoint(datatang_root, tmp_path):
     before = ckpt.read_bytes()
     cfg3 = load_config(CFG, tiny_opts(datatang_root, tmp_path, **{"TRAIN.EPOCHS": "3"}))
     tr3 = Trainer(cfg3, out_dir=str(tmp_path / "run"), progress=False)
-    good_loss = tr3.loss_fn
+    good_loss = tr3.criterion.loss
 
     def nan_loss(pred, label):
         return good_loss(pred, label) * float("nan")
-    tr3.loss_fn = nan_loss
+    tr3.criterion.loss = nan_loss
     with pytest.raises(TrainingDiverged) as e:
         tr3.fit(resume=True)
     assert "step 7" in str(e.value) and "checkpoint_last.params" in str(e.value)
@@ -133,7 +133,8 @@ def test_heatmap_model_trains_on_real_faces(datatang_root, tmp_path):
     cfg_file = os.path.join(ROOT, "experiments", "datatang", "earp_mnv2_1.0_sdd.yaml")
     cfg = load_config(cfg_file, tiny_opts(datatang_root, tmp_path, **{"TRAIN.EPOCHS": "2"}))
     tr = Trainer(cfg, out_dir=str(tmp_path / "run"), progress=False)
-    assert tr.is_heatmap
+    # the criterion compares the heatmaps with the codec's targets, which the data pipeline encodes
+    assert tr.criterion.dense and tr.criterion.target_codec is tr.post.codec is tr.net.codec
     metrics = tr.fit()
     losses = [r["loss"] for r in read_log(str(tmp_path / "run" / "log.jsonl")) if r["type"] == "train"]
     assert len(losses) == 6 and all(np.isfinite(losses)) and losses[-1] < losses[0]
@@ -146,8 +147,9 @@ def test_lotr_with_aux_heatmap_loss_trains(datatang_root, tmp_path):
     cfg = load_config(CFG, tiny_opts(datatang_root, tmp_path, **{
         "MODEL.AUX.HEATMAP_WEIGHT": "1000.0", "MODEL.HEATMAP.UPSAMPLER": "SD", "TRAIN.OPTIMIZER": "adam"}))
     tr = Trainer(cfg, out_dir=str(tmp_path / "run"), progress=False)
-    codec, _ = tr.aux_heatmap
-    assert codec.heatmap_size == tr.net.aux_heatmap_size == 8
+    codec = tr.criterion.target_codec
+    assert codec.heatmap_size == tr.net.aux_heatmap_size == 8 and tr.criterion.aux_loss is not None
+    assert tr.post.codec is None  # the landmarks are the output: nothing to decode
     metrics = tr.fit()
     recs = read_log(str(tmp_path / "run" / "log.jsonl"))
     train = [r for r in recs if r["type"] == "train"]
