@@ -339,10 +339,9 @@ class SmoothWingLoss(LandmarkLoss):
     ----------
     t : float
         Inner threshold, pixels, ``0 < t < w`` (default 0.01, LOTR Sec. IV-C).
-    w : float
-        Outer threshold, pixels (default 10).
-    eps : float
-        Curvature of the log region, pixels, ``> 0`` (default 2).
+    w, eps : float
+        Outer threshold (default 10) and curvature of the log region (``> 0``, default 2), pixels, as in
+        :class:`WingLoss`.
     weight, batch_axis
         See :class:`LandmarkLoss`.
 
