@@ -161,7 +161,7 @@ class ParamsFileError(ModelError, FileNotFoundError):
 
 
 def check_model_config(cfg):
-    """Check ``MODEL.NAME`` and ``MODEL.BACKBONE`` against the registries before any data or weight is loaded.
+    """Check ``MODEL.NAME`` and ``MODEL.BACKBONE.NAME`` against the registries before any data or weight is loaded.
 
     Raises
     ------
