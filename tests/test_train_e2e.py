@@ -46,7 +46,7 @@ def test_train_checkpoint_resume(datatang_root, tmp_path):
     assert tr.step == 3 and metrics["num_images"] == 12 and np.isfinite(metrics["nme"])
     # the spreads are those of the final weights' crop predictions and of the ground truth, recomputed here
     from lotr_gluon.evaluate import predict
-    preds_crop, _ = predict(tr.net, tr.val_set, tr.ctx[0], cfg.TEST.BATCH_SIZE)
+    preds_crop, _ = predict(tr.net, tr.val_set, tr.ctx[0], cfg.TEST.BATCH_SIZE, post=tr.post)
     assert metrics["pred_spread_px"] == pytest.approx(float(preds_crop.std(axis=0).mean()), rel=1e-4, abs=1e-6)
     gt_crop = tr.val_set.aligned_landmarks()
     assert metrics["gt_spread_px"] == pytest.approx(float(gt_crop.std(axis=0).mean()), rel=1e-4)
