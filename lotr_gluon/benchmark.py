@@ -311,22 +311,29 @@ class _Exports:
     batch shape, in ``workdir`` (a temporary folder, removed on exit, when None)."""
 
     def __init__(self, net, name, size, runtimes, threads, ctx, workdir=None):
-        self.net, self.size, self.threads, self.ctx = net, size, threads, ctx
+        self.net, self.name, self.size, self.ctx = net, name, size, ctx
+        self.runtimes, self.threads = runtimes, threads
         self.own_tmp = workdir is None
-        self.workdir = tempfile.mkdtemp(prefix="lotr_bench_") if self.own_tmp else workdir
-        os.makedirs(self.workdir, exist_ok=True)
-        self.prefix = os.path.join(self.workdir, name)
+        self.workdir = workdir
         self.onnx_files = {}
         self.symbol = None
-        from .export import export_symbol, load_symbol
-        if "symbol" in runtimes or "onnx" in runtimes:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                export_symbol(net, self.prefix, size)
-        if "symbol" in runtimes:
-            self.symbol = load_symbol(self.prefix, ctx=ctx)
 
     def __enter__(self):
+        from .export import export_symbol, load_symbol
+        if self.own_tmp:
+            self.workdir = tempfile.mkdtemp(prefix="lotr_bench_")
+        os.makedirs(self.workdir, exist_ok=True)
+        self.prefix = os.path.join(self.workdir, self.name)
+        try:
+            if "symbol" in self.runtimes or "onnx" in self.runtimes:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    export_symbol(self.net, self.prefix, self.size)
+            if "symbol" in self.runtimes:
+                self.symbol = load_symbol(self.prefix, ctx=self.ctx)
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc):
