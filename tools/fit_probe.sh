@@ -10,26 +10,26 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 CFG=experiments/datatang/lotr_m.yaml
 BASE="DATA.MAX_SAMPLES 64 DATA.VAL_SPLIT splits/train.txt AUG.FLIP False AUG.ROTATION 0.0 AUG.ERASING_PROB 0.0
-  AUG.PCA_STD 0.0 AUG.JITTER 0.0 TRAIN.OPTIMIZER adam TRAIN.BATCH_SIZE 16 MODEL.QUERY_INIT_STD 1.0
-  MODEL.ANCHORS mean_shape MODEL.COORD_UNITS pixels MODEL.HEAD_LAST_INIT_STD 0.01 TRAIN.EPOCHS 30 TRAIN.LR_STEPS []
+  AUG.PCA_STD 0.0 AUG.JITTER 0.0 TRAIN.OPTIMIZER adam TRAIN.BATCH_SIZE 16 MODEL.TRANSFORMER.QUERY_INIT_STD 1.0
+  MODEL.HEAD.ANCHORS mean_shape MODEL.HEAD.COORD_UNITS pixels MODEL.HEAD.LAST_INIT_STD 0.01 TRAIN.EPOCHS 30 TRAIN.LR_STEPS []
   TRAIN.VAL_EVERY 3"
 declare -A PROBES=(
   [drop01]=""                                                     # the paper's Transformer dropout 0.1
-  [drop0]="MODEL.DROPOUT 0.0"
+  [drop0]="MODEL.TRANSFORMER.DROPOUT 0.0"
   [lr1e-4]="TRAIN.LR 1e-4"
-  [drop0_lr3e-3]="MODEL.DROPOUT 0.0 TRAIN.LR 3e-3"
-  [drop0_last01]="MODEL.DROPOUT 0.0 MODEL.HEAD_LAST_INIT_STD 0.1"
-  [drop0_enc0]="MODEL.DROPOUT 0.0 MODEL.ENC_LAYERS 0"              # no encoder: the decoder reads the 1x1-conv tokens
-  [drop0_auxhm]="MODEL.DROPOUT 0.0 MODEL.AUX_HEATMAP_WEIGHT 1e6"
-  [drop0_perlmk]="MODEL.DROPOUT 0.0 MODEL.HEAD_PER_LANDMARK_OUT True"  # PFFN last layer per landmark
-  [drop0_perlmk_lr3e-3]="MODEL.DROPOUT 0.0 MODEL.HEAD_PER_LANDMARK_OUT True TRAIN.LR 3e-3"
-  [drop0_perlmk_enc0]="MODEL.DROPOUT 0.0 MODEL.HEAD_PER_LANDMARK_OUT True MODEL.ENC_LAYERS 0"
-  [drop0_perlmk_vposx]="MODEL.DROPOUT 0.0 MODEL.HEAD_PER_LANDMARK_OUT True MODEL.POS_IN_VALUES cross"  # pos enc in cross-attention values
-  [drop0_perlmk_vposall]="MODEL.DROPOUT 0.0 MODEL.HEAD_PER_LANDMARK_OUT True MODEL.POS_IN_VALUES all"  # ... and in encoder values
-  [drop0_perlmk_qanchor]="MODEL.DROPOUT 0.0 MODEL.HEAD_PER_LANDMARK_OUT True MODEL.QUERY_INIT anchor_pos"  # queries = pos enc at the anchors
-  [drop0_perlmk_qanchor_sine]="MODEL.DROPOUT 0.0 MODEL.HEAD_PER_LANDMARK_OUT True MODEL.QUERY_INIT anchor_pos MODEL.POS_INIT sine"
-  [drop0_perlmk_prenorm]="MODEL.DROPOUT 0.0 MODEL.HEAD_PER_LANDMARK_OUT True MODEL.NORM_BEFORE True"  # DETR pre-norm layers
-  [drop0_perlmk_attn0]="MODEL.DROPOUT 0.0 MODEL.HEAD_PER_LANDMARK_OUT True MODEL.ATTN_OUT_INIT zero"  # attention branches start as identity
+  [drop0_lr3e-3]="MODEL.TRANSFORMER.DROPOUT 0.0 TRAIN.LR 3e-3"
+  [drop0_last01]="MODEL.TRANSFORMER.DROPOUT 0.0 MODEL.HEAD.LAST_INIT_STD 0.1"
+  [drop0_enc0]="MODEL.TRANSFORMER.DROPOUT 0.0 MODEL.TRANSFORMER.ENC_LAYERS 0"              # no encoder: the decoder reads the 1x1-conv tokens
+  [drop0_auxhm]="MODEL.TRANSFORMER.DROPOUT 0.0 MODEL.AUX.HEATMAP_WEIGHT 1e6"
+  [drop0_perlmk]="MODEL.TRANSFORMER.DROPOUT 0.0 MODEL.HEAD.PER_LANDMARK_OUT True"  # PFFN last layer per landmark
+  [drop0_perlmk_lr3e-3]="MODEL.TRANSFORMER.DROPOUT 0.0 MODEL.HEAD.PER_LANDMARK_OUT True TRAIN.LR 3e-3"
+  [drop0_perlmk_enc0]="MODEL.TRANSFORMER.DROPOUT 0.0 MODEL.HEAD.PER_LANDMARK_OUT True MODEL.TRANSFORMER.ENC_LAYERS 0"
+  [drop0_perlmk_vposx]="MODEL.TRANSFORMER.DROPOUT 0.0 MODEL.HEAD.PER_LANDMARK_OUT True MODEL.TRANSFORMER.POS_IN_VALUES cross"  # pos enc in cross-attention values
+  [drop0_perlmk_vposall]="MODEL.TRANSFORMER.DROPOUT 0.0 MODEL.HEAD.PER_LANDMARK_OUT True MODEL.TRANSFORMER.POS_IN_VALUES all"  # ... and in encoder values
+  [drop0_perlmk_qanchor]="MODEL.TRANSFORMER.DROPOUT 0.0 MODEL.HEAD.PER_LANDMARK_OUT True MODEL.TRANSFORMER.QUERY_INIT anchor_pos"  # queries = pos enc at the anchors
+  [drop0_perlmk_qanchor_sine]="MODEL.TRANSFORMER.DROPOUT 0.0 MODEL.HEAD.PER_LANDMARK_OUT True MODEL.TRANSFORMER.QUERY_INIT anchor_pos MODEL.TRANSFORMER.POS_INIT sine"
+  [drop0_perlmk_prenorm]="MODEL.TRANSFORMER.DROPOUT 0.0 MODEL.HEAD.PER_LANDMARK_OUT True MODEL.TRANSFORMER.NORM_BEFORE True"  # DETR pre-norm layers
+  [drop0_perlmk_attn0]="MODEL.TRANSFORMER.DROPOUT 0.0 MODEL.HEAD.PER_LANDMARK_OUT True MODEL.TRANSFORMER.ATTN_OUT_INIT zero"  # attention branches start as identity
   [cnnffn]="MODEL.NAME cnn_ffn"                                   # no Transformer (LOTR IV-G-2 baseline)
 )
 NAMES=("$@")
