@@ -44,7 +44,7 @@ def strategy_rows(tables=("2", "3", "4", "6"), data="jd"):
         paper = _paper_values(t)
         for cell in spec.cells:
             cfg = load_config(os.path.join(experiments_dir(), data, cell.cfg),
-                              list(cell.overrides) + ["MODEL.PRETRAINED", "False"])
+                              list(cell.overrides) + ["MODEL.BACKBONE.PRETRAINED", "False"])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 info = model_info(cfg)

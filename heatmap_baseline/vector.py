@@ -27,7 +27,7 @@ mean (``count_include_pad``)::
     vx[u] = 1 / (h L) * sum_{v=0}^{h-1} sum_{|j| <= (L-1)/2} H[v, u + j]      (H = 0 outside the map)
 
 With several bandwidths ("aggregated" band pooling) the vectors of each are averaged. Defaults: bandwidths
-3 and 5, aggregated (``MODEL.VECTOR_BANDWIDTHS [3, 5]``), the setting a public summary of Xiong et al.
+3 and 5, aggregated (``MODEL.HEATMAP.VECTOR_BANDWIDTHS [3, 5]``), the setting a public summary of Xiong et al.
 reports for their experiments (https://speakerdeck.com/phalanx/kaggle-cv-gaussian-vector-an-efficient-
 solution-for-facial-landmark-detection: bands of adjustable odd width L from 1 to 7 slide over the heatmap
 and average it; the aggregated module fuses the vectors of bandwidths 3 and 5). How the two are fused is not
@@ -42,13 +42,13 @@ pixel-centre convention (:mod:`heatmap_baseline.codec`: ``vector = (input + 0.5)
     vx[u] = exp(-(u - x0)^2 / (2 sigma^2)) + theta    if |u - x0| <= 3 sigma
     vx[u] = 0                                         otherwise
 
-``sigma`` = ``MODEL.HEATMAP_SIGMA`` (1.5 vector pixels, LOTR eq. 1's heatmap std), ``theta`` =
-``MODEL.VECTOR_THETA``. Our reading of LOTR's one-sentence description: ``theta`` is added over the whole
+``sigma`` = ``MODEL.HEATMAP.SIGMA`` (1.5 vector pixels, LOTR eq. 1's heatmap std), ``theta`` =
+``MODEL.HEATMAP.VECTOR_THETA``. Our reading of LOTR's one-sentence description: ``theta`` is added over the whole
 ``3 sigma`` window; Xiong et al.'s own equation and value of ``theta`` could not be read offline, 0.1 is ours.
 A landmark with a non-finite coordinate gets all-zero vectors. Xiong et al.'s "Beyond Box" strategy (vectors
 longer than the crop for landmarks outside it) is not implemented.
 
-Decoders (``decode(vectors, method)``; ``MODEL.VECTOR_DECODER``)
+Decoders (``decode(vectors, method)``; ``MODEL.HEATMAP.VECTOR_DECODER``)
 ----------------------------------------------------------------
 ``argmax``        integer position of each vector's maximum.
 ``gaussian_fit``  (default) the argmax moved by the vertex of the parabola through the logs of
@@ -92,7 +92,7 @@ def parse_bandwidths(bandwidths):
     except (TypeError, ValueError):
         bws, ok = (), False
     if not ok or any(b < 1 or b % 2 == 0 for b in bws):
-        raise ValueError("band-pooling bandwidths must be odd integers >= 1 (MODEL.VECTOR_BANDWIDTHS, e.g. "
+        raise ValueError("band-pooling bandwidths must be odd integers >= 1 (MODEL.HEATMAP.VECTOR_BANDWIDTHS, e.g. "
                          "[3, 5]), got %r" % (bandwidths,))
     return bws
 
