@@ -18,9 +18,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 S = 64
 TINY = ["MODEL.BACKBONE.NAME", "mobilenetv2_0.25", "MODEL.BACKBONE.PRETRAINED", "False", "DATA.INPUT_SIZE", str(S)]
 
-#: config -> (decodes, dense criterion): coordinate models regress crop pixels, Earp models are decoded
-FAMILIES = {"lotr_m": (False, False), "cnn_ffn_mnv2": (False, False), "earp_mnv2_1.0_sdd": (True, True),
-            "earp_mnv2_1.0_sdd_vector": (True, True)}
+#: config -> (decodes, dense criterion, auxiliary heatmap head): coordinate models regress crop pixels (the
+#: Datatang LOTR-M recipe with the training-only heatmap head), Earp models are decoded
+FAMILIES = {"lotr_m": (False, False, True), "cnn_ffn_mnv2": (False, False, False),
+            "earp_mnv2_1.0_sdd": (True, True, False), "earp_mnv2_1.0_sdd_vector": (True, True, False)}
 
 
 def _cfg(name, opts=()):
@@ -29,7 +30,7 @@ def _cfg(name, opts=()):
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_build_returns_net_criterion_postprocessor(name):
-    decodes, dense = FAMILIES[name]
+    decodes, dense, aux_head = FAMILIES[name]
     cfg = _cfg(name)
     mx.random.seed(0)
     with warnings.catch_warnings():
@@ -38,15 +39,25 @@ def test_build_returns_net_criterion_postprocessor(name):
     assert isinstance(criterion, Criterion) and isinstance(post, PostProcessor)
     assert post.decodes is decodes and criterion.dense is dense
     assert (post.codec is net.codec) if decodes else post.codec is None
-    # the data pipeline must encode exactly the targets of a dense loss (none for coordinates alone)
-    assert (criterion.target_codec is net.codec) if dense else criterion.target_codec is None
+    # the data pipeline must encode the targets of a dense loss or of the auxiliary head, and only those
+    if dense:
+        assert criterion.target_codec is net.codec and criterion.aux_loss is None
+    elif aux_head:
+        assert criterion.aux_loss is not None and criterion.target_codec.heatmap_size == net.aux_heatmap_size
+    else:
+        assert criterion.target_codec is None and criterion.aux_loss is None
     x = mx.nd.random.normal(shape=(2, 3, S, S))
     pts = post(net(x))
     assert pts.shape == (2, cfg.MODEL.NUM_POINTS, 2) and pts.dtype == np.float32 and np.isfinite(pts).all()
-    # the criterion scores the training output against landmarks: one finite loss per sample
+    # the criterion scores the training output against landmarks: one finite loss per sample (and the
+    # auxiliary head's positive part of it while the training outputs are on)
     label = mx.nd.array(np.random.RandomState(0).uniform(8, S - 8, (2, cfg.MODEL.NUM_POINTS, 2)))
+    criterion.training_outputs(net, True)
     loss, aux = criterion(net(x), label)
-    assert loss.shape == (2,) and aux is None and np.isfinite(loss.asnumpy()).all()
+    criterion.training_outputs(net, False)
+    assert loss.shape == (2,) and np.isfinite(loss.asnumpy()).all()
+    assert (aux is not None and (aux.asnumpy() > 0).all() and (aux.asnumpy() < loss.asnumpy()).all()) \
+        if aux_head else aux is None
     # inference: no criterion, the same post-processing
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
