@@ -460,3 +460,25 @@ def test_old_format_run_of_another_setting_is_not_finished(tmp_path):
     assert trimmed != old_text
     _old_run(rc.out_dir, trimmed)
     assert cell_status(rc) == ("partial", "trained, not evaluated")
+
+
+def test_changed_default_is_not_taken_for_the_cached_result(tmp_path, monkeypatch):
+    """The hash counts non-default keys only, so a changed default keeps a cell's hash; its run folder's
+    config.yaml (written with every key) then tells the cached result apart."""
+    from lotr_gluon.config import defaults
+    from lotr_gluon.tables import runner
+    rc = resolve_cells(get_table("lotr", 6), "datatang", "smoke", out_root=str(tmp_path))[3]
+    assert rc.cfg.MODEL.TRANSFORMER.NUM_HEADS == 8 and rc.source is None
+    os.makedirs(rc.out_dir)
+    with open(os.path.join(rc.out_dir, "config.yaml"), "w") as f:
+        f.write(rc.cfg.dump())  # as the Trainer writes it
+    with open(os.path.join(rc.out_dir, "metrics.json"), "w") as f:
+        json.dump({"cell_hash": rc.cell_hash, "values": {"auc": 42.0}}, f)
+    assert cell_status(rc)[0] == "done"
+    changed = defaults._C.clone()
+    changed.MODEL.TRANSFORMER.NUM_HEADS = 4
+    monkeypatch.setattr(defaults, "_C", changed)
+    monkeypatch.setattr(runner, "_DEFAULTS", [])
+    rc2 = resolve_cells(get_table("lotr", 6), "datatang", "smoke", out_root=str(tmp_path))[3]
+    assert rc2.cfg.MODEL.TRANSFORMER.NUM_HEADS == 4 and rc2.cell_hash == rc.cell_hash
+    assert cell_status(rc2)[0] == "missing"

@@ -284,7 +284,9 @@ def _train_state(rc):
 def cell_status(rc):
     """``(status, detail)``: status is 'done', 'partial' or 'missing' (see the module docstring)."""
     m = _read_json(os.path.join(rc.out_dir, "metrics.json"))
-    if m is not None and m.get("cell_hash") == rc.cell_hash:
+    # the hash counts only non-default keys: after a default changed, the run's config.yaml tells them apart
+    if m is not None and m.get("cell_hash") == rc.cell_hash \
+            and run_config_matches(rc.train_dir, rc.train_cell.cfg) is not False:
         return "done", "diverged" if m.get("diverged") else ""
     state, detail = _train_state(rc)
     if state == "trained":
