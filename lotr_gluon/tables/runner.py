@@ -9,7 +9,8 @@ Layout (``out_root`` = ``output/tables`` by default)::
         per_image.csv / per_image.json      NME of every test face (with / without flip)
     <out_root>/<paper>-<table>/.stash/      runs of other configurations of a cell, kept by train hash
 
-* **done**: ``metrics.json`` exists and its ``cell_hash`` is the cell's current hash: skipped on a rerun.
+* **done**: ``metrics.json`` exists, its ``cell_hash`` is the cell's current hash and the training run's
+  ``config.yaml`` (if any) gives the cell's configuration: skipped on a rerun.
 * **partial**: the folder holds a run of the same training configuration that has not finished
   (``checkpoint_last.json``): continued with ``Trainer.fit(resume=True)``; or a finished training that
   was not evaluated yet.
