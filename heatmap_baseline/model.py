@@ -61,20 +61,19 @@ before the Earp blocks build the same network.
 
 Initialisation: He (fan-in) for the reduce conv and the upsampler (the Sec. 4.2 heatmap conv too), N(0, 0.001)
 weights and zero bias for the final heatmap conv (Simple Baselines), BatchNorm gamma 1, beta 0. Backbone:
-ImageNet weights when available, otherwise He, see :func:`lotr_gluon.models.backbones.get_backbone`.
+ImageNet weights when available, otherwise He, see :func:`lotr_gluon.blocks.backbones.get_backbone`.
 """
 import mxnet as mx
 from mxnet.gluon import nn, HybridBlock
 
-from lotr_gluon.models.backbones import get_backbone
-from lotr_gluon.models.lotr import he_init, initialize_block
-
-from lotr_gluon.models.upsampling import (PixelShuffle, S_BLOCKS, HEATMAP_CONV_PLACES,  # noqa: F401
-                                         build_upsampler, parse_upsampler)
+from lotr_gluon.blocks.backbones import get_backbone
+from lotr_gluon.blocks.layers import initialize_block
 
 from .codec import HeatmapCodec
+from .upsampling import PixelShuffle, build_upsampler, parse_upsampler
 
 __all__ = ["EarpHeatmapNet", "PixelShuffle", "parse_upsampler"]
+
 
 class EarpHeatmapNet(HybridBlock):
     """Heatmap landmark network (Earp et al. 2021; LOTR Table V heatmap baseline). See the module docstring.
@@ -82,7 +81,7 @@ class EarpHeatmapNet(HybridBlock):
     Parameters
     ----------
     backbone : str
-        gluoncv backbone (:data:`lotr_gluon.models.backbones.BACKBONES`): mobilenetv2_1.0, mobilenetv2_0.25,
+        gluoncv backbone (:data:`lotr_gluon.blocks.backbones.BACKBONES`): mobilenetv2_1.0, mobilenetv2_0.25,
         resnet18_v1, resnet50_v1, ...
     num_points : int
         N landmarks = N heatmaps.
@@ -112,7 +111,7 @@ class EarpHeatmapNet(HybridBlock):
     decoder : {'dark', 'argmax', 'argmax_shift', 'vector'}
         Default decoder of :meth:`decode` (see :class:`heatmap_baseline.codec.HeatmapCodec`).
     pretrained, pretrained_file, pretrained_root, hrnet_stride :
-        See :func:`lotr_gluon.models.backbones.get_backbone`.
+        See :func:`lotr_gluon.blocks.backbones.get_backbone`.
 
     Attributes
     ----------

@@ -71,7 +71,7 @@ def test_lotr_macs_match_the_paper(name):
 def test_mobilenetv2_trunk_matches_its_paper():
     # Sandler et al. (MobileNetV2), Table 4: MobileNetV2 (1.0) at 224x224 needs 300M multiply-adds, of which the
     # 1280 -> 1000 classifier is 1.28M; our trunk (no pooling, no classifier) must land there
-    from lotr_gluon.models.backbones import get_backbone
+    from lotr_gluon.blocks.backbones import get_backbone
     trunk, channels, stride, _ = get_backbone("mobilenetv2_1.0")
     trunk.initialize()
     macs = count_macs(trunk, 224)
@@ -112,7 +112,7 @@ def test_earp_final_macs_match_table6(backbone):
 def test_earp_resnet18_table6_number_is_below_its_own_trunk():
     # Earp Table 6 prints 1.13 GFLOPS for ResNet18; a standard ResNet18 trunk alone needs more MACs than that at
     # 192x192 (1.82 G at 224 in He et al.'s count, x (192/224)^2 = 1.34 G), so no upsampling head reproduces it
-    from lotr_gluon.models.backbones import get_backbone
+    from lotr_gluon.blocks.backbones import get_backbone
     trunk, _, _, _ = get_backbone("resnet18_v1")
     trunk.initialize()
     macs = count_macs(trunk, 192) / 1e9

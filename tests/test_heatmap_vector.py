@@ -173,7 +173,10 @@ def test_config_registry_and_build():
         bm = base.pop("MODEL")
         assert mine == base
         assert mm.pop("NAME") == "earp_vector" and bm.pop("NAME") == "earp_heatmap"
-        assert {k: v for k, v in mm.items() if not k.startswith("VECTOR_")} == bm
+        vec = mm.pop("HEATMAP")
+        assert set(vec) - set(bm["HEATMAP"]) == {"VECTOR_BANDWIDTHS", "VECTOR_THETA", "VECTOR_DECODER"}
+        assert {k: v for k, v in vec.items() if not k.startswith("VECTOR_")} == bm.pop("HEATMAP")
+        assert mm == bm
     assert isinstance(get_model("earp_vector", backbone="mobilenetv2_0.25", input_size=64, num_points=3,
                                 filters=8, reduce=16, bandwidths=[1]), EarpVectorNet)
     with pytest.raises(ValueError, match="odd"):
@@ -193,12 +196,12 @@ def test_vector_model_trains_on_real_faces(datatang_root, tmp_path):
             "TRAIN.LOG_EVERY": "1", "OUTPUT_DIR": str(tmp_path)}
     cfg = load_config(cfg_file, [x for kv in opts.items() for x in kv])
     tr = Trainer(cfg, out_dir=str(tmp_path / "run"), progress=False)
-    assert tr.is_heatmap and isinstance(tr.net, EarpVectorNet)
+    assert tr.post.kind == "heatmap" and isinstance(tr.net, EarpVectorNet)
     metrics = tr.fit()
     losses = [r["loss"] for r in read_log(str(tmp_path / "run" / "log.jsonl")) if r["type"] == "train"]
     assert len(losses) == 6 and all(np.isfinite(losses)) and losses[-1] < losses[0]
     assert metrics["decoder"] == "gaussian_fit" and np.isfinite(metrics["nme"]) and metrics["num_images"] == 8
-    m, _, _, crop = evaluate_dataset(tr.net, tr.val_set, tr.scheme, tr.ctx[0], 8, flip=True)
+    m, _, _, crop = evaluate_dataset(tr.net, tr.val_set, tr.scheme, tr.ctx[0], 8, flip=True, post=tr.post)
     assert m["flip"] and np.isfinite(m["nme"])
     assert np.isfinite(crop).all() and (crop >= -0.5).all() and (crop <= 63.5).all()
 

@@ -96,7 +96,7 @@ def time_bare_backbone(cfg, batch, steps, warmup, time_callable):
     """(b): the backbone trunk alone, forward + backward + SGD on a fixed random batch, waitall per step."""
     import mxnet as mx
     from mxnet import autograd, gluon
-    from lotr_gluon.models.backbones import get_backbone
+    from lotr_gluon.blocks.backbones import get_backbone
 
     net, _, _, _ = get_backbone(cfg.MODEL.BACKBONE.NAME)
     net.initialize(mx.init.Xavier(), ctx=mx.cpu())

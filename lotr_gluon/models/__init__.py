@@ -1,18 +1,39 @@
-"""Model zoo: a gluoncv-style registry (:func:`get_model`) and the config boundary (:func:`build_model`).
+"""Model zoo: a gluoncv-style registry (:func:`get_model`, keywords) and the config boundary
+(:func:`build_model`): one builder per part, each reading only its own config section, as DETR's
+``build_backbone(args)`` / ``build_transformer(args)``, and one per model composing the parts:
 
-Only :func:`build_model` reads the configuration; blocks take explicit keyword arguments (as DETR's
-``build_model(args)``).
+=============================  ==========================  ==============================================
+part                           builder                     config section
+=============================  ==========================  ==============================================
+CNN backbone                   :func:`build_backbone`      ``MODEL.BACKBONE``
+LOTR / CNN+FFN neck            :func:`build_neck`          ``MODEL.NECK``
+Transformer (+ P, Y^0 inits)   :func:`build_transformer`   ``MODEL.TRANSFORMER``
+PFFN head + crop-pixel output  :func:`build_head`          ``MODEL.HEAD``
+auxiliary heatmap head         :func:`build_aux_heatmap`   ``MODEL.HEATMAP`` (when ``MODEL.AUX.HEATMAP_WEIGHT > 0``)
+Earp heatmap / vector network  :func:`build_earp`          ``MODEL.BACKBONE``, ``MODEL.HEATMAP``
+=============================  ==========================  ==============================================
+
+Layer 4 of the README's "Layers": imports the model families (:mod:`lotr_gluon.models.lotr`,
+:mod:`lotr_gluon.models.cnn_ffn`, :mod:`heatmap_baseline`), which never import it back.
 """
-from .backbones import BACKBONES, get_backbone
-from .lotr import LOTR, CNNFFN, he_init
+from heatmap_baseline.model import EarpHeatmapNet
+from heatmap_baseline.upsampling import heatmap_head
+from heatmap_baseline.vector import EarpVectorNet
+from ..blocks.backbones import BACKBONES, get_backbone
+from ..blocks.layers import he_init
+from .cnn_ffn import CNNFFN, conv_neck, make_cnn_ffn
+from .heads import landmark_head
+from .lotr import LOTR, make_lotr, token_neck
 from .transformer import Transformer, MultiHeadAttention
 
-__all__ = ["get_model", "build_model", "MODELS", "PRESETS", "LOTR", "CNNFFN", "Transformer",
-           "MultiHeadAttention", "get_backbone", "BACKBONES", "model_kwargs_from_cfg", "count_params",
+__all__ = ["get_model", "build_model", "MODELS", "PRESETS", "BUILDERS", "LOTR", "CNNFFN", "EarpHeatmapNet",
+           "EarpVectorNet", "Transformer", "MultiHeadAttention", "get_backbone", "BACKBONES", "build_backbone",
+           "build_neck", "build_transformer", "build_head", "build_aux_heatmap", "build_earp", "count_params",
            "load_matching", "inference_params"]
 
-# registry of model classes (MODEL.NAME)
-MODELS = {"lotr": LOTR, "cnn_ffn": CNNFFN}
+# registry (MODEL.NAME / get_model): name -> the model built from keywords
+MODELS = {"lotr": make_lotr, "cnn_ffn": make_cnn_ffn, "earp_heatmap": EarpHeatmapNet,
+          "earp_vector": EarpVectorNet}  # earp_vector: LOTR Table V "with vectorization" (Gaussian vectors)
 
 # named models of the papers (LOTR Table I, Sec. IV-G-2)
 _PLUS = dict(upsample=True, upsample_reduce=256, upsample_filters=(128, 64))
@@ -26,24 +47,13 @@ PRESETS = {
 }
 
 
-def _register_heatmap():
-    try:
-        from heatmap_baseline.model import EarpHeatmapNet  # noqa: F401
-    except ImportError:
-        return
-    MODELS.setdefault("earp_heatmap", EarpHeatmapNet)
-    try:
-        from heatmap_baseline.vector import EarpVectorNet  # noqa: F401
-    except ImportError:
-        return
-    MODELS.setdefault("earp_vector", EarpVectorNet)  # LOTR Table V "with vectorization" (Gaussian vectors)
-
-
 def get_model(name, **kwargs):
     """Build a model by registry name (``lotr``, ``cnn_ffn``, ``earp_heatmap``, ``earp_vector``) or paper preset
     (``lotr_m``, ``lotr_m_plus``, ``lotr_r_plus``, ``lotr_hr_plus``, ``cnn_ffn_mnv2``, ``cnn_ffn_r50``).
 
-    Keyword arguments go to the block's constructor and override the preset's. The returned block is not
+    Keyword arguments go to the model's keyword builder (:func:`lotr_gluon.models.lotr.make_lotr`,
+    :func:`lotr_gluon.models.cnn_ffn.make_cnn_ffn`, :class:`heatmap_baseline.model.EarpHeatmapNet`,
+    :class:`heatmap_baseline.vector.EarpVectorNet`) and override the preset's. The returned block is not
     initialised; call ``net.initialize_params()``.
 
     Raises
@@ -51,64 +61,157 @@ def get_model(name, **kwargs):
     KeyError
         Unknown name; the message lists the valid names.
     """
-    _register_heatmap()
     if name in PRESETS:
-        cls_name, preset = PRESETS[name]
-        return MODELS[cls_name](**dict(preset, **kwargs))
+        family, preset = PRESETS[name]
+        return MODELS[family](**dict(preset, **kwargs))
     if name in MODELS:
         return MODELS[name](**kwargs)
     raise KeyError("unknown model %r; valid: %s" % (name, ", ".join(sorted(set(MODELS) | set(PRESETS)))))
 
 
-def model_kwargs_from_cfg(cfg, anchors=None):
-    """Map the MODEL/DATA config onto the constructor keywords of ``MODEL.NAME``'s block."""
+# ------------------------------------------------------------------ part builders: one config section each
+
+def _backbone_kwargs(bcfg):
+    return dict(backbone=bcfg.NAME, pretrained=bcfg.PRETRAINED, pretrained_file=bcfg.PRETRAINED_FILE,
+                pretrained_root=bcfg.PRETRAINED_ROOT,
+                hrnet_stride=bcfg.HRNET_STRIDE if bcfg.NAME.startswith("hrnet") else None)
+
+
+def build_backbone(bcfg):
+    """The CNN trunk of ``MODEL.BACKBONE`` (NAME, PRETRAINED, PRETRAINED_FILE, PRETRAINED_ROOT, HRNET_STRIDE for
+    HRNet), with its attributes ``num_channels``, ``stride``, ``pretrained_loaded``
+    (:func:`lotr_gluon.blocks.backbones.get_backbone`)."""
+    kw = _backbone_kwargs(bcfg)
+    return get_backbone(kw["backbone"], kw["pretrained"], kw["pretrained_file"], kw["pretrained_root"],
+                        kw["hrnet_stride"])[0]
+
+
+def build_neck(ncfg, in_channels, tokens=True):
+    """The neck of ``MODEL.NECK`` on ``in_channels`` backbone channels: LOTR's (``tokens``, 1x1 conv and the
+    "+" models' deconvolutions, :func:`lotr_gluon.models.lotr.token_neck`) or CNN+FFN's (the 1x1 conv to
+    HIDDEN_DIM only, :func:`lotr_gluon.models.cnn_ffn.conv_neck`; the UPSAMPLE keys do not apply)."""
+    if not tokens:
+        return conv_neck(in_channels, ncfg.HIDDEN_DIM)
+    return token_neck(in_channels, ncfg.HIDDEN_DIM, ncfg.UPSAMPLE, ncfg.UPSAMPLE_REDUCE,
+                      tuple(ncfg.UPSAMPLE_FILTERS), ncfg.UPSAMPLE_KERNEL, ncfg.UPSAMPLE_BATCHNORM)
+
+
+#: ``MODEL.TRANSFORMER`` keys whose Transformer argument is not the lower-cased key
+_TRANSFORMER_ARGS = {"ENC_LAYERS": "num_encoder_layers", "DEC_LAYERS": "num_decoder_layers"}
+
+
+def build_transformer(tcfg, units, return_intermediate=False):
+    """The :class:`Transformer` of ``MODEL.TRANSFORMER``, width ``units`` (= ``MODEL.NECK.HIDDEN_DIM``).
+
+    Every key of the section is passed as the Transformer argument of the same name in lower case (ENC_LAYERS,
+    DEC_LAYERS: ``num_encoder_layers``, ``num_decoder_layers``), so a new option is a key of the section and an
+    argument of the block, nothing else. ``return_intermediate``: every decoder layer's output
+    (``MODEL.AUX.DECODER_LOSS``)."""
+    kw = {_TRANSFORMER_ARGS.get(k, k.lower()): v for k, v in tcfg.items()}
+    return Transformer(units, return_intermediate=return_intermediate, weight_initializer=he_init(),
+                       prefix="transformer_", **kw)
+
+
+def build_head(hcfg, in_units, num_points, input_size, anchors=None, flatten=False):
+    """``(head, output)`` of ``MODEL.HEAD`` (HIDDEN, COORD_UNITS, ANCHORS, LAST_INIT_STD, PER_LANDMARK_OUT):
+    :func:`lotr_gluon.models.heads.landmark_head`. ``anchors``: (N, 2) crop pixels, the mean training shape for
+    ANCHORS ``mean_shape`` (None: a placeholder filled by ``load_parameters``). ``flatten``: CNN+FFN.
+
+    Raises
+    ------
+    ValueError
+        ANCHORS not 'none' or 'mean_shape'; PER_LANDMARK_OUT with ``flatten``.
+    """
+    if hcfg.ANCHORS not in ("none", "mean_shape"):
+        raise ValueError("MODEL.HEAD.ANCHORS must be 'none' or 'mean_shape', got %r" % (hcfg.ANCHORS,))
+    use_anchors = hcfg.ANCHORS != "none"
+    return landmark_head(in_units, num_points, input_size, tuple(hcfg.HIDDEN), hcfg.COORD_UNITS,
+                         anchors if use_anchors else None, use_anchors, hcfg.LAST_INIT_STD,
+                         hcfg.PER_LANDMARK_OUT and not flatten, flatten)
+
+
+def build_aux_heatmap(hmcfg, in_channels, num_points):
+    """LOTR's training-only auxiliary heatmap head with the layout of ``MODEL.HEATMAP`` (the Earp head:
+    UPSAMPLER, FILTERS, REDUCE, S_BLOCK, D_KERNEL, S_KERNEL, S_CONV_MULT, CONV, KERNEL, PRE_KERNEL,
+    FINAL_S_KERNEL; :func:`heatmap_baseline.upsampling.heatmap_head`)."""
+    return heatmap_head(in_channels, num_points, hmcfg.UPSAMPLER, hmcfg.FILTERS, hmcfg.REDUCE, hmcfg.S_BLOCK,
+                        hmcfg.D_KERNEL, hmcfg.S_KERNEL, hmcfg.S_CONV_MULT, hmcfg.CONV, hmcfg.KERNEL,
+                        hmcfg.PRE_KERNEL, hmcfg.FINAL_S_KERNEL)
+
+
+def build_earp(bcfg, hmcfg, num_points, input_size, vector=False):
+    """The Earp et al. heatmap network (``vector``: + band pooling, LOTR Table V "with vectorization") of
+    ``MODEL.BACKBONE`` and ``MODEL.HEATMAP``."""
+    kw = dict(_backbone_kwargs(bcfg), num_points=num_points, input_size=input_size, upsampler=hmcfg.UPSAMPLER,
+              filters=hmcfg.FILTERS, reduce=hmcfg.REDUCE, s_block=hmcfg.S_BLOCK, sigma=hmcfg.SIGMA,
+              decoder=hmcfg.DECODER, d_kernel=hmcfg.D_KERNEL, s_kernel=hmcfg.S_KERNEL,
+              s_conv_mult=hmcfg.S_CONV_MULT, heatmap_conv=hmcfg.CONV, heatmap_kernel=hmcfg.KERNEL,
+              heatmap_pre_kernel=hmcfg.PRE_KERNEL, final_s_kernel=hmcfg.FINAL_S_KERNEL)
+    if not vector:
+        return EarpHeatmapNet(**kw)
+    kw.update(decoder=hmcfg.VECTOR_DECODER, bandwidths=tuple(hmcfg.VECTOR_BANDWIDTHS), theta=hmcfg.VECTOR_THETA)
+    return EarpVectorNet(**kw)
+
+
+# ---------------------------------------------------------------------- model builders: parts composed
+
+def _build_lotr(cfg, anchors):
     m = cfg.MODEL
-    common = dict(backbone=m.BACKBONE, num_points=m.NUM_POINTS, input_size=cfg.DATA.INPUT_SIZE,
-                  pretrained=m.PRETRAINED, pretrained_file=m.PRETRAINED_FILE, pretrained_root=m.PRETRAINED_ROOT,
-                  hrnet_stride=m.HRNET_STRIDE if m.BACKBONE.startswith("hrnet") else None)
-    if m.NAME in ("earp_heatmap", "earp_vector"):
-        kw = dict(common, upsampler=m.UPSAMPLER, filters=m.UPSAMPLER_FILTERS, reduce=m.UPSAMPLER_REDUCE,
-                  s_block=m.UPSAMPLER_S_BLOCK, sigma=m.HEATMAP_SIGMA, decoder=m.HEATMAP_DECODER,
-                  d_kernel=m.UPSAMPLER_D_KERNEL, s_kernel=m.UPSAMPLER_S_KERNEL, s_conv_mult=m.UPSAMPLER_S_CONV_MULT,
-                  heatmap_conv=m.HEATMAP_CONV, heatmap_kernel=m.HEATMAP_KERNEL,
-                  heatmap_pre_kernel=m.HEATMAP_PRE_KERNEL, final_s_kernel=m.HEATMAP_FINAL_S_KERNEL)
-        if m.NAME == "earp_vector":  # the Earp net's keywords + band pooling and vector labels
-            kw.update(decoder=m.VECTOR_DECODER, bandwidths=tuple(m.VECTOR_BANDWIDTHS), theta=m.VECTOR_THETA)
-        return kw
-    if m.ANCHORS not in ("none", "mean_shape"):
-        raise ValueError("MODEL.ANCHORS must be 'none' or 'mean_shape', got %r" % (m.ANCHORS,))
-    common.update(hidden_dim=m.HIDDEN_DIM, head_hidden=tuple(m.HEAD_HIDDEN), coord_units=m.COORD_UNITS,
-                  use_anchors=m.ANCHORS != "none", anchors=anchors, head_last_init_std=m.HEAD_LAST_INIT_STD)
-    if m.NAME == "cnn_ffn":
-        if m.AUX_HEATMAP_WEIGHT > 0:
-            raise ValueError("MODEL.AUX_HEATMAP_WEIGHT is implemented for MODEL.NAME lotr only")
-        return common
-    return dict(common, upsample=m.UPSAMPLE, upsample_reduce=m.UPSAMPLE_REDUCE,
-                upsample_filters=tuple(m.UPSAMPLE_FILTERS), upsample_kernel=m.UPSAMPLE_KERNEL,
-                upsample_batchnorm=m.UPSAMPLE_BATCHNORM, num_heads=m.NUM_HEADS,
-                num_encoder_layers=m.ENC_LAYERS, num_decoder_layers=m.DEC_LAYERS, ffn_hidden=m.FFN_HIDDEN,
-                dropout=m.DROPOUT, decoder_input=m.DECODER_INPUT, final_norm=m.FINAL_NORM,
-                query_init_std=m.QUERY_INIT_STD, pos_init_std=m.POS_INIT_STD, aux_outputs=m.AUX_LOSS,
-                head_per_landmark_out=m.HEAD_PER_LANDMARK_OUT, pos_in_values=m.POS_IN_VALUES,
-                pos_init=m.POS_INIT, query_init=m.QUERY_INIT, norm_before=m.NORM_BEFORE,
-                attn_out_init=m.ATTN_OUT_INIT,
-                aux_heatmap=m.AUX_HEATMAP_WEIGHT > 0, aux_heatmap_upsampler=m.UPSAMPLER,
-                aux_heatmap_filters=m.UPSAMPLER_FILTERS, aux_heatmap_reduce=m.UPSAMPLER_REDUCE)
+    backbone = build_backbone(m.BACKBONE)
+    aux = build_aux_heatmap(m.HEATMAP, backbone.num_channels, m.NUM_POINTS) if m.AUX.HEATMAP_WEIGHT > 0 else None
+    neck = build_neck(m.NECK, backbone.num_channels)
+    transformer = build_transformer(m.TRANSFORMER, m.NECK.HIDDEN_DIM, return_intermediate=m.AUX.DECODER_LOSS)
+    head, output = build_head(m.HEAD, m.NECK.HIDDEN_DIM, m.NUM_POINTS, cfg.DATA.INPUT_SIZE, anchors)
+    return LOTR(backbone, neck, transformer, head, output, aux, cfg.DATA.INPUT_SIZE)
+
+
+def _build_cnn_ffn(cfg, anchors):
+    m = cfg.MODEL
+    if m.AUX.HEATMAP_WEIGHT > 0:
+        raise ValueError("MODEL.AUX.HEATMAP_WEIGHT is implemented for MODEL.NAME lotr only")
+    backbone = build_backbone(m.BACKBONE)
+    grid = cfg.DATA.INPUT_SIZE // backbone.stride
+    neck = build_neck(m.NECK, backbone.num_channels, tokens=False)
+    head, output = build_head(m.HEAD, grid * grid * m.NECK.HIDDEN_DIM, m.NUM_POINTS, cfg.DATA.INPUT_SIZE, anchors,
+                              flatten=True)
+    return CNNFFN(backbone, neck, head, output, 0.0, cfg.DATA.INPUT_SIZE)
+
+
+def _build_earp(cfg, anchors, vector=False):
+    return build_earp(cfg.MODEL.BACKBONE, cfg.MODEL.HEATMAP, cfg.MODEL.NUM_POINTS, cfg.DATA.INPUT_SIZE, vector)
+
+
+#: family (a MODELS key; a preset builds its family from the config) -> model builder (cfg, anchors)
+BUILDERS = {"lotr": _build_lotr, "cnn_ffn": _build_cnn_ffn, "earp_heatmap": _build_earp,
+            "earp_vector": lambda cfg, anchors: _build_earp(cfg, anchors, vector=True)}
 
 
 def build_model(cfg, anchors=None, ctx=None, initialize=True):
-    """The one place where the configuration meets the model code.
+    """The one place where the configuration meets the model code: the model of ``MODEL.NAME`` composed from
+    the parts of its config sections (module docstring).
 
     Parameters
     ----------
     cfg : CfgNode
     anchors : array (N, 2) or None
-        Mean training shape in crop pixels, used when ``MODEL.ANCHORS = 'mean_shape'``.
+        Mean training shape in crop pixels, used when ``MODEL.HEAD.ANCHORS = 'mean_shape'``.
     ctx : Context or list of Context
     initialize : bool
-        Initialise the parameters (He init; the backbone keeps loaded ImageNet weights).
+        Initialise the parameters (He init; the backbone keeps loaded ImageNet weights), then copy
+        ``MODEL.INIT_FROM`` (:func:`load_matching`).
+
+    Raises
+    ------
+    KeyError
+        Unknown ``MODEL.NAME`` (the message lists the valid names).
+    ValueError
+        An invalid option of a part.
     """
-    net = get_model(cfg.MODEL.NAME, **model_kwargs_from_cfg(cfg, anchors))
+    name = cfg.MODEL.NAME
+    family = PRESETS[name][0] if name in PRESETS else name
+    if family not in BUILDERS:
+        raise KeyError("unknown model %r; valid: %s" % (name, ", ".join(sorted(set(MODELS) | set(PRESETS)))))
+    net = BUILDERS[family](cfg, anchors)
     if initialize:
         net.initialize_params(ctx)
         if cfg.MODEL.INIT_FROM:

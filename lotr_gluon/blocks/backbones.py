@@ -95,8 +95,8 @@ def _load_classifier(gluon_name, pretrained, pretrained_file, root):
         except Exception as err:  # offline: gluoncv's download raises on the network error
             warnings.warn(
                 "ImageNet weights for %r could not be loaded (%s: %s). gluoncv downloads them from its "
-                "model store, which this machine cannot reach. Pass MODEL.PRETRAINED_FILE <classifier.params> "
-                "to use a local copy. Continuing with random (He) initialisation."
+                "model store, which this machine cannot reach. Pass MODEL.BACKBONE.PRETRAINED_FILE "
+                "<classifier.params> to use a local copy. Continuing with random (He) initialisation."
                 % (gluon_name, type(err).__name__, str(err).splitlines()[0] if str(err) else ""),
                 stacklevel=3,
             )
@@ -122,7 +122,9 @@ def get_backbone(name, pretrained=False, pretrained_file="", root="", output_str
     Returns
     -------
     trunk : HybridBlock
-        Maps (B, 3, H, W) normalised RGB to (B, C, H/s, W/s).
+        Maps (B, 3, H, W) normalised RGB to (B, C, H/s, W/s). It also carries the three values below as
+        attributes ``num_channels``, ``stride`` and ``pretrained_loaded`` (as DETR's ``backbone.num_channels``),
+        so that a model composed from built parts reads them from the part.
     channels : int
         C.
     stride : int
@@ -146,11 +148,16 @@ def get_backbone(name, pretrained=False, pretrained_file="", root="", output_str
         for head in ("incre_blocks", "downsamp_blocks", "final_layer", "avg", "classifier"):
             net._children.pop(head, None)  # classification head: unused, would leave stale gradients
         trunk = HRNetFeatures(net, output_stride=stride, prefix="hrnetfeatures_")
-        return trunk, channels, stride, loaded
+        return _described(trunk, channels, stride, loaded)
     if output_stride not in (None, 32):
         raise ValueError("output_stride is only configurable for HRNet backbones")
     # gluoncv MobileNetV2 / ResNetV1: `features` ends with global average pooling; drop it.
     trunk = nn.HybridSequential(prefix="")
     for block in list(net.features._children.values())[:-1]:
         trunk.add(block)
+    return _described(trunk, channels, stride, loaded)
+
+
+def _described(trunk, channels, stride, loaded):
+    trunk.num_channels, trunk.stride, trunk.pretrained_loaded = channels, stride, loaded
     return trunk, channels, stride, loaded

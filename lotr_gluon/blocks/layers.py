@@ -1,4 +1,4 @@
-"""Parameter initialisation shared by every model of the package."""
+"""Parameter initialisation shared by every model (LOTR, CNN+FFN, the Earp et al. heatmap networks)."""
 import mxnet as mx
 
 __all__ = ["he_init", "initialize_block"]

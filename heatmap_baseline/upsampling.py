@@ -1,16 +1,20 @@
-"""Upsampling blocks shared by the Earp et al. heatmap baseline and LOTR's auxiliary heatmap head.
+"""Upsampling blocks of the Earp et al. heatmap baseline, also used by LOTR's auxiliary heatmap head.
 
 ``S`` = pixel-shuffle block (Earp Sec. 4.2, after Shi et al., ESPCN): conv + BN + ReLU + pixel shuffle x2;
 ``D`` = stride-2 deconvolution + BN + ReLU (Earp Sec. 4.1; Xiao et al., Simple Baselines). The open choices
 (kernels, the width of the S convolution, where the heatmap convolution goes) are keywords of
 :func:`build_upsampler`; their defaults are the layout LOTR's auxiliary head was built with, and the Earp
 configs set the values that reproduce Earp Tables 2-4 (see :mod:`heatmap_baseline.model`).
+:func:`heatmap_head` is the whole head (upsampler + conv to N heatmaps) as one block, LOTR's auxiliary head.
+
+Layer 3 of the README's "Layers": imports only :mod:`lotr_gluon.blocks` (layer 2) and MXNet.
 """
+import mxnet as mx
 from mxnet.gluon import nn, HybridBlock
 
-from .init import he_init
+from lotr_gluon.blocks.layers import he_init
 
-__all__ = ["PixelShuffle", "parse_upsampler", "s_block", "d_block", "build_upsampler", "S_BLOCKS",
+__all__ = ["PixelShuffle", "parse_upsampler", "s_block", "d_block", "build_upsampler", "heatmap_head", "S_BLOCKS",
            "HEATMAP_CONV_PLACES"]
 
 S_BLOCKS = ("conv_shuffle", "shuffle_conv")
@@ -217,3 +221,39 @@ def build_upsampler(in_channels, upsampler="SDD", filters=32, reduce=256, order=
                 neck.add(d_block(c, int(filters), "d%d_" % i, kernel=d_kernel))
                 c = int(filters)
     return neck, c
+
+
+def heatmap_head(in_channels, num_points, upsampler="SDD", filters=32, reduce=256, s_block="conv_shuffle",
+                 d_kernel=4, s_kernel=3, s_conv_mult=4, heatmap_conv="after", heatmap_kernel=1, heatmap_pre_kernel=3,
+                 final_s_kernel=1, prefix="auxhm_"):
+    """The Earp et al. head as one block: :func:`build_upsampler` followed by the conv to N heatmaps (Earp
+    Sec. 4.1, N(0, 0.001) weights, zero bias), or ending in the Sec. 4.2 final S block that gives the heatmaps
+    itself. LOTR's auxiliary heatmap head (``MODEL.AUX.HEATMAP_WEIGHT > 0``, layout ``MODEL.HEATMAP``).
+
+    Parameters are those of :func:`build_upsampler` (``s_block`` = its ``order``; ``s_conv_mult * filters`` =
+    its ``s_conv_filters``) and :class:`heatmap_baseline.model.EarpHeatmapNet` (``heatmap_kernel``); the conv
+    to the heatmaps is the last child of the returned sequence.
+
+    Returns
+    -------
+    HybridSequential mapping (B, in_channels, h, w) to (B, num_points, h u, w u) heatmaps, ``u = 2 **
+    len(upsampler)``, also set as its attribute ``upscale``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`build_upsampler`; an even or non-positive ``heatmap_kernel``.
+    """
+    k = int(heatmap_kernel)
+    if k < 1 or k % 2 == 0:
+        raise ValueError("heatmap_kernel must be odd and positive, got %r" % (heatmap_kernel,))
+    up, c = build_upsampler(in_channels, upsampler, filters, reduce, s_block, prefix, d_kernel=d_kernel,
+                            s_kernel=s_kernel, s_conv_filters=int(s_conv_mult) * int(filters),
+                            num_heatmaps=num_points, heatmap_conv=heatmap_conv,
+                            heatmap_pre_kernel=heatmap_pre_kernel, final_s_kernel=final_s_kernel)
+    if not (heatmap_conv == "before_last_s" and parse_upsampler(upsampler)[-1] == "S"):
+        with up.name_scope():  # Earp Sec. 4.1: "finally a 2D convolution with 106 filters"
+            up.add(nn.Conv2D(num_points, k, padding=k // 2, in_channels=c, weight_initializer=mx.init.Normal(0.001),
+                             bias_initializer="zeros"))
+    up.upscale = 2 ** len(parse_upsampler(upsampler))
+    return up
