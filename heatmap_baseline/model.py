@@ -25,19 +25,19 @@ of Tables 2-4 as close to the printed ones as we could find; README "Earp et al.
 ours next to the paper's (``python -m heatmap_baseline.blocks_report``). Each is a constructor keyword and a
 config key.
 
-* ``d_kernel = 4`` (``MODEL.UPSAMPLER_D_KERNEL``): the Simple-Baselines deconvolution, padding 1. With it
+* ``d_kernel = 4`` (``MODEL.HEATMAP.D_KERNEL``): the Simple-Baselines deconvolution, padding 1. With it
   the D-ending strategies of Table 3 come within 1 % of the printed GFLOPs, Table 4's SSD, SDD, SSSD within 2.5 %.
-* ``s_kernel = 3`` (``MODEL.UPSAMPLER_S_KERNEL``; ESPCN's last layer is 3x3).
-* ``s_conv_mult = 1`` (``MODEL.UPSAMPLER_S_CONV_MULT``): the S convolution has the block's ``filters``
+* ``s_kernel = 3`` (``MODEL.HEATMAP.S_KERNEL``; ESPCN's last layer is 3x3).
+* ``s_conv_mult = 1`` (``MODEL.HEATMAP.S_CONV_MULT``): the S convolution has the block's ``filters``
   filters ("all with 256 filters"), so 64 channels (32 at 128 filters) leave an S block. ``4`` (ESPCN
   style: ``4 * filters`` filters, ``filters`` channels out) is the layout LOTR's auxiliary head uses.
-* ``heatmap_conv = 'before_last_s'`` (``MODEL.HEATMAP_CONV``): Sec. 4.2 "we generate the heatmaps by adding
+* ``heatmap_conv = 'before_last_s'`` (``MODEL.HEATMAP.CONV``): Sec. 4.2 "we generate the heatmaps by adding
   a 2D convolutional layer before the final block": for strings ending in ``S`` a conv to N heatmaps
-  (``heatmap_pre_kernel = 3``, ``MODEL.HEATMAP_PRE_KERNEL``) precedes the final S block, whose convolution
-  (``final_s_kernel = 1``, ``MODEL.HEATMAP_FINAL_S_KERNEL``) has 4 N filters, so its shuffle gives the N
+  (``heatmap_pre_kernel = 3``, ``MODEL.HEATMAP.PRE_KERNEL``) precedes the final S block, whose convolution
+  (``final_s_kernel = 1``, ``MODEL.HEATMAP.FINAL_S_KERNEL``) has 4 N filters, so its shuffle gives the N
   heatmaps (through BN and ReLU, as every block). Strings ending in ``D`` end with the Sec. 4.1 conv to N
-  heatmaps, ``heatmap_kernel = 1`` (``MODEL.HEATMAP_KERNEL``), with bias.
-* ``reduce = 320`` (``MODEL.UPSAMPLER_REDUCE``): a 1x1 conv + BN + ReLU from the backbone's 1280 channels to
+  heatmaps, ``heatmap_kernel = 1`` (``MODEL.HEATMAP.KERNEL``), with bias.
+* ``reduce = 320`` (``MODEL.HEATMAP.REDUCE``): a 1x1 conv + BN + ReLU from the backbone's 1280 channels to
   320 before the first block. Not in the paper's text; the printed numbers need it: with the gluoncv
   MobileNetV2-0.25 (1280 channels out) a first 4x4 deconvolution alone has 5.2M weights and DDDD would be
   33 MiB (Table 2: 18.26 MB); with 320 channels into the upsampler DDDD is 3.50 GMACs / 19.6 MiB (printed
