@@ -169,10 +169,6 @@ def check_model_config(cfg):
         An unknown model or backbone; the message lists the valid names.
     """
     from .models import MODELS, PRESETS, BACKBONES
-    from . import models
-    register = getattr(models, "_register_heatmap", None)  # older registries add the heatmap models lazily
-    if register is not None:
-        register()
     names = sorted(set(MODELS) | set(PRESETS))
     if cfg.MODEL.NAME not in names:
         raise ModelError("unknown MODEL.NAME %r; valid: %s" % (cfg.MODEL.NAME, ", ".join(names)))
