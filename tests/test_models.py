@@ -394,3 +394,131 @@ def test_lotr_hr_plus_config_is_the_m_plus_architecture():
     out = nets["wflw/lotr_hr_plus"](mx.nd.zeros((1, 3, 256, 256)))
     assert out.shape == (1, 98, 2)
     assert _neck_layout(_build("lotr_hr_plus", 128, num_points=98)) == plus  # the preset too
+
+
+# ------------------------------------------------------------------- parts, builders and parameter names
+
+def _proj(prefix, d):
+    """Structural names and shapes of one MultiHeadAttention of width d."""
+    return {"%s.proj_%s.%s" % (prefix, p, w): ((d, d) if w == "weight" else (d,))
+            for p in ("q", "k", "v", "out") for w in ("weight", "bias")}
+
+
+def _names(net, size):
+    net.initialize_params()
+    net(mx.nd.zeros((1, 3, size, size)))
+    return {k: tuple(v.shape) for k, v in net._collect_params_with_prefix().items() if not k.startswith("backbone.")}
+
+
+def test_structural_parameter_names_are_those_of_saved_models():
+    """The keys that save_parameters writes (and load_parameters reads) outside the backbone, for a LOTR using
+    every optional part and a CNN+FFN: the names of every .params file written before the models were composed
+    from parts. Shapes by hand: 64 px / stride 32 = 2x2 features, x4 by the two deconvolutions = 64 tokens of
+    D = 16; MXNet deconvolution weights are (in, out, k, k), dense weights (out, in)."""
+    d, n = 16, 3
+    net = get_model("lotr", backbone="mobilenetv2_0.25", num_points=n, input_size=64, hidden_dim=d, upsample=True,
+                    upsample_reduce=16, upsample_filters=(8, d), upsample_batchnorm=True, num_heads=2,
+                    num_encoder_layers=1, num_decoder_layers=1, ffn_hidden=8, norm_before=True, final_norm=True,
+                    head_hidden=(8,), head_per_landmark_out=True, anchors=np.zeros((n, 2)), aux_heatmap=True,
+                    aux_heatmap_upsampler="SD", aux_heatmap_filters=4, aux_heatmap_reduce=8)
+    bn = lambda p, c: {"%s.%s" % (p, w): (c,) for w in ("gamma", "beta", "running_mean", "running_var")}  # noqa
+    ffn = lambda p: {p + ".ffn.net.0.weight": (8, d), p + ".ffn.net.0.bias": (8,),  # noqa: E731
+                     p + ".ffn.net.1.weight": (d, 8), p + ".ffn.net.1.bias": (d,)}
+    ln = lambda *ps: {"%s.%s" % (p, w): (d,) for p in ps for w in ("gamma", "beta")}  # noqa: E731
+    enc, dec = "transformer.encoder.0", "transformer.decoder.0"
+    want = {"pos_embed": (1, 64, d), "query_embed": (1, n, d), "to_pixels.anchors": (1, n, 2),
+            "neck.0.weight": (16, 1280, 1, 1), "neck.0.bias": (16,), "neck.1.weight": (16, 8, 4, 4),
+            "neck.4.weight": (8, d, 4, 4), "head.net.0.weight": (8, d), "head.net.0.bias": (8,),
+            "head.net.1.weight": (n, 8, 2), "head.net.1.bias": (1, n, 2),
+            # auxiliary head: reduce conv + BN, S block (conv 4 x 4 filters + BN), D block (deconv + BN), 1x1 conv
+            "aux_heatmap.0.weight": (8, 1280, 1, 1), "aux_heatmap.3.0.weight": (16, 8, 3, 3),
+            "aux_heatmap.4.0.weight": (4, 4, 4, 4), "aux_heatmap.5.weight": (n, 4, 1, 1), "aux_heatmap.5.bias": (n,)}
+    for part in (bn("neck.2", 8), bn("neck.5", d), bn("aux_heatmap.1", 8), bn("aux_heatmap.3.1", 16),
+                 bn("aux_heatmap.4.1", 4), _proj(enc + ".attn", d), _proj(dec + ".self_attn", d),
+                 _proj(dec + ".cross_attn", d), ffn(enc), ffn(dec), ln(enc + ".norm1", enc + ".norm2"),
+                 ln(dec + ".norm1", dec + ".norm2", dec + ".norm3", "transformer.enc_norm", "transformer.dec_norm")):
+        want.update(part)
+    assert _names(net, 64) == want
+    cnn = get_model("cnn_ffn", backbone="mobilenetv2_0.25", num_points=n, input_size=64, hidden_dim=4,
+                    head_hidden=(8,), anchors=np.zeros((n, 2)))
+    assert _names(cnn, 64) == {"neck.weight": (4, 1280, 1, 1), "neck.bias": (4,), "head.net.0.weight": (8, 2 * 2 * 4),
+                               "head.net.0.bias": (8,), "head.net.1.weight": (2 * n, 8), "head.net.1.bias": (2 * n,),
+                               "to_pixels.anchors": (1, n, 2)}
+
+
+def test_lotr_is_composed_from_built_parts():
+    """LOTR(backbone, neck, transformer, head, output) from parts built by hand equals get_model's network:
+    same structure, and with the same weights the same output."""
+    from lotr_gluon.blocks.backbones import get_backbone
+    from lotr_gluon.blocks.layers import he_init
+    from lotr_gluon.models import LOTR
+    from lotr_gluon.models.heads import landmark_head
+    from lotr_gluon.models.lotr import token_neck
+    trunk = get_backbone("mobilenetv2_0.25")[0]
+    assert (trunk.num_channels, trunk.stride, trunk.pretrained_loaded) == (1280, 32, False)
+    neck = token_neck(trunk.num_channels, 16)
+    tr = Transformer(16, num_heads=2, num_encoder_layers=1, num_decoder_layers=1, weight_initializer=he_init(),
+                     prefix="transformer_")
+    head, output = landmark_head(16, 5, 64, hidden=(8,))
+    net = LOTR(trunk, neck, tr, head, output, input_size=64)
+    ref = get_model("lotr", backbone="mobilenetv2_0.25", num_points=5, input_size=64, hidden_dim=16, num_heads=2,
+                    num_encoder_layers=1, num_decoder_layers=1, head_hidden=(8,))
+    x = mx.nd.random.normal(shape=(2, 3, 64, 64))
+    assert _names(net, 64) == _names(ref, 64) and net.token_grid == 2 and net.num_points == 5
+    for k, p in ref._collect_params_with_prefix().items():
+        net._collect_params_with_prefix()[k].set_data(p.data())
+    np.testing.assert_allclose(net(x).asnumpy(), ref(x).asnumpy(), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="transformer width"):
+        LOTR(trunk, token_neck(trunk.num_channels, 8), tr, head, output, input_size=64)
+    with pytest.raises(ValueError, match="multiple of the backbone stride"):
+        LOTR(trunk, neck, tr, head, output, input_size=70)
+
+
+def test_build_transformer_passes_its_whole_section():
+    """A Transformer option is one key of MODEL.TRANSFORMER and one argument of the block: the builder passes
+    every key (lower-cased) without a list of its own. A key the block does not know reaches it and fails."""
+    import inspect
+    from lotr_gluon.config import get_defaults
+    from lotr_gluon.models import build_transformer
+    cfg = get_defaults()
+    args = set(inspect.signature(Transformer.__init__).parameters)
+    renamed = {"ENC_LAYERS": "num_encoder_layers", "DEC_LAYERS": "num_decoder_layers"}
+    assert {renamed.get(k, k.lower()) for k in cfg.MODEL.TRANSFORMER} <= args
+    cfg.defrost()
+    cfg.MODEL.TRANSFORMER.DEC_LAYERS = 3
+    cfg.MODEL.TRANSFORMER.POS_INIT_STD = 0.5
+    tr = build_transformer(cfg.MODEL.TRANSFORMER, 16, return_intermediate=True)
+    assert len(tr.decoder) == 3 and tr.return_intermediate and tr.pos_init_std == 0.5 and tr.units == 16
+    cfg.MODEL.TRANSFORMER.set_new_allowed(True)
+    cfg.MODEL.TRANSFORMER.TRIAL_LEVER = 1
+    with pytest.raises(TypeError, match="trial_lever"):
+        build_transformer(cfg.MODEL.TRANSFORMER, 16)
+
+
+def test_build_model_reads_each_part_from_its_section():
+    """MODEL.NAME lotr with the preset-sized sections: backbone from MODEL.BACKBONE, neck width from MODEL.NECK,
+    layers from MODEL.TRANSFORMER, head from MODEL.HEAD, the auxiliary head (MODEL.AUX.HEATMAP_WEIGHT > 0) with
+    the MODEL.HEATMAP layout; cnn_ffn refuses the auxiliary head."""
+    from lotr_gluon.config import get_defaults
+    from lotr_gluon.models import build_model
+    cfg = get_defaults()
+    cfg.defrost()
+    cfg.DATA.INPUT_SIZE = 64
+    cfg.MODEL.NUM_POINTS = 4
+    cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.PRETRAINED = "mobilenetv2_0.25", False
+    cfg.MODEL.NECK.HIDDEN_DIM = 8
+    cfg.MODEL.TRANSFORMER.NUM_HEADS, cfg.MODEL.TRANSFORMER.ENC_LAYERS = 2, 3
+    cfg.MODEL.HEAD.HIDDEN = [6]
+    cfg.MODEL.AUX.HEATMAP_WEIGHT = 1.0
+    cfg.MODEL.HEATMAP.UPSAMPLER, cfg.MODEL.HEATMAP.FILTERS = "D", 4
+    net = build_model(cfg)
+    assert len(net.transformer.encoder) == 3 and net.pos_embed.shape == (1, 4, 8)
+    assert net.head.net[0].weight.shape == (6, 8) and net.aux_heatmap_size == 4
+    net.set_aux_heatmap_output(True)
+    lm, hm = net(mx.nd.zeros((1, 3, 64, 64)))
+    assert lm.shape == (1, 4, 2) and hm.shape == (1, 4, 4, 4)
+    cfg.MODEL.NAME = "cnn_ffn"
+    with pytest.raises(ValueError, match="lotr only"):
+        build_model(cfg)
+    cfg.MODEL.AUX.HEATMAP_WEIGHT = 0.0
+    assert build_model(cfg)(mx.nd.zeros((1, 3, 64, 64))).shape == (1, 4, 2)
