@@ -13,28 +13,29 @@ coordinate ``(u + 0.5) s - 0.5``::
 every landmark by ``(s - 1) / 2`` input pixels). :meth:`HeatmapCodec.encode` and
 :meth:`HeatmapCodec.decode` both use it, so encode -> decode is unbiased.
 
-Targets (LOTR eq. 1): ``H(u, v) = exp(-((u - x0)^2 + (v - y0)^2) / (2 sigma^2))`` at the sub-pixel centre
+Targets (LOTR eq. (1)): ``H(u, v) = exp(-((u - x0)^2 + (v - y0)^2) / (2 sigma^2))`` at the sub-pixel centre
 ``(x0, y0)`` in heatmap pixels, unnormalised (peak 1 when the centre is on a pixel), not truncated.
 
 Decoders (``decode(heatmaps, method)``):
 
-``argmax``        integer position of the maximum.
+``argmax``        integer position of the maximum (Earp eq. (1)).
 ``argmax_shift``  the maximum moved a quarter pixel towards the higher of its two neighbours, on each axis
-                  (Xiao et al., Simple Baselines); no shift on an axis where the maximum is on the border.
-``dark``          Zhang et al. 2020, DARK: (1) Gaussian modulation: blur every heatmap with a normalised
-                  Gaussian of std ``sigma`` and ``kernel`` taps (zero padding), rescale it to the original
-                  maximum; (2) ``log`` (values clipped at 1e-10); (3) one Newton step from the (original)
-                  argmax, ``mu = m - H^-1 g``, gradient and Hessian by central differences on the 3x3
-                  neighbourhood (``dxx = L(x+1) - 2 L(x) + L(x-1)``, ``dxy`` from the four diagonal
-                  neighbours). Where the 3x3 stencil leaves the map or the Hessian is not negative
+                  (Earp eq. (2), c = 1/4 on the sign of the gradient; Xiao et al., Simple Baselines); no
+                  shift on an axis where the maximum is on the border.
+``dark``          Zhang et al. 2020, DARK (Earp eq. (3), the method Earp et al. use): (1) Gaussian modulation:
+                  blur every heatmap with a normalised Gaussian of std ``sigma`` and ``kernel`` taps (zero
+                  padding), rescale it to the original maximum; (2) ``log`` (values clipped at 1e-10); (3) one
+                  Newton step from the (original) argmax, ``mu = m - H^-1 g``, gradient and Hessian by central
+                  differences on the 3x3 neighbourhood (``dxx = L(x+1) - 2 L(x) + L(x-1)``, ``dxy`` from the four
+                  diagonal neighbours). Where the 3x3 stencil leaves the map or the Hessian is not negative
                   definite, the step is taken per axis (1-D Newton) where possible, else no step. Steps are
-                  clipped to +-1 heatmap pixel. On exact Gaussian targets the round trip is exact to
-                  ~1e-4 heatmap px (max 4e-3) from 3 px inside the border on. Nearer, DARK's zero padding
-                  in the modulation biases the result (measured, sigma 1.5, error mean / max in heatmap px,
-                  by distance of the landmark from the outer pixel centre: 2-3 px 0.02 / 0.05, 1.5-2 px
-                  0.09 / 0.13, 1-1.5 px 0.19 / 0.27, 0.5-1 px 0.38 / 0.49 (argmax 0.25 / 0.5), 0-0.5 px
-                  argmax, as the stencil does not fit). ``kernel=0`` (no modulation) is exact from 0.5 px
-                  on; we keep the modulation of the DARK paper by default.
+                  clipped to +-1 heatmap pixel. On exact Gaussian targets the round trip is exact to ~1e-4 heatmap
+                  px (max 4e-3) from 3 px inside the border on. Nearer, DARK's zero padding in the modulation
+                  biases the result (measured, sigma 1.5, error mean / max in heatmap px, by distance of the
+                  landmark from the outer pixel centre: 2-3 px 0.02 / 0.05, 1.5-2 px 0.09 / 0.13, 1-1.5 px 0.19 /
+                  0.27, 0.5-1 px 0.38 / 0.49 (argmax 0.25 / 0.5), 0-0.5 px argmax, as the stencil does not fit).
+                  ``kernel=0`` (no modulation) is exact from 0.5 px on; we keep the modulation of the DARK paper
+                  by default.
 ``vector``        Gaussian-vector decoding of a heatmap (Xiong et al.'s band pooling over the full
                   width/height, at test time only; LOTR Table V's "with vectorization" rows are a model
                   trained on vector labels instead, :mod:`heatmap_baseline.vector`): negative values are set to 0, the
@@ -154,7 +155,7 @@ class HeatmapCodec:
         inv = 1.0 / (2.0 * self.sigma ** 2)
         gx = np.exp(-(g - q[..., 0:1]) ** 2 * inv) * valid[..., None]  # (..., N, w)
         gy = np.exp(-(g - q[..., 1:2]) ** 2 * inv)                      # (..., N, h)
-        return (gy[..., :, None] * gx[..., None, :]).astype(np.float32)
+        return (gy[..., :, None] * gx[..., None, :]).astype(np.float32)  # LOTR eq. (1), separable in x and y
 
     # ------------------------------------------------------------------ decode
     def decode(self, heatmaps, method=None):
@@ -187,7 +188,7 @@ class HeatmapCodec:
         idx = np.argmax(flat, axis=1)
         maxvals = flat[m, idx]
         py, px = np.divmod(idx, w)
-        if method == "argmax":
+        if method == "argmax":  # Earp eq. (1)
             xy = np.stack([px, py], axis=1).astype(np.float64)
         elif method == "argmax_shift":
             xy = self._argmax_shift(hm, m, px, py)
@@ -203,7 +204,7 @@ class HeatmapCodec:
         h, w = hm.shape[1:]
         xl, xr = hm[m, py, np.clip(px - 1, 0, w - 1)], hm[m, py, np.clip(px + 1, 0, w - 1)]
         yu, yd = hm[m, np.clip(py - 1, 0, h - 1), px], hm[m, np.clip(py + 1, 0, h - 1), px]
-        x = px + 0.25 * np.sign(xr - xl) * ((px > 0) & (px < w - 1))
+        x = px + 0.25 * np.sign(xr - xl) * ((px > 0) & (px < w - 1))  # Earp eq. (2)
         y = py + 0.25 * np.sign(yd - yu) * ((py > 0) & (py < h - 1))
         return np.stack([x, y], axis=1)
 
@@ -223,7 +224,7 @@ class HeatmapCodec:
 
     def _dark(self, hm, m, px, py, maxvals):
         h, w = hm.shape[1:]
-        L = np.log(np.maximum(self.modulate(hm), 1e-10))
+        L = np.log(np.maximum(self.modulate(hm), 1e-10))  # Earp eq. (3): fit the Gaussian's log at the peak
         xm, xp = np.clip(px - 1, 0, w - 1), np.clip(px + 1, 0, w - 1)
         ym, yp = np.clip(py - 1, 0, h - 1), np.clip(py + 1, 0, h - 1)
         c = L[m, py, px]

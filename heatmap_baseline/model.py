@@ -107,7 +107,7 @@ class EarpHeatmapNet(HybridBlock):
         Odd kernels of the heatmap conv after a final D block (1), of the heatmap conv before a final S block
         (3) and of that final S block's convolution (1).
     sigma : float
-        Gaussian target std, heatmap pixels (LOTR eq. 1; 1.5).
+        Gaussian target std, heatmap pixels (LOTR eq. (1); 1.5).
     decoder : {'dark', 'argmax', 'argmax_shift', 'vector'}
         Default decoder of :meth:`decode` (see :class:`heatmap_baseline.codec.HeatmapCodec`).
     pretrained, pretrained_file, pretrained_root, hrnet_stride :

@@ -43,7 +43,8 @@ def parse_upsampler(upsampler):
 
 
 class PixelShuffle(HybridBlock):
-    """Depth-to-space with factor ``r``, CRD order (as ``torch.nn.PixelShuffle``):
+    """Pixel shuffle (Earp Sec. 2.3 and 4.2, after Shi et al.'s sub-pixel convolution): depth-to-space with
+    factor ``r``, CRD order (as ``torch.nn.PixelShuffle``):
     (B, C r^2, H, W) -> (B, C, H r, W r), ``out[b, c, h r + i, w r + j] = in[b, c r^2 + i r + j, h, w]``.
 
     Uses ``F.reshape`` special codes and ``F.transpose`` only (no ``.shape``), so it hybridizes.
@@ -96,14 +97,14 @@ def s_block(in_channels, filters, order, prefix, kernel=3, conv_filters=None):
         raise ValueError("S-block kernel must be odd and positive, got %r" % (kernel,))
     blk = nn.HybridSequential(prefix=prefix)
     with blk.name_scope():
-        if order == "conv_shuffle":
+        if order == "conv_shuffle":  # Earp Sec. 4.2: conv, BN, ReLU, then the pixel shuffle
             width = 4 * filters if conv_filters is None else int(conv_filters)
             if width <= 0 or width % 4:
                 raise ValueError("the S-block convolution needs a positive multiple of 4 filters, got %d" % width)
             blk.add(nn.Conv2D(width, kernel, padding=kernel // 2, use_bias=False, in_channels=in_channels,
                               weight_initializer=he_init()),
                     nn.BatchNorm(in_channels=width), nn.Activation("relu"), PixelShuffle(2))
-        else:
+        else:  # the shuffle first (an option, not the paper's order)
             if in_channels % 4:
                 raise ValueError("shuffle_conv S block needs a channel count divisible by 4, got %d" % in_channels)
             blk.add(PixelShuffle(2),
@@ -132,7 +133,7 @@ def d_block(in_channels, filters, prefix, kernel=4):
         raise ValueError("D-block kernel must be 2, 3 or 4 (an exact x2 upsampling), got %r" % (kernel,))
     pad, out_pad = pads[kernel]
     blk = nn.HybridSequential(prefix=prefix)
-    with blk.name_scope():
+    with blk.name_scope():  # Earp Sec. 4.1: "deconvolutions ... each followed by a batch normalization ... and a ReLU"
         blk.add(nn.Conv2DTranspose(filters, kernel, strides=2, padding=pad, output_padding=out_pad, use_bias=False,
                                    in_channels=in_channels, weight_initializer=he_init()),
                 nn.BatchNorm(in_channels=filters), nn.Activation("relu"))
@@ -201,7 +202,7 @@ def build_upsampler(in_channels, upsampler="SDD", filters=32, reduce=256, order=
     neck = nn.HybridSequential(prefix=prefix)
     c = in_channels
     with neck.name_scope():
-        if reduce:
+        if reduce:  # not in Earp's text (see heatmap_baseline.model: the printed sizes need it)
             neck.add(nn.Conv2D(int(reduce), 1, use_bias=False, in_channels=c, weight_initializer=he_init()),
                      nn.BatchNorm(in_channels=int(reduce)), nn.Activation("relu"))
             c = int(reduce)
@@ -214,10 +215,10 @@ def build_upsampler(in_channels, upsampler="SDD", filters=32, reduce=256, order=
                                    prefix="heatmap_"))
                 neck.add(s_block(n, n, "conv_shuffle", "s%d_" % i, kernel=final_s_kernel))
                 c = n
-            elif b == "S":
+            elif b == "S":  # Earp Sec. 4.2 pixel-shuffle block
                 neck.add(s_block(c, int(filters), order, "s%d_" % i, kernel=s_kernel, conv_filters=s_conv_filters))
                 c = s_block_out_channels(filters, order, s_conv_filters)
-            else:
+            else:  # Earp Sec. 4.1 deconvolution block
                 neck.add(d_block(c, int(filters), "d%d_" % i, kernel=d_kernel))
                 c = int(filters)
     return neck, c

@@ -42,7 +42,7 @@ pixel-centre convention (:mod:`heatmap_baseline.codec`: ``vector = (input + 0.5)
     vx[u] = exp(-(u - x0)^2 / (2 sigma^2)) + theta    if |u - x0| <= 3 sigma
     vx[u] = 0                                         otherwise
 
-``sigma`` = ``MODEL.HEATMAP.SIGMA`` (1.5 vector pixels, LOTR eq. 1's heatmap std), ``theta`` =
+``sigma`` = ``MODEL.HEATMAP.SIGMA`` (1.5 vector pixels, LOTR eq. (1)'s heatmap std), ``theta`` =
 ``MODEL.HEATMAP.VECTOR_THETA``. Our reading of LOTR's one-sentence description: ``theta`` is added over the whole
 ``3 sigma`` window; Xiong et al.'s own equation and value of ``theta`` could not be read offline, 0.1 is ours.
 A landmark with a non-finite coordinate gets all-zero vectors. Xiong et al.'s "Beyond Box" strategy (vectors

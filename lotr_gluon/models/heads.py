@@ -26,7 +26,7 @@ COORD_UNITS = ("input_frac", "pixels")
 class PFFNHead(HybridBlock):
     """PFFN, LOTR eq. (19): Dense(512)-ReLU-Dense(512)-ReLU-Dense(out), applied to each token.
 
-    Eq. (19) prints one hidden layer, ReLU(Y^L w_1 + b_1) w_2 + b_2; its text and Table I give two hidden
+    LOTR eq. (19) prints one hidden layer, ReLU(Y^L w_1 + b_1) w_2 + b_2; its text and Table I give two hidden
     layers of 512 ("a simple PFFN with two hidden layers with ReLU activation"), which ``hidden`` follows.
 
     Parameters

@@ -85,7 +85,7 @@ class LOTR(HybridBlock):
         (:meth:`Transformer.pos_initializer`, :meth:`Transformer.init_embeddings`) and whether every decoder
         layer's output is returned (``return_intermediate``, deep supervision).
     head : PFFNHead
-        Eq. (19), from :func:`lotr_gluon.models.heads.landmark_head`.
+        The PFFN of eq. (19), from :func:`lotr_gluon.models.heads.landmark_head`.
     output : LandmarkOutput
         Crop pixels (anchors, units), from the same call.
     aux_heatmap : HybridBlock or None
