@@ -22,10 +22,10 @@ Decoders (``decode(heatmaps, method)``):
 ``argmax_shift``  the maximum moved a quarter pixel towards the higher of its two neighbours, on each axis
                   (Earp eq. (2), c = 1/4 on the sign of the gradient; Xiao et al., Simple Baselines); no
                   shift on an axis where the maximum is on the border.
-``dark``          Zhang et al. 2020, DARK (Earp eq. (3), the method Earp et al. use): (1) Gaussian modulation:
-                  blur every heatmap with a normalised Gaussian of std ``sigma`` and ``kernel`` taps (zero
-                  padding), rescale it to the original maximum; (2) ``log`` (values clipped at 1e-10); (3) one
-                  Newton step from the (original) argmax, ``mu = m - H^-1 g``, gradient and Hessian by central
+``dark``          Zhang et al. 2020, DARK (Earp eq. (3), LOTR eq. (2); the method Earp et al. use): (1) Gaussian
+                  modulation: blur every heatmap with a normalised Gaussian of std ``sigma`` and ``kernel`` taps
+                  (zero padding), rescale it to the original maximum; (2) ``log`` (values clipped at 1e-10); (3)
+                  one Newton step from the (original) argmax, ``mu = m - H^-1 g``, gradient and Hessian by central
                   differences on the 3x3 neighbourhood (``dxx = L(x+1) - 2 L(x) + L(x-1)``, ``dxy`` from the four
                   diagonal neighbours). Where the 3x3 stencil leaves the map or the Hessian is not negative
                   definite, the step is taken per axis (1-D Newton) where possible, else no step. Steps are
