@@ -111,7 +111,17 @@ class PositionwiseFFN(HybridBlock):
         return self.net(x)
 
 
-class EncoderLayer(HybridBlock):
+class _Layer(HybridBlock):
+    """What the encoder and decoder layers share: ``pos_in_values`` (the positional encoding also in the
+    attention values) and ``norm_before`` (pre-norm, DETR ``forward_pre``)."""
+
+    def __init__(self, pos_in_values=False, norm_before=False, **kwargs):
+        super().__init__(**kwargs)
+        self._pos_in_values = bool(pos_in_values)
+        self._norm_before = bool(norm_before)
+
+
+class EncoderLayer(_Layer):
     """One encoder layer, post-norm, LOTR eq. (10) to eq. (12) (DETR ``TransformerEncoderLayer.forward_post``).
 
     ``q = k = src + pos``, ``value = src`` (``src + pos`` with ``pos_in_values``);
@@ -122,9 +132,7 @@ class EncoderLayer(HybridBlock):
 
     def __init__(self, units, num_heads, ffn_hidden=0, dropout=0.1, weight_initializer=None, pos_in_values=False,
                  norm_before=False, **kwargs):
-        super().__init__(**kwargs)
-        self._pos_in_values = bool(pos_in_values)
-        self._norm_before = bool(norm_before)
+        super().__init__(pos_in_values, norm_before, **kwargs)
         with self.name_scope():
             self.attn = MultiHeadAttention(units, num_heads, dropout, weight_initializer, prefix="attn_")
             self.ffn = PositionwiseFFN(units, ffn_hidden, weight_initializer, prefix="ffn_")
@@ -145,7 +153,7 @@ class EncoderLayer(HybridBlock):
         return self.norm2(src + self.drop2(self.ffn(src)))  # eq. (12): LN(PFFN(X) + X); eq. (10): enc_2(enc_1)
 
 
-class DecoderLayer(HybridBlock):
+class DecoderLayer(_Layer):
     """One decoder layer, post-norm, LOTR eq. (15) to eq. (18) (DETR ``TransformerDecoderLayer.forward_post``).
 
     Self-attention over the landmark tokens with ``q = k = tgt + query_pos``; cross-attention with
@@ -160,9 +168,7 @@ class DecoderLayer(HybridBlock):
 
     def __init__(self, units, num_heads, ffn_hidden=0, dropout=0.1, weight_initializer=None, pos_in_values=False,
                  norm_before=False, **kwargs):
-        super().__init__(**kwargs)
-        self._pos_in_values = bool(pos_in_values)
-        self._norm_before = bool(norm_before)
+        super().__init__(pos_in_values, norm_before, **kwargs)
         with self.name_scope():
             self.self_attn = MultiHeadAttention(units, num_heads, dropout, weight_initializer, prefix="selfattn_")
             self.cross_attn = MultiHeadAttention(units, num_heads, dropout, weight_initializer, prefix="crossattn_")
