@@ -277,7 +277,7 @@ def test_sine_position_encoding_hand_values():
     """DETR PositionEmbeddingSine(normalize=True) on a 2x2 grid, dim 4 (one y and one x frequency pair):
     y_embed = x_embed = (1, 2) / 2 * 2pi = (pi, 2pi); channel 0 sin(y), 1 cos(y / T^(0)) ... with npf = 2,
     dim_t = (1, 1): channels are sin(y), cos(y), sin(x), cos(x)."""
-    from lotr_gluon.models.lotr import sine_position_encoding
+    from lotr_gluon.models.transformer import sine_position_encoding
     pe = sine_position_encoding(2, 4)
     y = np.array([np.pi, np.pi, 2 * np.pi, 2 * np.pi])  # row-major tokens (r, c) = 00, 01, 10, 11
     x = np.array([np.pi, 2 * np.pi, np.pi, 2 * np.pi])
@@ -288,7 +288,7 @@ def test_sine_position_encoding_hand_values():
 
 
 def test_sample_token_grid_bilinear():
-    from lotr_gluon.models.lotr import sample_token_grid
+    from lotr_gluon.models.transformer import sample_token_grid
     grid, size = 2, 64  # token centres at 16 and 48 px
     tokens = np.array([[0.0], [1.0], [10.0], [11.0]])  # value = 10 * row + col
     pts = np.array([[16, 16], [48, 16], [32, 32], [40, 24], [0, 0], [64, 64]], np.float64)
@@ -300,7 +300,7 @@ def test_sample_token_grid_bilinear():
 def test_query_init_anchor_pos():
     """MODEL.TRANSFORMER.QUERY_INIT anchor_pos: queries = pos enc sampled at the anchors, cross-attention keys
     start as the query projection, and the first cross-attention then favours each query's anchor cell."""
-    from lotr_gluon.models.lotr import sample_token_grid
+    from lotr_gluon.models.transformer import sample_token_grid
     rng = np.random.RandomState(0)
     mx.random.seed(0)
     anchors = rng.uniform(10, 182, (30, 2))

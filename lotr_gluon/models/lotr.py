@@ -23,10 +23,9 @@ from heatmap_baseline.upsampling import heatmap_head
 from ..blocks.backbones import get_backbone
 from ..blocks.layers import he_init, initialize_block
 from .heads import landmark_head
-from .transformer import Transformer, sample_token_grid, sine_position_encoding  # noqa: F401
+from .transformer import Transformer
 
-__all__ = ["LOTR", "make_lotr", "token_neck", "he_init", "initialize_block", "sine_position_encoding",
-           "sample_token_grid"]
+__all__ = ["LOTR", "make_lotr", "token_neck"]
 
 
 def token_neck(in_channels, hidden_dim=64, upsample=False, upsample_reduce=256, upsample_filters=(128, 64),
