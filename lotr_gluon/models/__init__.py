@@ -2,16 +2,16 @@
 (:func:`build_model`): one builder per part, each reading only its own config section, as DETR's
 ``build_backbone(args)`` / ``build_transformer(args)``, and one per model composing the parts:
 
-=============================  ==========================  ==============================================
-part                           builder                     config section
-=============================  ==========================  ==============================================
-CNN backbone                   :func:`build_backbone`      ``MODEL.BACKBONE``
-LOTR / CNN+FFN neck            :func:`build_neck`          ``MODEL.NECK``
-Transformer (+ P, Y^0 inits)   :func:`build_transformer`   ``MODEL.TRANSFORMER``
-PFFN head + crop-pixel output  :func:`build_head`          ``MODEL.HEAD``
-auxiliary heatmap head         :func:`build_aux_heatmap`   ``MODEL.HEATMAP`` (when ``MODEL.AUX.HEATMAP_WEIGHT > 0``)
-Earp heatmap / vector network  :func:`build_earp`          ``MODEL.BACKBONE``, ``MODEL.HEATMAP``
-=============================  ==========================  ==============================================
+================================  ===============================  ===========================================
+part                              builder                          config section
+================================  ===============================  ===========================================
+CNN backbone                      :func:`build_backbone`           ``MODEL.BACKBONE``
+LOTR / CNN+FFN neck               :func:`build_neck`               ``MODEL.NECK``
+Transformer (+ P, Y^0 inits)      :func:`build_transformer`        ``MODEL.TRANSFORMER``
+PFFN head + crop-pixel output     :func:`build_head`               ``MODEL.HEAD``
+auxiliary heatmap head (LOTR)     :func:`build_aux_heatmap_head`   ``MODEL.HEATMAP`` (``MODEL.AUX.HEATMAP_WEIGHT``)
+Earp heatmap / vector network     :func:`build_earp`               ``MODEL.BACKBONE``, ``MODEL.HEATMAP``
+================================  ===============================  ===========================================
 
 Layer 4 of the README's "Layers": imports the model families (:mod:`lotr_gluon.models.lotr`,
 :mod:`lotr_gluon.models.cnn_ffn`, :mod:`heatmap_baseline`), which never import it back.
@@ -28,8 +28,8 @@ from .transformer import Transformer, MultiHeadAttention
 
 __all__ = ["get_model", "build_model", "MODELS", "PRESETS", "BUILDERS", "LOTR", "CNNFFN", "EarpHeatmapNet",
            "EarpVectorNet", "Transformer", "MultiHeadAttention", "get_backbone", "BACKBONES", "build_backbone",
-           "build_neck", "build_transformer", "build_head", "build_aux_heatmap", "build_earp", "count_params",
-           "load_matching", "inference_params"]
+           "build_neck", "build_transformer", "build_head", "build_aux_heatmap_head", "build_earp",
+           "count_params", "load_matching", "inference_params"]
 
 # registry (MODEL.NAME / get_model): name -> the model built from keywords
 MODELS = {"lotr": make_lotr, "cnn_ffn": make_cnn_ffn, "earp_heatmap": EarpHeatmapNet,
@@ -115,12 +115,13 @@ def build_transformer(tcfg, units, return_intermediate=False):
 def build_head(hcfg, in_units, num_points, input_size, anchors=None, flatten=False):
     """``(head, output)`` of ``MODEL.HEAD`` (HIDDEN, COORD_UNITS, ANCHORS, LAST_INIT_STD, PER_LANDMARK_OUT):
     :func:`lotr_gluon.models.heads.landmark_head`. ``anchors``: (N, 2) crop pixels, the mean training shape for
-    ANCHORS ``mean_shape`` (None: a placeholder filled by ``load_parameters``). ``flatten``: CNN+FFN.
+    ANCHORS ``mean_shape`` (None: a placeholder filled by ``load_parameters``). ``flatten``: CNN+FFN, whose one
+    FFN has no per-landmark layer (PER_LANDMARK_OUT does not apply).
 
     Raises
     ------
     ValueError
-        ANCHORS not 'none' or 'mean_shape'; PER_LANDMARK_OUT with ``flatten``.
+        ANCHORS not 'none' or 'mean_shape'; an unknown COORD_UNITS.
     """
     if hcfg.ANCHORS not in ("none", "mean_shape"):
         raise ValueError("MODEL.HEAD.ANCHORS must be 'none' or 'mean_shape', got %r" % (hcfg.ANCHORS,))
@@ -130,7 +131,7 @@ def build_head(hcfg, in_units, num_points, input_size, anchors=None, flatten=Fal
                          hcfg.PER_LANDMARK_OUT and not flatten, flatten)
 
 
-def build_aux_heatmap(hmcfg, in_channels, num_points):
+def build_aux_heatmap_head(hmcfg, in_channels, num_points):
     """LOTR's training-only auxiliary heatmap head with the layout of ``MODEL.HEATMAP`` (the Earp head:
     UPSAMPLER, FILTERS, REDUCE, S_BLOCK, D_KERNEL, S_KERNEL, S_CONV_MULT, CONV, KERNEL, PRE_KERNEL,
     FINAL_S_KERNEL; :func:`heatmap_baseline.upsampling.heatmap_head`)."""
@@ -158,7 +159,9 @@ def build_earp(bcfg, hmcfg, num_points, input_size, vector=False):
 def _build_lotr(cfg, anchors):
     m = cfg.MODEL
     backbone = build_backbone(m.BACKBONE)
-    aux = build_aux_heatmap(m.HEATMAP, backbone.num_channels, m.NUM_POINTS) if m.AUX.HEATMAP_WEIGHT > 0 else None
+    aux = None
+    if m.AUX.HEATMAP_WEIGHT > 0:  # training-only head (not in the paper); LOTR never needs it for inference
+        aux = build_aux_heatmap_head(m.HEATMAP, backbone.num_channels, m.NUM_POINTS)
     neck = build_neck(m.NECK, backbone.num_channels)
     transformer = build_transformer(m.TRANSFORMER, m.NECK.HIDDEN_DIM, return_intermediate=m.AUX.DECODER_LOSS)
     head, output = build_head(m.HEAD, m.NECK.HIDDEN_DIM, m.NUM_POINTS, cfg.DATA.INPUT_SIZE, anchors)
