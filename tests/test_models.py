@@ -522,3 +522,30 @@ def test_build_model_reads_each_part_from_its_section():
         build_model(cfg)
     cfg.MODEL.AUX.HEATMAP_WEIGHT = 0.0
     assert build_model(cfg)(mx.nd.zeros((1, 3, 64, 64))).shape == (1, 4, 2)
+
+
+def test_parts_carry_the_model_prefix_so_trainer_state_order_is_kept():
+    """gluon.Trainer orders its parameters (and a checkpoint's optimiser states) by *prefixed* name. Parts built
+    in :func:`model_scope` carry the model's prefix, as when LOTR built them in its own name scope: the names of
+    the checkpoints written before the models were composed from parts (``lotr0_mobilenetv20_...``), so that
+    such a checkpoint resumes with every state on its own parameter. A second model counts on (``lotr1_``)."""
+    from lotr_gluon.config import load_config
+    from lotr_gluon.models import build_model
+    kw = dict(backbone="mobilenetv2_0.25", num_points=3, input_size=64, hidden_dim=16, num_heads=2,
+              num_encoder_layers=1, num_decoder_layers=1, head_hidden=(8,), aux_heatmap=True)
+    with mx.name.NameManager():
+        a, b = get_model("lotr", **kw), get_model("cnn_ffn", backbone="mobilenetv2_0.25", num_points=3,
+                                                     input_size=64, head_hidden=(8,))
+        c = get_model("lotr", **kw)
+    assert all(k.startswith("lotr0_") for k in a.collect_params())
+    assert "lotr0_mobilenetv20_features_conv0_weight" in a.collect_params()
+    assert "lotr0_auxhm_conv0_weight" in a.collect_params()
+    assert "lotr0_transformer_enc_layer0_attn_q_weight" in a.collect_params()
+    assert all(k.startswith("cnnffn0_") for k in b.collect_params())
+    assert all(k.startswith("lotr1_") for k in c.collect_params())
+    # the builder from a config names them as get_model does
+    cfg = load_config("experiments/datatang/lotr_m.yaml")
+    with mx.name.NameManager():
+        net = build_model(cfg, initialize=False)
+    keys = list(net.collect_params())
+    assert all(k.startswith("lotr0_") for k in keys) and "lotr0_mobilenetv20_features_conv0_weight" in keys

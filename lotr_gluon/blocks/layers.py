@@ -1,7 +1,38 @@
-"""Parameter initialisation shared by every model (LOTR, CNN+FFN, the Earp et al. heatmap networks)."""
-import mxnet as mx
+"""Parameter initialisation and naming shared by every model (LOTR, CNN+FFN, the Earp et al. heatmap networks)."""
+import contextlib
 
-__all__ = ["he_init", "initialize_block"]
+import mxnet as mx
+from mxnet import gluon
+from mxnet.gluon.block import _BlockScope
+
+__all__ = ["he_init", "initialize_block", "model_scope"]
+
+
+@contextlib.contextmanager
+def model_scope(cls):
+    """Build the parts of a ``cls`` model under the prefix the model will carry; yields that prefix.
+
+    Parts are built before the model that holds them (DETR style), but gluon names a block's parameters after
+    the name scope it is *created* in. Built in this scope, the parts get the names they had when the model
+    built them inside its own ``name_scope()`` (``lotr0_mobilenetv20_features_conv0_weight``, not
+    ``mobilenetv20_...``). The names matter beyond display: ``gluon.Trainer`` orders its parameters by name,
+    and so does the optimiser state in a checkpoint (``.states`` files hold them by that index), and exported
+    symbol files carry them. Create the model after leaving the scope, with ``prefix=`` the yielded value::
+
+        with model_scope(LOTR) as prefix:
+            backbone = ...
+        net = LOTR(backbone, ..., prefix=prefix)
+
+    Parameters
+    ----------
+    cls : type
+        The model class; its lower-cased name is gluon's prefix hint (``lotr`` -> ``lotr0_``, ``lotr1_``, ...).
+    """
+    holder = type(cls.__name__, (gluon.Block,), {})()  # takes the prefix that ``cls()`` would take here
+    current = getattr(_BlockScope._current, "value", None)
+    outer = current._block.prefix if current is not None else ""
+    with holder.name_scope():
+        yield holder.prefix[len(outer):]
 
 
 def he_init():

@@ -20,7 +20,7 @@ from heatmap_baseline.model import EarpHeatmapNet
 from heatmap_baseline.upsampling import heatmap_head
 from heatmap_baseline.vector import EarpVectorNet
 from ..blocks.backbones import BACKBONES, get_backbone
-from ..blocks.layers import he_init
+from ..blocks.layers import he_init, model_scope
 from .cnn_ffn import CNNFFN, conv_neck, make_cnn_ffn
 from .heads import landmark_head
 from .lotr import LOTR, make_lotr, token_neck
@@ -158,26 +158,28 @@ def build_earp(bcfg, hmcfg, num_points, input_size, vector=False):
 
 def _build_lotr(cfg, anchors):
     m = cfg.MODEL
-    backbone = build_backbone(m.BACKBONE)
-    aux = None
-    if m.AUX.HEATMAP_WEIGHT > 0:  # training-only head (not in the paper); LOTR never needs it for inference
-        aux = build_aux_heatmap_head(m.HEATMAP, backbone.num_channels, m.NUM_POINTS)
-    neck = build_neck(m.NECK, backbone.num_channels)
-    transformer = build_transformer(m.TRANSFORMER, m.NECK.HIDDEN_DIM, return_intermediate=m.AUX.DECODER_LOSS)
-    head, output = build_head(m.HEAD, m.NECK.HIDDEN_DIM, m.NUM_POINTS, cfg.DATA.INPUT_SIZE, anchors)
-    return LOTR(backbone, neck, transformer, head, output, aux, cfg.DATA.INPUT_SIZE)
+    with model_scope(LOTR) as prefix:  # the parameter names of a LOTR that built its parts itself
+        backbone = build_backbone(m.BACKBONE)
+        aux = None
+        if m.AUX.HEATMAP_WEIGHT > 0:  # training-only head (not in the paper); LOTR never needs it for inference
+            aux = build_aux_heatmap_head(m.HEATMAP, backbone.num_channels, m.NUM_POINTS)
+        neck = build_neck(m.NECK, backbone.num_channels)
+        transformer = build_transformer(m.TRANSFORMER, m.NECK.HIDDEN_DIM, return_intermediate=m.AUX.DECODER_LOSS)
+        head, output = build_head(m.HEAD, m.NECK.HIDDEN_DIM, m.NUM_POINTS, cfg.DATA.INPUT_SIZE, anchors)
+    return LOTR(backbone, neck, transformer, head, output, aux, cfg.DATA.INPUT_SIZE, prefix=prefix)
 
 
 def _build_cnn_ffn(cfg, anchors):
     m = cfg.MODEL
     if m.AUX.HEATMAP_WEIGHT > 0:
         raise ValueError("MODEL.AUX.HEATMAP_WEIGHT is implemented for MODEL.NAME lotr only")
-    backbone = build_backbone(m.BACKBONE)
-    grid = cfg.DATA.INPUT_SIZE // backbone.stride
-    neck = build_neck(m.NECK, backbone.num_channels, tokens=False)
-    head, output = build_head(m.HEAD, grid * grid * m.NECK.HIDDEN_DIM, m.NUM_POINTS, cfg.DATA.INPUT_SIZE, anchors,
-                              flatten=True)
-    return CNNFFN(backbone, neck, head, output, 0.0, cfg.DATA.INPUT_SIZE)
+    with model_scope(CNNFFN) as prefix:
+        backbone = build_backbone(m.BACKBONE)
+        grid = cfg.DATA.INPUT_SIZE // backbone.stride
+        neck = build_neck(m.NECK, backbone.num_channels, tokens=False)
+        head, output = build_head(m.HEAD, grid * grid * m.NECK.HIDDEN_DIM, m.NUM_POINTS, cfg.DATA.INPUT_SIZE,
+                                  anchors, flatten=True)
+    return CNNFFN(backbone, neck, head, output, 0.0, cfg.DATA.INPUT_SIZE, prefix=prefix)
 
 
 def _build_earp(cfg, anchors, vector=False):

@@ -9,7 +9,7 @@ Layer 3 of the README's "Layers": imports only layer 2 (:mod:`lotr_gluon.blocks`
 from mxnet.gluon import nn, HybridBlock
 
 from ..blocks.backbones import get_backbone
-from ..blocks.layers import he_init, initialize_block
+from ..blocks.layers import he_init, initialize_block, model_scope
 from .heads import landmark_head
 
 __all__ = ["CNNFFN", "make_cnn_ffn", "conv_neck"]
@@ -75,9 +75,10 @@ def make_cnn_ffn(backbone="mobilenetv2_1.0", num_points=106, input_size=192, hid
                  pretrained=False, pretrained_file="", pretrained_root="", hrnet_stride=None):
     """CNN+FFN from keywords (``get_model('cnn_ffn', ...)`` and the presets ``cnn_ffn_mnv2``, ``cnn_ffn_r50``);
     the arguments are those of :func:`lotr_gluon.models.lotr.make_lotr` that apply."""
-    trunk = get_backbone(backbone, pretrained, pretrained_file, pretrained_root, hrnet_stride)[0]
-    grid = input_size // trunk.stride
-    neck = conv_neck(trunk.num_channels, hidden_dim)
-    head, output = landmark_head(grid * grid * hidden_dim, num_points, input_size, head_hidden, coord_units, anchors,
-                                 use_anchors, head_last_init_std, flatten=True)
-    return CNNFFN(trunk, neck, head, output, dropout, input_size)
+    with model_scope(CNNFFN) as prefix:  # parameter names as if CNNFFN built its parts itself
+        trunk = get_backbone(backbone, pretrained, pretrained_file, pretrained_root, hrnet_stride)[0]
+        grid = input_size // trunk.stride
+        neck = conv_neck(trunk.num_channels, hidden_dim)
+        head, output = landmark_head(grid * grid * hidden_dim, num_points, input_size, head_hidden, coord_units,
+                                     anchors, use_anchors, head_last_init_std, flatten=True)
+    return CNNFFN(trunk, neck, head, output, dropout, input_size, prefix=prefix)

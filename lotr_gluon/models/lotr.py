@@ -21,7 +21,7 @@ from mxnet.gluon import nn, HybridBlock
 
 from heatmap_baseline.upsampling import heatmap_head
 from ..blocks.backbones import get_backbone
-from ..blocks.layers import he_init, initialize_block
+from ..blocks.layers import he_init, initialize_block, model_scope
 from .heads import landmark_head
 from .transformer import Transformer
 
@@ -224,15 +224,16 @@ def make_lotr(backbone="mobilenetv2_1.0", num_points=106, input_size=192, hidden
         :class:`lotr_gluon.models.transformer.Transformer` options (``num_heads``, ``num_encoder_layers``,
         ``dropout``, ``final_norm``, ``pos_init``, ``query_init_std``, ...), passed through unchanged.
     """
-    trunk = get_backbone(backbone, pretrained, pretrained_file, pretrained_root, hrnet_stride)[0]
-    aux = None
-    if aux_heatmap:
-        aux = heatmap_head(trunk.num_channels, num_points, aux_heatmap_upsampler, aux_heatmap_filters,
-                           aux_heatmap_reduce)
-    neck = token_neck(trunk.num_channels, hidden_dim, upsample, upsample_reduce, tuple(upsample_filters),
-                      upsample_kernel, upsample_batchnorm)
-    transformer = Transformer(hidden_dim, return_intermediate=aux_outputs, weight_initializer=he_init(),
-                              prefix="transformer_", **transformer_kwargs)
-    head, output = landmark_head(hidden_dim, num_points, input_size, head_hidden, coord_units, anchors,
-                                 use_anchors, head_last_init_std, head_per_landmark_out)
-    return LOTR(trunk, neck, transformer, head, output, aux, input_size)
+    with model_scope(LOTR) as prefix:  # parameter names as if LOTR built its parts itself
+        trunk = get_backbone(backbone, pretrained, pretrained_file, pretrained_root, hrnet_stride)[0]
+        aux = None
+        if aux_heatmap:
+            aux = heatmap_head(trunk.num_channels, num_points, aux_heatmap_upsampler, aux_heatmap_filters,
+                               aux_heatmap_reduce)
+        neck = token_neck(trunk.num_channels, hidden_dim, upsample, upsample_reduce, tuple(upsample_filters),
+                          upsample_kernel, upsample_batchnorm)
+        transformer = Transformer(hidden_dim, return_intermediate=aux_outputs, weight_initializer=he_init(),
+                                  prefix="transformer_", **transformer_kwargs)
+        head, output = landmark_head(hidden_dim, num_points, input_size, head_hidden, coord_units, anchors,
+                                     use_anchors, head_last_init_std, head_per_landmark_out)
+    return LOTR(trunk, neck, transformer, head, output, aux, input_size, prefix=prefix)
