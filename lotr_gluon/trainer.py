@@ -31,6 +31,7 @@ import json
 import math
 import os
 import random
+import tempfile
 import time
 import warnings
 
@@ -135,6 +136,76 @@ def check_resume_optimizer(states_file, opt_name, opt_params):
         raise RunFolderError("cannot resume %s: its checkpoint was trained with %s. Resume with the run's "
                              "settings (its config.yaml) or train into a new --out"
                              % (os.path.dirname(os.path.abspath(states_file)), "; ".join(diffs)))
+
+
+def _state_arrays(state):
+    """The NDArrays of one parameter's optimiser state (None, an NDArray, or nested tuples / lists of them)."""
+    if isinstance(state, mx.nd.NDArray):
+        return [state]
+    if isinstance(state, (tuple, list)):
+        return [a for s in state for a in _state_arrays(s)]
+    return []
+
+
+def match_optimizer_states(states_file, param_names, param_shapes, saved_names=None):
+    """Give each parameter its own optimiser state from a checkpoint's ``.states`` file.
+
+    ``gluon.Trainer`` keeps one state per parameter *index*, its parameters sorted by their prefixed names
+    (``lotr0_mobilenetv20_...``). A build that names or orders the parameters otherwise would hand every state
+    to another parameter: MXNet then fails mid-epoch on a shape, or, where the shapes agree, trains on with the
+    wrong moments. With ``saved_names`` (the structural names in the writer's index order, which
+    :meth:`Trainer.save_checkpoint` stores in ``checkpoint_last.json``) each state moves to the index of its
+    parameter; without them (checkpoints written before) every state must have its parameter's shape.
+
+    Parameters
+    ----------
+    states_file : str
+        ``checkpoint_last.states`` (``gluon.Trainer.save_states``: a pickle of ``(states, optimizer)``).
+    param_names, param_shapes : list of str, list of tuple
+        Structural name and shape of the trainer's parameters, in its index order.
+    saved_names : list of str or None
+        Structural names in the index order of the trainer that wrote ``states_file``.
+
+    Returns
+    -------
+    bytes or None
+        The re-indexed pickle to load instead of the file, or None when the file's indices already fit.
+
+    Raises
+    ------
+    RunFolderError
+        A state whose parameter is missing now, or whose shape differs from its parameter's (the message names
+        both); nothing is changed.
+    """
+    import pickle
+    with open(states_file, "rb") as f:
+        saved = pickle.loads(f.read())
+    states, opt = saved if isinstance(saved, tuple) and len(saved) == 2 else (saved, None)
+    moved = False
+    if saved_names is not None and list(saved_names) != list(param_names):
+        index = {n: i for i, n in enumerate(param_names)}
+        remapped = {}
+        for k, v in states.items():
+            name = saved_names[k] if k < len(saved_names) else None
+            if name not in index:
+                raise RunFolderError("cannot resume %s: its optimiser state belongs to a parameter %s that this "
+                                     "model does not have" % (os.path.dirname(os.path.abspath(states_file)), name))
+            remapped[index[name]] = v
+        states, moved = remapped, True
+    for k, v in sorted(states.items()):
+        want = tuple(param_shapes[k]) if k < len(param_shapes) else None
+        if want is not None and 0 in want:  # shape not inferred yet: nothing to compare
+            continue
+        for a in _state_arrays(v):
+            if want is None or tuple(a.shape) != want:
+                raise RunFolderError(
+                    "cannot resume %s: optimiser state %d has shape %s but parameter %d of this model is %s %s; "
+                    "the checkpoint was written by a build that named or ordered the parameters otherwise"
+                    % (os.path.dirname(os.path.abspath(states_file)), k, tuple(a.shape), k,
+                       param_names[k] if want is not None else "(none)", want))
+    if not moved:
+        return None
+    return pickle.dumps((states, opt) if opt is not None else states)
 
 
 def _atomic(path, writer):
@@ -268,8 +339,16 @@ class Trainer:
         atomic_save_params(self.net, self._ckpt("checkpoint_last.params"))
         _atomic(self._ckpt("checkpoint_last.states"), self.trainer.save_states)
         _atomic_json({"epoch": self.epoch, "step": self.step, "best_nme": self.best_nme, "seed": self.cfg.SEED,
-                      "loss_history": self.loss_history, "rng": _rng_state(self.train_set.augmenter)},
+                      "loss_history": self.loss_history, "rng": _rng_state(self.train_set.augmenter),
+                      "param_order": self._param_order()[0]},
                      self._ckpt("checkpoint_last.json"))
+
+    def _param_order(self):
+        """Structural names and shapes of the optimiser's parameters in its index order (gluon.Trainer sorts
+        them by prefixed name; the ``.states`` file holds one state per index)."""
+        names = {id(p): k for k, p in self.net._collect_params_with_prefix().items()}
+        params = self.trainer._params
+        return [names.get(id(p), p.name) for p in params], [tuple(p.shape) for p in params]
 
     def resume(self):
         """Load ``checkpoint_last.*`` of the run folder: weights, optimiser state, progress, random state.
@@ -285,8 +364,9 @@ class Trainer:
         Raises
         ------
         RunFolderError
-            No complete checkpoint in the run folder, an unreadable ``checkpoint_last.json``, or another
-            optimiser than the checkpoint's.
+            No complete checkpoint in the run folder, an unreadable ``checkpoint_last.json``, another
+            optimiser than the checkpoint's, or optimiser states that do not fit this model's parameters
+            (:func:`match_optimizer_states`).
         lotr_gluon.build.ParamsFileError
             ``checkpoint_last.params`` is unreadable or belongs to another architecture.
 
@@ -303,7 +383,15 @@ class Trainer:
         # the weights (checked against this architecture: ParamsFileError names what does not match)
         load_params(self.net, self._ckpt("checkpoint_last.params"), ctx=self.ctx,
                     cfg_name=getattr(self.cfg, "CFG_NAME", None))
-        self.trainer.load_states(self._ckpt("checkpoint_last.states"))
+        states_file = self._ckpt("checkpoint_last.states")
+        blob = match_optimizer_states(states_file, *self._param_order(), saved_names=state.get("param_order"))
+        if blob is None:
+            self.trainer.load_states(states_file)
+        else:  # re-indexed states (the checkpoint's build ordered the parameters otherwise); the run folder unchanged
+            with tempfile.TemporaryDirectory() as tmp:
+                with open(os.path.join(tmp, "states"), "wb") as f:
+                    f.write(blob)
+                self.trainer.load_states(os.path.join(tmp, "states"))
         self.epoch, self.step, self.best_nme = state["epoch"], state["step"], state["best_nme"]
         self.loss_history = list(state.get("loss_history", []))
         if "rng" in state:

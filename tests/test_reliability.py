@@ -423,3 +423,42 @@ def test_read_log_skips_partial_last_line(tmp_path):
     p.write_text('{"type": "a"}\n{"type": "b"\n{"type": "c"}\n')
     with pytest.warns(UserWarning, match=r"log\.jsonl:2: skipping a corrupt line"):
         assert [r["type"] for r in read_log(str(p))] == ["a", "c"]
+
+
+def test_optimizer_states_follow_their_parameters_by_name(tmp_path):
+    """match_optimizer_states: a states file written by a trainer that ordered the parameters otherwise is
+    re-indexed by the structural names stored in checkpoint_last.json; without names (older checkpoints) a
+    state of another shape than its parameter is a RunFolderError naming both, never a crash mid-epoch."""
+    from lotr_gluon.trainer import match_optimizer_states
+    opt = mx.optimizer.Adam()
+    a, b = mx.nd.full((2, 3), 1.0), mx.nd.full((4,), 2.0)
+    path = tmp_path / "checkpoint_last.states"
+    # written with order [w (2, 3), v (4,)]; the reader orders them [v, w]
+    path.write_bytes(pickle.dumps(({0: (a, a * 10), 1: (b, b * 10)}, opt)))
+    blob = match_optimizer_states(str(path), ["v", "w"], [(4,), (2, 3)], saved_names=["w", "v"])
+    states, opt2 = pickle.loads(blob)
+    assert set(states) == {0, 1} and type(opt2) is mx.optimizer.Adam
+    np.testing.assert_array_equal(states[0][1].asnumpy(), np.full((4,), 20.0))
+    np.testing.assert_array_equal(states[1][0].asnumpy(), np.ones((2, 3)))
+    # same order: nothing to re-index
+    assert match_optimizer_states(str(path), ["w", "v"], [(2, 3), (4,)], saved_names=["w", "v"]) is None
+    assert match_optimizer_states(str(path), ["w", "v"], [(2, 3), (4,)]) is None
+    # an old checkpoint (no names) whose indices do not fit
+    with pytest.raises(RunFolderError, match=r"optimiser state 0 has shape \(2, 3\) but parameter 0 of this "
+                                             r"model is v \(4,\)"):
+        match_optimizer_states(str(path), ["v", "w"], [(4,), (2, 3)])
+    with pytest.raises(RunFolderError, match="parameter gone that this model does not have"):
+        match_optimizer_states(str(path), ["v"], [(4,)], saved_names=["gone", "v"])
+    assert pickle.loads(path.read_bytes())[0][0][0].shape == (2, 3)  # the file is left as it was
+
+
+def test_checkpoint_stores_the_optimizer_parameter_order(datatang_root, tmp_path, one_epoch_run):
+    """checkpoint_last.json names the parameters in the optimiser's index order (the trainer's, sorted by
+    prefixed name), so a later build that orders them otherwise still resumes each state onto its parameter."""
+    meta = json.loads((one_epoch_run / "checkpoint_last.json").read_text())
+    run = _copy_run(one_epoch_run, tmp_path)
+    tr = Trainer(_cfg(datatang_root, tmp_path, **{"TRAIN.EPOCHS": "2"}), out_dir=str(run), progress=False,
+                 resume=True)
+    names, shapes = tr._param_order()
+    assert meta["param_order"] == names and len(names) == len(list(tr.net.collect_params().keys()))
+    assert names == [n for _, n in sorted((p.name, n) for n, p in tr.net._collect_params_with_prefix().items())]
