@@ -34,6 +34,7 @@ def _paper_values(table):
 
 def strategy_rows(tables=("2", "3", "4", "6"), data="jd"):
     """``[(table, row, ours_size_mib, ours_gmacs, paper_size_mb, paper_gflops)]`` for the Earp table cells."""
+    from lotr_gluon.build import inference_config
     from lotr_gluon.config import load_config
     from lotr_gluon.flops import model_info
     from lotr_gluon.tables.runner import experiments_dir
@@ -43,8 +44,7 @@ def strategy_rows(tables=("2", "3", "4", "6"), data="jd"):
         spec = get_table("earp", t)
         paper = _paper_values(t)
         for cell in spec.cells:
-            cfg = load_config(os.path.join(experiments_dir(), data, cell.cfg),
-                              list(cell.overrides) + ["MODEL.BACKBONE.PRETRAINED", "False"])
+            cfg = inference_config(load_config(os.path.join(experiments_dir(), data, cell.cfg), list(cell.overrides)))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 info = model_info(cfg)

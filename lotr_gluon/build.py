@@ -272,7 +272,8 @@ def model_kind(cfg):
 
 
 def needs_anchors(cfg):
-    """Whether the model needs the mean training shape (``MODEL.HEAD.ANCHORS = 'mean_shape'``, LOTR eq. (21))."""
+    """Whether the model needs the mean training shape (``MODEL.HEAD.ANCHORS = 'mean_shape'``: anchors added to
+    the PFFN output of LOTR eq. (19), a from-scratch aid that is not in the paper)."""
     return model_kind(cfg) == "regression" and cfg.MODEL.HEAD.ANCHORS != "none"
 
 
@@ -479,7 +480,8 @@ def build(cfg, anchors=None, ctx=None, train=True, initialize=True):
     ----------
     cfg : CfgNode
     anchors : array (N, 2) or None
-        Mean training shape in crop pixels when :func:`needs_anchors` (LOTR eq. (21)).
+        Mean training shape in crop pixels when :func:`needs_anchors` (added to the PFFN output of LOTR
+        eq. (19); not in the paper).
     ctx : Context or list of Context
     train : bool
         True: the training model (pretrained backbone as configured, training-only heads) and its

@@ -80,7 +80,7 @@ _C.MODEL.NECK.UPSAMPLE_FILTERS = [128, 64]  # filters of each stride-2 deconvolu
 _C.MODEL.NECK.UPSAMPLE_KERNEL = 4    # deconvolution kernel (Table I: 4x4)
 _C.MODEL.NECK.UPSAMPLE_BATCHNORM = False  # BatchNorm after deconvolutions (not in Table I)
 
-# Transformer (LOTR Sec. III-B, eq. (7)-(18)); width D = MODEL.NECK.HIDDEN_DIM
+# Transformer (LOTR Sec. III-A, eq. (9)-(18)); width D = MODEL.NECK.HIDDEN_DIM
 _C.MODEL.TRANSFORMER = CN()
 _C.MODEL.TRANSFORMER.NUM_HEADS = 8          # attention heads
 _C.MODEL.TRANSFORMER.ENC_LAYERS = 2         # Transformer encoder layers (Table I: 2; Table VII: 1-6)

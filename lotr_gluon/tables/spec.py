@@ -502,7 +502,7 @@ def paper_grid(paper_data):
 # ------------------------------------------------------------------------------------------ scales
 SMOKE = ("TRAIN.EPOCHS", "1", "TRAIN.MAX_STEPS", "2", "TRAIN.BATCH_SIZE", "4", "DATA.MAX_SAMPLES", "16",
          "DATA.INPUT_SIZE", "64", "TEST.BATCH_SIZE", "16", "TRAIN.LOG_EVERY", "1", "TRAIN.VAL_EVERY", "1",
-         "MODEL.BACKBONE.PRETRAINED", "False")
+         "MODEL.BACKBONE.PRETRAINED", "False", "MODEL.BACKBONE.PRETRAINED_FILE", "")
 
 
 def parse_scale(scale):
