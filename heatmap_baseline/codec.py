@@ -84,7 +84,51 @@ def grid_to_input(points, stride):
     return (np.asarray(points, np.float64) + 0.5) * stride - 0.5
 
 
-class HeatmapCodec:
+class GridCodec:
+    """What the heatmap and the Gaussian-vector codecs share: their checked settings and the mapping between
+    input-crop pixels and their coarser grid (:func:`input_to_grid`, :func:`grid_to_input`).
+
+    Parameters
+    ----------
+    input_size : int or float
+        Side of the square input crop, pixels.
+    grid_size : int
+        Side of the grid (heatmap side, or vector length); kept as ``heatmap_size``.
+    sigma : float
+        Gaussian std in grid pixels.
+    decoder : str
+        Default decoder, one of the class's ``decoders``.
+
+    Raises
+    ------
+    ValueError
+        Unknown decoder (the message lists the valid ones); non-positive size or sigma.
+    """
+
+    decoders = DECODERS
+    _decoder_kind, _size_name = "decoder", "heatmap_size"  # for the error messages
+
+    def __init__(self, input_size, grid_size, sigma, decoder):
+        if decoder not in self.decoders:
+            raise ValueError("unknown %s %r; valid: %s" % (self._decoder_kind, decoder, ", ".join(self.decoders)))
+        if sigma <= 0 or grid_size <= 0 or input_size <= 0:
+            raise ValueError("input_size, %s and sigma must be positive" % self._size_name)
+        self.input_size = input_size
+        self.heatmap_size = int(grid_size)
+        self.sigma = float(sigma)
+        self.decoder = decoder
+        self.stride = float(input_size) / self.heatmap_size
+
+    def to_grid(self, points):
+        """Input-crop pixels -> grid pixels (same shape)."""
+        return input_to_grid(points, self.stride)
+
+    def to_input(self, points):
+        """Grid pixels -> input-crop pixels (same shape)."""
+        return grid_to_input(points, self.stride)
+
+
+class HeatmapCodec(GridCodec):
     """Encode landmarks as Gaussian heatmaps and decode heatmaps to landmarks (see the module docstring).
 
     Parameters
@@ -103,33 +147,20 @@ class HeatmapCodec:
     """
 
     def __init__(self, input_size, heatmap_size, sigma=1.5, decoder="dark", kernel=None):
-        if decoder not in DECODERS:
-            raise ValueError("unknown decoder %r; valid: %s" % (decoder, ", ".join(DECODERS)))
-        if sigma <= 0 or heatmap_size <= 0 or input_size <= 0:
-            raise ValueError("input_size, heatmap_size and sigma must be positive")
+        super().__init__(input_size, heatmap_size, sigma, decoder)
         if kernel is None:
             kernel = 2 * int(math.ceil(3 * sigma)) + 1
         if kernel != 0 and (kernel < 3 or kernel % 2 == 0):
             raise ValueError("kernel must be 0 (no modulation) or an odd integer >= 3, got %r" % (kernel,))
-        self.input_size = input_size
-        self.heatmap_size = int(heatmap_size)
-        self.sigma = float(sigma)
-        self.decoder = decoder
         self.kernel = int(kernel)
-        self.stride = float(input_size) / self.heatmap_size
 
     def __repr__(self):
         return "HeatmapCodec(input_size=%r, heatmap_size=%d, sigma=%g, decoder=%r, kernel=%d)" % (
             self.input_size, self.heatmap_size, self.sigma, self.decoder, self.kernel)
 
-    # ------------------------------------------------------------------ coordinates
     def to_heatmap(self, points):
-        """Input-crop pixels -> heatmap pixels (same shape)."""
-        return input_to_grid(points, self.stride)
-
-    def to_input(self, points):
-        """Heatmap pixels -> input-crop pixels (same shape)."""
-        return grid_to_input(points, self.stride)
+        """Input-crop pixels -> heatmap pixels (same shape; :meth:`to_grid`)."""
+        return self.to_grid(points)
 
     # ------------------------------------------------------------------ encode
     def encode(self, points):

@@ -65,7 +65,7 @@ Xiong et al.'s could not be read offline).
 import numpy as np
 from mxnet.gluon import HybridBlock
 
-from .codec import HeatmapCodec, grid_to_input, input_to_grid
+from .codec import GridCodec, HeatmapCodec
 from .losses import HeatmapMSELoss
 from .model import EarpHeatmapNet
 
@@ -130,7 +130,7 @@ class BandPooling(HybridBlock):
         return F.add_n(*outs) / float(len(outs))
 
 
-class GaussianVectorCodec:
+class GaussianVectorCodec(GridCodec):
     """Encode landmarks as quasi-Gaussian vector pairs and decode vectors to landmarks (module docstring).
 
     Parameters
@@ -162,32 +162,22 @@ class GaussianVectorCodec:
     """
 
     decoders = VECTOR_DECODERS
+    _decoder_kind, _size_name = "vector decoder", "vector_size"
 
     def __init__(self, input_size, vector_size, sigma=1.5, theta=0.1, decoder="gaussian_fit"):
-        if decoder not in VECTOR_DECODERS:
-            raise ValueError("unknown vector decoder %r; valid: %s" % (decoder, ", ".join(VECTOR_DECODERS)))
-        if sigma <= 0 or vector_size <= 0 or input_size <= 0:
-            raise ValueError("input_size, vector_size and sigma must be positive")
+        super().__init__(input_size, vector_size, sigma, decoder)
         if theta < 0:
             raise ValueError("theta must be >= 0, got %r" % (theta,))
-        self.input_size = input_size
-        self.vector_size = self.heatmap_size = int(vector_size)
-        self.sigma = float(sigma)
+        self.vector_size = self.heatmap_size
         self.theta = float(theta)
-        self.decoder = decoder
-        self.stride = float(input_size) / self.vector_size
 
     def __repr__(self):
         return "GaussianVectorCodec(input_size=%r, vector_size=%d, sigma=%g, theta=%g, decoder=%r)" % (
             self.input_size, self.vector_size, self.sigma, self.theta, self.decoder)
 
     def to_vector(self, points):
-        """Input-crop pixels -> vector pixels (same shape)."""
-        return input_to_grid(points, self.stride)
-
-    def to_input(self, points):
-        """Vector pixels -> input-crop pixels (same shape)."""
-        return grid_to_input(points, self.stride)
+        """Input-crop pixels -> vector pixels (same shape; :meth:`to_grid`)."""
+        return self.to_grid(points)
 
     def encode(self, points):
         """Vector labels.

@@ -44,6 +44,15 @@ def _as_nmes(nmes):
     return nmes
 
 
+def _nmes_and_threshold(nmes, threshold):
+    """The checked inputs of the CED, AUC and FR: (float64 NMEs, threshold); ValueError when ``nmes`` is empty
+    or has a NaN, or ``threshold`` is not finite and > 0."""
+    nmes = _as_nmes(nmes)
+    if nmes.size == 0:
+        raise ValueError("nmes is empty")
+    return nmes, _check_threshold(threshold)
+
+
 def _check_threshold(threshold):
     threshold = float(threshold)
     if not (np.isfinite(threshold) and threshold > 0):
@@ -162,10 +171,7 @@ def ced(nmes, threshold, num_bins=1000):
     ValueError
         Empty or NaN ``nmes``, non-positive ``threshold`` or ``num_bins < 2``.
     """
-    nmes = _as_nmes(nmes)
-    if nmes.size == 0:
-        raise ValueError("nmes is empty")
-    threshold = _check_threshold(threshold)
+    nmes, threshold = _nmes_and_threshold(nmes, threshold)
     num_bins = int(num_bins)
     if num_bins < 2:
         raise ValueError("num_bins must be >= 2, got %d" % num_bins)
@@ -199,10 +205,7 @@ def auc(nmes, threshold):
     ValueError
         Empty or NaN ``nmes``, or non-positive ``threshold``.
     """
-    nmes = _as_nmes(nmes)
-    if nmes.size == 0:
-        raise ValueError("nmes is empty")
-    threshold = _check_threshold(threshold)
+    nmes, threshold = _nmes_and_threshold(nmes, threshold)
     return float(np.mean(np.clip(1.0 - nmes / threshold, 0.0, 1.0)))
 
 
@@ -224,12 +227,9 @@ def failure_rate(nmes, threshold):
     Raises
     ------
     ValueError
-        Empty or NaN ``nmes``, or non-positive ``threshold``.
+        As :func:`auc`.
     """
-    nmes = _as_nmes(nmes)
-    if nmes.size == 0:
-        raise ValueError("nmes is empty")
-    threshold = _check_threshold(threshold)
+    nmes, threshold = _nmes_and_threshold(nmes, threshold)
     return float(np.mean(nmes > threshold))
 
 

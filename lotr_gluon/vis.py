@@ -480,7 +480,7 @@ def plot_loss_functions(path, t=0.01, w=10.0, eps=2.0, beta=1.0, figsize=(13.0, 
     figsize : tuple of float
         Inches (default 13 x 7 -> 1170 x 630 px at dpi 90).
     dpi : int
-        Dots per inch.
+        Resolution, dots per inch.
     losses : sequence of str
         Curves to draw (default ``('wing', 'smooth_wing')``; any of
         ``'l1', 'l2', 'smooth_l1', 'wing', 'smooth_wing'``).
@@ -488,14 +488,12 @@ def plot_loss_functions(path, t=0.01, w=10.0, eps=2.0, beta=1.0, figsize=(13.0, 
     Returns
     -------
     str
-        ``path``.
+        The PNG written (``path``).
 
     Raises
     ------
-    KeyError
-        Unknown loss name.
-    ValueError
-        Invalid loss parameters (see :mod:`lotr_gluon.losses`).
+    KeyError, ValueError
+        As :func:`loss_function_curves`.
     """
     views = loss_function_curves(t=t, w=w, eps=eps, beta=beta, losses=losses)
     styles = {key: (label, style) for key, label, style in _LOSS_STYLE}
