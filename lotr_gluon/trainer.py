@@ -147,51 +147,47 @@ def _state_arrays(state):
     return []
 
 
-def match_optimizer_states(states_file, param_names, param_shapes, saved_names=None):
-    """Give each parameter its own optimiser state from a checkpoint's ``.states`` file.
+def unscoped_param_order(net):
+    """Structural parameter names in the optimiser order of the builds that created a model's parts outside
+    its name scope (commits ``5bce47f`` to ``605a54e``, between the issue-13 redesign and ``model_scope``).
 
-    ``gluon.Trainer`` keeps one state per parameter *index*, its parameters sorted by their prefixed names
-    (``lotr0_mobilenetv20_...``). A build that names or orders the parameters otherwise would hand every state
-    to another parameter: MXNet then fails mid-epoch on a shape, or, where the shapes agree, trains on with the
-    wrong moments. With ``saved_names`` (the structural names in the writer's index order, which
-    :meth:`Trainer.save_checkpoint` stores in ``checkpoint_last.json``) each state moves to the index of its
-    parameter; without them (checkpoints written before) every state must have its parameter's shape.
+    ``gluon.Trainer`` sorts parameters by prefixed name; those builds named the parts' parameters without the
+    model prefix (``mobilenetv20_...``, not ``lotr0_mobilenetv20_...``) while the model's own parameters
+    (``lotr0_pos_embed``) kept it, which sorts otherwise. Used to resume their checkpoints
+    (:func:`match_optimizer_states`).
 
     Parameters
     ----------
-    states_file : str
-        ``checkpoint_last.states`` (``gluon.Trainer.save_states``: a pickle of ``(states, optimizer)``).
-    param_names, param_shapes : list of str, list of tuple
-        Structural name and shape of the trainer's parameters, in its index order.
-    saved_names : list of str or None
-        Structural names in the index order of the trainer that wrote ``states_file``.
+    net : gluon.Block
+        The model, built as now (parts in :func:`lotr_gluon.blocks.layers.model_scope`).
 
     Returns
     -------
-    bytes or None
-        The re-indexed pickle to load instead of the file, or None when the file's indices already fit.
-
-    Raises
-    ------
-    RunFolderError
-        A state whose parameter is missing now, or whose shape differs from its parameter's (the message names
-        both); nothing is changed.
+    list of str
     """
-    import pickle
-    with open(states_file, "rb") as f:
-        saved = pickle.loads(f.read())
-    states, opt = saved if isinstance(saved, tuple) and len(saved) == 2 else (saved, None)
-    moved = False
-    if saved_names is not None and list(saved_names) != list(param_names):
-        index = {n: i for i, n in enumerate(param_names)}
-        remapped = {}
-        for k, v in states.items():
-            name = saved_names[k] if k < len(saved_names) else None
-            if name not in index:
-                raise RunFolderError("cannot resume %s: its optimiser state belongs to a parameter %s that this "
-                                     "model does not have" % (os.path.dirname(os.path.abspath(states_file)), name))
-            remapped[index[name]] = v
-        states, moved = remapped, True
+    prefix = net.prefix
+    own = {id(p) for p in net._reg_params.values()}  # the model's own parameters kept the prefix
+    names = {id(p): k for k, p in net._collect_params_with_prefix().items()}
+
+    def unscoped(p):
+        return p.name if id(p) in own or not p.name.startswith(prefix) else p.name[len(prefix):]
+    return [names.get(id(p), p.name) for p in sorted(net.collect_params().values(), key=unscoped)]
+
+
+def _reindex_states(states, saved_names, param_names, where):
+    """``states`` (index -> state) moved from the indices of ``saved_names`` to those of ``param_names``."""
+    index = {n: i for i, n in enumerate(param_names)}
+    remapped = {}
+    for k, v in states.items():
+        name = saved_names[k] if k < len(saved_names) else None
+        if name not in index:
+            raise RunFolderError("cannot resume %s: its optimiser state belongs to a parameter %s that this "
+                                 "model does not have" % (where, name))
+        remapped[index[name]] = v
+    return remapped
+
+
+def _check_state_shapes(states, param_names, param_shapes, where):
     for k, v in sorted(states.items()):
         want = tuple(param_shapes[k]) if k < len(param_shapes) else None
         if want is not None and 0 in want:  # shape not inferred yet: nothing to compare
@@ -201,11 +197,64 @@ def match_optimizer_states(states_file, param_names, param_shapes, saved_names=N
                 raise RunFolderError(
                     "cannot resume %s: optimiser state %d has shape %s but parameter %d of this model is %s %s; "
                     "the checkpoint was written by a build that named or ordered the parameters otherwise"
-                    % (os.path.dirname(os.path.abspath(states_file)), k, tuple(a.shape), k,
-                       param_names[k] if want is not None else "(none)", want))
-    if not moved:
-        return None
-    return pickle.dumps((states, opt) if opt is not None else states)
+                    % (where, k, tuple(a.shape), k, param_names[k] if want is not None else "(none)", want))
+
+
+def match_optimizer_states(states_file, param_names, param_shapes, saved_names=None, legacy_orders=()):
+    """Give each parameter its own optimiser state from a checkpoint's ``.states`` file.
+
+    ``gluon.Trainer`` keeps one state per parameter *index*, its parameters sorted by their prefixed names
+    (``lotr0_mobilenetv20_...``). A build that names or orders the parameters otherwise would hand every state
+    to another parameter: MXNet then fails mid-epoch on a shape, or, where the shapes agree, trains on with the
+    wrong moments. With ``saved_names`` (the structural names in the writer's index order, which
+    :meth:`Trainer.save_checkpoint` stores in ``checkpoint_last.json``) each state moves to the index of its
+    parameter. Without them (checkpoints written before), the file's own order is used if every state has its
+    parameter's shape, else the first of ``legacy_orders`` under which they all fit.
+
+    Parameters
+    ----------
+    states_file : str
+        ``checkpoint_last.states`` (``gluon.Trainer.save_states``: a pickle of ``(states, optimizer)``).
+    param_names, param_shapes : list of str, list of tuple
+        Structural name and shape of the trainer's parameters, in its index order.
+    saved_names : list of str or None
+        Structural names in the index order of the trainer that wrote ``states_file``.
+    legacy_orders : sequence of list of str
+        Index orders (structural names) of earlier builds, tried for a checkpoint without ``saved_names``
+        (:meth:`Trainer._legacy_param_orders`).
+
+    Returns
+    -------
+    bytes or None
+        The re-indexed pickle to load instead of the file, or None when the file's indices already fit.
+
+    Raises
+    ------
+    RunFolderError
+        A state whose parameter is missing now, or whose shape differs from its parameter's under every order
+        tried (the message names the first mismatch of the file's own order); nothing is changed.
+    """
+    import pickle
+    where = os.path.dirname(os.path.abspath(states_file))
+    with open(states_file, "rb") as f:
+        saved = pickle.loads(f.read())
+    states, opt = saved if isinstance(saved, tuple) and len(saved) == 2 else (saved, None)
+    if saved_names is not None:
+        candidates = [None if list(saved_names) == list(param_names) else saved_names]
+    else:
+        candidates = [None] + [o for o in legacy_orders if list(o) != list(param_names)]
+    first_error = None
+    for names in candidates:
+        try:
+            moved = states if names is None else _reindex_states(states, names, param_names, where)
+            _check_state_shapes(moved, param_names, param_shapes, where)
+        except RunFolderError as e:
+            first_error = first_error or e
+            continue
+        if names is None:
+            return None
+        return pickle.dumps((moved, opt) if opt is not None else moved)
+    raise first_error
 
 
 def _atomic(path, writer):
@@ -343,6 +392,11 @@ class Trainer:
                       "param_order": self._param_order()[0]},
                      self._ckpt("checkpoint_last.json"))
 
+    def _legacy_param_orders(self):
+        """Optimiser index orders of earlier builds (:func:`unscoped_param_order`), for checkpoints that do not
+        store theirs."""
+        return [unscoped_param_order(self.net)]
+
     def _param_order(self):
         """Structural names and shapes of the optimiser's parameters in its index order (gluon.Trainer sorts
         them by prefixed name; the ``.states`` file holds one state per index)."""
@@ -384,7 +438,8 @@ class Trainer:
         load_params(self.net, self._ckpt("checkpoint_last.params"), ctx=self.ctx,
                     cfg_name=getattr(self.cfg, "CFG_NAME", None))
         states_file = self._ckpt("checkpoint_last.states")
-        blob = match_optimizer_states(states_file, *self._param_order(), saved_names=state.get("param_order"))
+        blob = match_optimizer_states(states_file, *self._param_order(), saved_names=state.get("param_order"),
+                                      legacy_orders=self._legacy_param_orders())
         if blob is None:
             self.trainer.load_states(states_file)
         else:  # re-indexed states (the checkpoint's build ordered the parameters otherwise); the run folder unchanged

@@ -462,3 +462,45 @@ def test_checkpoint_stores_the_optimizer_parameter_order(datatang_root, tmp_path
     names, shapes = tr._param_order()
     assert meta["param_order"] == names and len(names) == len(list(tr.net.collect_params().keys()))
     assert names == [n for _, n in sorted((p.name, n) for n, p in tr.net._collect_params_with_prefix().items())]
+
+
+def test_checkpoints_of_unscoped_builds_resume_onto_their_parameters(tmp_path):
+    """Builds between the issue-13 redesign and model_scope created the parts outside the model's name scope
+    (``mobilenetv20_...`` instead of ``lotr0_mobilenetv20_...``), so gluon.Trainer sorted their parameters
+    otherwise and their checkpoints store no order. unscoped_param_order gives that order: equal to the
+    Trainer order (sorted prefixed names) of a LOTR composed from parts built at the top level; and a states
+    file in that order is re-indexed onto the right parameters."""
+    from lotr_gluon.blocks.backbones import get_backbone
+    from lotr_gluon.blocks.layers import he_init
+    from lotr_gluon.models import LOTR, get_model
+    from lotr_gluon.models.heads import landmark_head
+    from lotr_gluon.models.lotr import token_neck
+    from lotr_gluon.models.transformer import Transformer
+    from lotr_gluon.trainer import match_optimizer_states, unscoped_param_order
+    kw = dict(num_heads=2, num_encoder_layers=1, num_decoder_layers=1)
+    with mx.name.NameManager():  # as those builds did: every part at the top level
+        trunk = get_backbone("mobilenetv2_0.25")[0]
+        neck = token_neck(trunk.num_channels, 16)
+        tr = Transformer(16, weight_initializer=he_init(), prefix="transformer_", **kw)
+        head, output = landmark_head(16, 3, 64, hidden=(8,))
+        old = LOTR(trunk, neck, tr, head, output, input_size=64)
+    with mx.name.NameManager():
+        new = get_model("lotr", backbone="mobilenetv2_0.25", num_points=3, input_size=64, hidden_dim=16,
+                        head_hidden=(8,), **kw)
+    structural = lambda net: {id(p): k for k, p in net._collect_params_with_prefix().items()}  # noqa: E731
+    old_names, new_names = structural(old), structural(new)
+    old_order = [old_names[id(old.collect_params()[k])] for k in sorted(old.collect_params().keys())]
+    new_order = [new_names[id(new.collect_params()[k])] for k in sorted(new.collect_params().keys())]
+    assert old_order != new_order  # the two builds do order them otherwise
+    assert unscoped_param_order(new) == old_order
+    new.initialize_params()
+    new(mx.nd.zeros((1, 3, 64, 64)))  # gluoncv layers infer their shapes on the first forward
+    shapes = {k: tuple(p.shape) for k, p in new._collect_params_with_prefix().items()}
+    states = {i: mx.nd.full(shapes[n], float(i)) for i, n in enumerate(old_order)}  # state i = i everywhere
+    path = tmp_path / "checkpoint_last.states"
+    path.write_bytes(pickle.dumps((states, mx.optimizer.SGD(momentum=0.9))))
+    blob = match_optimizer_states(str(path), new_order, [shapes[n] for n in new_order],
+                                  legacy_orders=[unscoped_param_order(new)])
+    moved, _ = pickle.loads(blob)
+    for j, name in enumerate(new_order):
+        assert float(moved[j].asnumpy().ravel()[0]) == old_order.index(name), name
