@@ -158,9 +158,7 @@ class HeatmapCodec(GridCodec):
         return "HeatmapCodec(input_size=%r, heatmap_size=%d, sigma=%g, decoder=%r, kernel=%d)" % (
             self.input_size, self.heatmap_size, self.sigma, self.decoder, self.kernel)
 
-    def to_heatmap(self, points):
-        """Input-crop pixels -> heatmap pixels (same shape; :meth:`to_grid`)."""
-        return self.to_grid(points)
+    to_heatmap = GridCodec.to_grid  # input-crop pixels -> heatmap pixels
 
     # ------------------------------------------------------------------ encode
     def encode(self, points):

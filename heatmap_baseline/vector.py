@@ -168,16 +168,18 @@ class GaussianVectorCodec(GridCodec):
         super().__init__(input_size, vector_size, sigma, decoder)
         if theta < 0:
             raise ValueError("theta must be >= 0, got %r" % (theta,))
-        self.vector_size = self.heatmap_size
         self.theta = float(theta)
 
     def __repr__(self):
         return "GaussianVectorCodec(input_size=%r, vector_size=%d, sigma=%g, theta=%g, decoder=%r)" % (
             self.input_size, self.vector_size, self.sigma, self.theta, self.decoder)
 
-    def to_vector(self, points):
-        """Input-crop pixels -> vector pixels (same shape; :meth:`to_grid`)."""
-        return self.to_grid(points)
+    @property
+    def vector_size(self):
+        """Length S of each vector (= ``heatmap_size``)."""
+        return self.heatmap_size
+
+    to_vector = GridCodec.to_grid  # input-crop pixels -> vector pixels
 
     def encode(self, points):
         """Vector labels.

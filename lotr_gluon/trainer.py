@@ -167,11 +167,17 @@ def unscoped_param_order(net):
     """
     prefix = net.prefix
     own = {id(p) for p in net._reg_params.values()}  # the model's own parameters kept the prefix
-    names = {id(p): k for k, p in net._collect_params_with_prefix().items()}
 
     def unscoped(p):
         return p.name if id(p) in own or not p.name.startswith(prefix) else p.name[len(prefix):]
-    return [names.get(id(p), p.name) for p in sorted(net.collect_params().values(), key=unscoped)]
+    return structural_names(net, sorted(net.collect_params().values(), key=unscoped))
+
+
+def structural_names(net, params):
+    """The structural names (``backbone.features.0.weight``, as ``save_parameters`` writes them) of ``params``,
+    parameters of ``net``, in their order; a parameter outside ``net`` keeps its prefixed name."""
+    names = {id(p): k for k, p in net._collect_params_with_prefix().items()}
+    return [names.get(id(p), p.name) for p in params]
 
 
 def _reindex_states(states, saved_names, param_names, where):
@@ -221,7 +227,7 @@ def match_optimizer_states(states_file, param_names, param_shapes, saved_names=N
         Structural names in the index order of the trainer that wrote ``states_file``.
     legacy_orders : sequence of list of str
         Index orders (structural names) of earlier builds, tried for a checkpoint without ``saved_names``
-        (:meth:`Trainer._legacy_param_orders`).
+        (:func:`unscoped_param_order`).
 
     Returns
     -------
@@ -392,17 +398,11 @@ class Trainer:
                       "param_order": self._param_order()[0]},
                      self._ckpt("checkpoint_last.json"))
 
-    def _legacy_param_orders(self):
-        """Optimiser index orders of earlier builds (:func:`unscoped_param_order`), for checkpoints that do not
-        store theirs."""
-        return [unscoped_param_order(self.net)]
-
     def _param_order(self):
         """Structural names and shapes of the optimiser's parameters in its index order (gluon.Trainer sorts
         them by prefixed name; the ``.states`` file holds one state per index)."""
-        names = {id(p): k for k, p in self.net._collect_params_with_prefix().items()}
         params = self.trainer._params
-        return [names.get(id(p), p.name) for p in params], [tuple(p.shape) for p in params]
+        return structural_names(self.net, params), [tuple(p.shape) for p in params]
 
     def resume(self):
         """Load ``checkpoint_last.*`` of the run folder: weights, optimiser state, progress, random state.
@@ -439,7 +439,7 @@ class Trainer:
                     cfg_name=getattr(self.cfg, "CFG_NAME", None))
         states_file = self._ckpt("checkpoint_last.states")
         blob = match_optimizer_states(states_file, *self._param_order(), saved_names=state.get("param_order"),
-                                      legacy_orders=self._legacy_param_orders())
+                                      legacy_orders=[unscoped_param_order(self.net)])
         if blob is None:
             self.trainer.load_states(states_file)
         else:  # re-indexed states (the checkpoint's build ordered the parameters otherwise); the run folder unchanged
