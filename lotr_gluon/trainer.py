@@ -18,6 +18,8 @@ Reliability rules (issue 12):
 - A run folder that already holds a run is never overwritten: without ``resume`` the trainer raises
   :class:`RunFolderError` before writing anything; ``resume`` without a checkpoint raises it too; ``config.yaml``
   is written only after the resume succeeded.
+- One training per run folder: :meth:`Trainer.fit` holds the folder's lock (:mod:`lotr_gluon.runlock`); a second
+  process training into it gets :class:`lotr_gluon.runlock.RunFolderBusy` before anything is read or written.
 - Divergence: a non-finite step loss, or one above ``TRAIN.DIVERGENCE_FACTOR`` times the median of the last
   ``TRAIN.DIVERGENCE_WINDOW`` step losses, or a validation NME that is non-finite or above
   ``TRAIN.DIVERGENCE_VAL_FACTOR`` times the mean-shape baseline, raises :class:`TrainingDiverged` before
@@ -44,6 +46,7 @@ from .config import run_dir
 from .data.dataset import mean_shape
 from .errors import DivergenceError, RunFolderError
 from .evaluate import evaluate_dataset, mean_shape_baseline
+from .runlock import run_lock
 
 __all__ = ["Trainer", "TrainingDiverged", "RunFolderError", "atomic_save_params", "lr_at", "read_log",
            "check_run_folder", "RUN_FILES"]
@@ -667,9 +670,17 @@ class Trainer:
         ------
         RunFolderError
             A new run into a folder that holds one, or a resume without a checkpoint (nothing written).
+        lotr_gluon.runlock.RunFolderBusy
+            Another process trains (or evaluates) in the run folder (nothing read or written).
         TrainingDiverged
             See :meth:`_check_loss` and :meth:`_check_val`; the last good checkpoint is kept.
+
+        The run folder is locked (:func:`lotr_gluon.runlock.run_lock`) while this runs.
         """
+        with run_lock(self.out_dir):
+            return self._fit(resume)
+
+    def _fit(self, resume):
         cfg = self.cfg
         if resume is None:
             resume = bool(self._resume_default)

@@ -64,3 +64,26 @@ def fixtures_dir(shared_dir):
 def datatang_root(shared_dir):
     """Path of ``shared/data/datatang106``; skips when absent (fails in CI)."""
     return _require(shared_dir / "data" / "datatang106" / "images", "Datatang sample").parent
+
+
+@pytest.fixture
+def lock_holder():
+    """``hold(folder)``: a separate Python process that takes ``folder``'s run lock and keeps it until the test
+    ends (or until ``proc.kill()``); returns the process once the lock is held."""
+    import subprocess
+    import sys
+    procs = []
+
+    def hold(folder):
+        code = ("import sys, time\nfrom lotr_gluon.runlock import run_lock\nwith run_lock(sys.argv[1]):\n"
+                "    print('held', flush=True)\n    time.sleep(600)\n")
+        p = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True,
+                             cwd=str(Path(__file__).resolve().parent.parent))
+        procs.append(p)
+        assert p.stdout.readline().strip() == "held"
+        return p
+
+    yield hold
+    for p in procs:
+        p.kill()
+        p.wait()

@@ -284,6 +284,21 @@ def test_existing_run_folder_is_refused_before_anything_is_written(datatang_root
     assert _snapshot(run) == before
 
 
+def test_run_folder_in_use_by_another_process_is_refused(datatang_root, tmp_path, one_epoch_run, lock_holder):
+    from lotr_gluon.runlock import RunFolderBusy
+    run = _copy_run(one_epoch_run, tmp_path)
+    before = _snapshot(run)
+    proc = lock_holder(run)  # e.g. a second `train.py --resume` of the same run while the first trains
+    tr = Trainer(_cfg(datatang_root, tmp_path), out_dir=str(run), progress=False)
+    with pytest.raises(RunFolderBusy, match="in use by another process \\(pid %d\\)" % proc.pid):
+        tr.fit(resume=True)
+    assert _snapshot(run) == before
+    proc.kill()
+    proc.wait()
+    tr.fit(resume=True)  # the checkpoint is at the last epoch: nothing left to train, the run stays as it was
+    assert _snapshot(run)["checkpoint_last.params"] == before["checkpoint_last.params"]
+
+
 def test_resume_without_checkpoint_says_so(datatang_root, tmp_path):
     cfg = _cfg(datatang_root, tmp_path)
     empty = tmp_path / "empty"

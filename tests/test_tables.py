@@ -203,6 +203,26 @@ def test_interrupted_cell_is_resumed(tmp_path):
     assert len(StubTrainer.calls) == n and cell_status(l2)[0] == "done"
 
 
+def test_cell_of_another_process_is_skipped(tmp_path, lock_holder):
+    """Two reproduce_table commands side by side: a cell whose folder another process holds is left to it."""
+    StubTrainer.calls = []
+    rs = resolve_cells(get_table("lotr", 6), "datatang", "smoke", out_root=str(tmp_path))
+    busy, free = rs[0], rs[1]
+    proc = lock_holder(busy.train_cell.out_dir)
+    logs = []
+    summary = run_table([busy, free], str(tmp_path), trainer_cls=StubTrainer, evaluate_fn=stub_eval, progress=False,
+                        log=logs.append)
+    assert summary[busy.name][0] == "busy" and summary[free.name][0] == "done"
+    assert StubTrainer.calls == [(free.out_dir, False)]
+    assert any("running in another process, skipped" in line and "pid %d" % proc.pid in line for line in logs)
+    assert cell_status(busy)[0] == "missing" and os.listdir(busy.out_dir) == [".lock"]
+    proc.kill()
+    proc.wait()
+    summary = run_table([busy, free], str(tmp_path), trainer_cls=StubTrainer, evaluate_fn=stub_eval, progress=False,
+                        log=logs.append)
+    assert summary[busy.name][0] == "done" and summary[free.name][0] == "cached"
+
+
 def test_diverged_cell_and_missing_benchmark(tmp_path):
     class Diverging(StubTrainer):
         def fit(self, resume=False):

@@ -140,6 +140,9 @@ def main(argv=None):
                                              ("; missing: %s" % ", ".join(missing)) if missing else ""))
     if summary:
         print("total %.0f s" % (time.time() - t0))
+    busy = [k for k, v in summary.items() if v[0] == "busy"]
+    if busy:
+        print("running in another process, skipped: %s (rerun this command when they finish)" % ", ".join(busy))
     failed = [k for k, v in summary.items() if v[0] == "failed"]
     if failed:
         print("failed cells: %s" % ", ".join(failed), file=sys.stderr)

@@ -43,6 +43,7 @@ import numpy as np
 
 from ..config import get_defaults, load_config, load_run_config
 from ..errors import LotrError
+from ..runlock import LOCK_FILE, RunFolderBusy, run_lock
 from .spec import benchmark_settings, parse_scale, scale_overrides
 
 __all__ = ["ResolvedCell", "resolve_cells", "select_cells", "config_hash", "canonical_config", "run_config_matches",
@@ -312,7 +313,9 @@ def _table_root(rc, out_root):
 
 
 def _files(d):
-    return [f for f in os.listdir(d) if os.path.isfile(os.path.join(d, f))] if os.path.isdir(d) else []
+    """The run's files in ``d`` (the lock file stays where it is: it is held while a run uses the folder)."""
+    return [f for f in os.listdir(d) if f != LOCK_FILE and os.path.isfile(os.path.join(d, f))] \
+        if os.path.isdir(d) else []
 
 
 def _stash_dir(rc, out_root, train_hash):
@@ -592,8 +595,10 @@ def run_table(resolved, out_root="output/tables", trainer_cls=None, evaluate_fn=
               progress=True, log=print, reuse=True, keep_checkpoints=False):
     """Run the given resolved cells in order, one progress line per cell; finished cells are skipped.
 
-    Returns ``{cell name: (status, seconds, error or None)}``; status is 'cached', 'done', 'diverged' or
-    'failed'. Exceptions other than KeyboardInterrupt are logged and the next cell runs.
+    Returns ``{cell name: (status, seconds, error or None)}``; status is 'cached', 'done', 'diverged', 'failed'
+    or 'busy'. Exceptions other than KeyboardInterrupt are logged and the next cell runs. A cell whose training
+    folder another process has locked (:func:`lotr_gluon.runlock.run_lock`: a second ``reproduce_table.py`` or a
+    ``train.py`` working there) is skipped as 'busy', so two commands started side by side share the cells.
     """
     summary = {}
     n = len(resolved)
@@ -601,7 +606,6 @@ def run_table(resolved, out_root="output/tables", trainer_cls=None, evaluate_fn=
     for i, rc in enumerate(resolved, 1):
         head = "[%*d/%d] %-*s" % (len(str(n)), i, n, width, rc.name)
         status, detail = cell_status(rc)
-        t0 = time.time()
         if status == "done":
             m = _read_json(os.path.join(rc.out_dir, "metrics.json")) or {}
             if rc.spec.benchmark and (m.get("values") or {}).get("ms_noflip") is None and not m.get("diverged"):
@@ -615,26 +619,41 @@ def run_table(resolved, out_root="output/tables", trainer_cls=None, evaluate_fn=
             log("%s  done (cached%s)  %s" % (head, ", " + detail if detail else "", _short(rc.spec, m)))
             summary[rc.name] = ("cached", 0.0, None)
             continue
-        what = {"partial": "resuming (%s)" % detail, "missing": "training" + (" (%s)" % detail if detail else "")}[status]
-        if ".stash" in detail:
-            what = "restoring (%s)" % detail
-        elif rc.source is not None and status == "partial" and detail.startswith("weights"):
-            what = "evaluating the weights of %s" % rc.source.name
-        log("%s  %s" % (head, what))
         try:
-            m = run_cell(rc, out_root, trainer_cls, evaluate_fn, benchmark, progress, log, reuse, keep_checkpoints)
-        except KeyboardInterrupt:
-            log("%s  interrupted after %s; rerun the same command to resume" % (head, _fmt_seconds(time.time() - t0)))
-            raise
-        except Exception as err:  # noqa: BLE001
-            log("%s  FAILED after %s: %s: %s" % (head, _fmt_seconds(time.time() - t0), type(err).__name__, err))
-            log(traceback.format_exc())
-            summary[rc.name] = ("failed", time.time() - t0, "%s: %s" % (type(err).__name__, err))
-            continue
-        st = "diverged" if m.get("diverged") else "done"
-        log("%s  %s  %s  %s" % (head, st, _short(rc.spec, m), _fmt_seconds(time.time() - t0)))
-        summary[rc.name] = (st, time.time() - t0, None)
+            with run_lock(rc.train_cell.out_dir):
+                summary[rc.name] = _run_locked(rc, head, out_root, trainer_cls, evaluate_fn, benchmark, progress,
+                                               log, reuse, keep_checkpoints)
+        except RunFolderBusy as err:  # another reproduce_table / train.py works on this cell: take the next one
+            log("%s  running in another process, skipped (%s)" % (head, err))
+            summary[rc.name] = ("busy", 0.0, str(err))
     return summary
+
+
+def _run_locked(rc, head, out_root, trainer_cls, evaluate_fn, benchmark, progress, log, reuse, keep_checkpoints):
+    """One cell that is not done, its training folder locked by this process: ``(status, seconds, error)``."""
+    t0 = time.time()
+    status, detail = cell_status(rc)  # again: another process may have moved it on before the lock was ours
+    if status == "done":
+        log("%s  done (finished by another process)" % head)
+        return "cached", 0.0, None
+    what = {"partial": "resuming (%s)" % detail, "missing": "training" + (" (%s)" % detail if detail else "")}[status]
+    if ".stash" in detail:
+        what = "restoring (%s)" % detail
+    elif rc.source is not None and status == "partial" and detail.startswith("weights"):
+        what = "evaluating the weights of %s" % rc.source.name
+    log("%s  %s" % (head, what))
+    try:
+        m = run_cell(rc, out_root, trainer_cls, evaluate_fn, benchmark, progress, log, reuse, keep_checkpoints)
+    except KeyboardInterrupt:
+        log("%s  interrupted after %s; rerun the same command to resume" % (head, _fmt_seconds(time.time() - t0)))
+        raise
+    except Exception as err:  # noqa: BLE001
+        log("%s  FAILED after %s: %s: %s" % (head, _fmt_seconds(time.time() - t0), type(err).__name__, err))
+        log(traceback.format_exc())
+        return "failed", time.time() - t0, "%s: %s" % (type(err).__name__, err)
+    st = "diverged" if m.get("diverged") else "done"
+    log("%s  %s  %s  %s" % (head, st, _short(rc.spec, m), _fmt_seconds(time.time() - t0)))
+    return st, time.time() - t0, None
 
 
 def _short(spec, m):
