@@ -300,6 +300,38 @@ def test_dry_run_output(tmp_path, capsys):
     assert [r.name for r in sel] == ["lotr_m_plus/L%d" % n for n in range(1, 7)]
 
 
+def test_cells_with_a_schedule_of_their_own(tmp_path, capsys):
+    """--cell-scale: the ResNet50 rows of Table V at a reduced schedule, the rest unchanged and marked apart."""
+    spec = get_table("lotr", 5)
+    plain = {rc.name: rc for rc in resolve_cells(spec, "datatang", "paper", out_root=str(tmp_path))}
+    rs = resolve_cells(spec, "datatang", "paper", out_root=str(tmp_path),
+                       cell_scales=[("*r50*", "epochs=12"), ("lotr_r_plus", "epochs=12"), ("earp*", "smoke")])
+    by = {rc.name: rc for rc in rs}
+    reduced = {"earp_r50", "earp_r50_vector", "cnn_ffn_r50", "lotr_r_plus"}
+    for name, rc in by.items():
+        if name in reduced:  # first matching pair counts: earp_r50 is epochs=12, not smoke
+            assert rc.scale == "epochs=12" and rc.cfg.TRAIN.EPOCHS == 12 and list(rc.cfg.TRAIN.LR_STEPS) == [9, 11]
+            assert rc.train_hash != plain[name].train_hash
+        elif name.startswith("earp"):
+            assert rc.scale == "smoke" and rc.cfg.TRAIN.MAX_STEPS == 2
+        else:  # untouched: same configuration and hashes as without --cell-scale
+            assert rc.scale == "paper" and rc.cfg.TRAIN.EPOCHS == 36
+            assert (rc.train_hash, rc.cell_hash) == (plain[name].train_hash, plain[name].cell_hash)
+    with pytest.raises(ValueError, match="matches no cell; cells: earp, earp_r50"):
+        resolve_cells(spec, "datatang", "paper", cell_scales=[("resnet*", "epochs=12")])
+    with pytest.raises(ValueError):
+        resolve_cells(spec, "datatang", "paper", cell_scales=[("*r50*", "fast")])
+    md = render_markdown(spec, build_rows(rs), {"data": "datatang", "scale": "paper"})
+    assert "| earp_r50 [epochs=12] |" in md and "| lotr_m |" in md
+    assert ("cells at another schedule than the rest of the table (marked [epochs=12]): earp_r50, "
+            "earp_r50_vector, cnn_ffn_r50, lotr_r_plus (overrides TRAIN.EPOCHS 12 TRAIN.LR_STEPS [9, 11])") in md
+    assert reproduce_table.main(["--table", "5", "--dry-run", "--out", str(tmp_path), "--cell-scale", "*r50*",
+                                 "epochs=12"]) == 0
+    out = capsys.readouterr().out
+    assert "| cnn_ffn_r50 [epochs=12] | experiments/datatang/cnn_ffn_r50.yaml | - | missing |" in out
+    assert "scale overrides of cnn_ffn_r50 [epochs=12]: TRAIN.EPOCHS 12 TRAIN.LR_STEPS [9, 11]" in out
+
+
 # ------------------------------------------------------------------------------------------ real run
 def test_real_tiny_cell_end_to_end(datatang_root, tmp_path, capsys):
     """One cell of Table VI trained for real on 12 Datatang faces, evaluated like tools/test.py, cached on rerun."""

@@ -2,8 +2,8 @@
 """Regenerate a table of the LOTR paper (or of Earp et al.) from real training runs, next to the paper's numbers.
 
 ``python tools/reproduce_table.py --table 6 [--paper lotr|earp] [--data datatang|jd|wflw]
-[--scale paper|smoke|epochs=N] [--cells GLOB ...] [--dry-run] [--report-only] [--out output/tables]
-[KEY VALUE ...]``
+[--scale paper|smoke|epochs=N] [--cell-scale GLOB SCALE ...] [--cells GLOB ...] [--dry-run] [--report-only]
+[--out output/tables] [KEY VALUE ...]``
 
 Tables (``--list``): LOTR II (WFLW, LOTR-HR+; needs ``--data wflw``), III (LOTR models + heatmap baseline on
 the test set), V (AUC without / with flip, inference time without / with flip, size, parameters of the heatmap
@@ -24,7 +24,9 @@ within noise (the paired-bootstrap interval of our difference contains 0), with 
 (``table.json``: ``agreement``). ``--report-only`` renders finished cells only and lists the missing ones.
 
 Scales: ``paper`` (the configs' schedules, default), ``smoke`` (1 epoch of 2 steps, 16 faces, 64x64 input: checks
-the machinery in minutes, numbers meaningless), ``epochs=N`` (N epochs, lr steps scaled). ``KEY VALUE`` pairs
+the machinery in minutes, numbers meaningless), ``epochs=N`` (N epochs, lr steps scaled). ``--cell-scale GLOB
+SCALE`` gives the matching cells a scale of their own (e.g. the ResNet50 rows of Table V at ``epochs=12``, the
+rest at ``paper``); give the same ``--cell-scale`` to ``--report-only``, which marks those cells ``[epochs=12]``. ``KEY VALUE`` pairs
 override every cell (e.g. ``DATA.ROOT /data/JD-landmark DEVICES [0]``).
 
 The paper's numbers come from ``lotr_gluon/tables/paper/*.json`` (every number of LOTR Tables II-VII and Earp et
@@ -53,6 +55,9 @@ def build_parser():
                     help="experiment folder experiments/<data>/: datatang (default, the sample here), jd (paper "
                          "scale, set DATA.ROOT), wflw (Table II)")
     ap.add_argument("--scale", default="paper", help="paper (default) | smoke | epochs=N")
+    ap.add_argument("--cell-scale", nargs=2, action="append", default=[], metavar=("GLOB", "SCALE"),
+                    help="these cells at another scale than --scale (repeatable; first match counts), e.g. "
+                         "--cell-scale '*r50*' epochs=12; the report marks them")
     ap.add_argument("--cells", nargs="+", default=None, metavar="GLOB",
                     help="run only these cells (names or globs, e.g. 'lotr_m/*' or lotr_m_plus/wing)")
     ap.add_argument("--dry-run", action="store_true",
@@ -107,11 +112,12 @@ def main(argv=None):
     if len(args.opts) % 2:
         ap.error("overrides must be KEY VALUE pairs, got %r" % (args.opts,))
     try:
-        resolved = resolve_cells(spec, args.data, args.scale, args.opts, args.out)
+        resolved = resolve_cells(spec, args.data, args.scale, args.opts, args.out, cell_scales=args.cell_scale)
         selected = select_cells(resolved, args.cells)
     except (ConfigError, FileNotFoundError, ValueError) as err:
         ap.error(str(err))
-    ctx = {"data": args.data, "scale": args.scale, "opts": list(args.opts), "out_root": args.out}
+    ctx = {"data": args.data, "scale": args.scale, "opts": list(args.opts), "out_root": args.out,
+           "cell_scales": [list(cs) for cs in args.cell_scale]}
     if args.dry_run:
         print(render_dry_run(spec, selected, ctx), end="")
         return 0

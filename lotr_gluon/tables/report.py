@@ -49,7 +49,8 @@ def build_rows(resolved, paper=None):
              "config": os.path.relpath(rc.cfg_file), "overrides": list(rc.cell.overrides),
              "eval_overrides": list(rc.cell.eval_overrides), "train_from": rc.cell.train_from,
              "diverged": diverged, "paper": {}, "ours": {}, "diff": {}, "provenance": {},
-             "num_images": (m or {}).get("num_images"), "out_dir": rc.out_dir}
+             "num_images": (m or {}).get("num_images"), "out_dir": rc.out_dir, "scale": rc.scale,
+             "scale_opts": list(rc.scale_opts)}
         for met in tuple(spec.metrics) + tuple(spec.extras):
             ours = values.get(met.key) if status == "done" else None
             if diverged:
@@ -232,6 +233,8 @@ def render_markdown(spec, rows, context=None, paper=None, agreement=None):
         ctx.get("data", "?"), ctx.get("scale", "?"),
         (", overrides %s" % " ".join(ctx["opts"])) if ctx.get("opts") else "", ctx.get("test_split", "?"),
         (", %s images" % ctx["num_images"]) if ctx.get("num_images") else ""))
+    for line in _other_schedules(rows, ctx.get("scale")):
+        out.append("- " + line)
     if spec.primary_flip and any(m.key in ("auc", "nme", "fr") for m in tuple(spec.metrics) + tuple(spec.extras)):
         out.append("- NME, FR, AUC in %% with the flip test%s." % (
             "" if len(spec.flips) == 1 else "; 'w/o flip' / 'flip' columns as labelled"))
@@ -259,7 +262,9 @@ def render_markdown(spec, rows, context=None, paper=None, agreement=None):
         out.append("|" + "|".join(["---"] * (2 + bool(spec.cols)) + ["---:"] * (len(head) - 3 - bool(spec.cols))
                                   + ["---"]) + "|")
         for r in rows:
-            cells = [r["cell"], r["row"]] + ([r["col"]] if spec.cols else [])
+            other = ctx.get("scale") is not None and r.get("scale", ctx["scale"]) != ctx["scale"]
+            name = r["cell"] + (" [%s]" % r["scale"] if other else "")
+            cells = [name, r["row"]] + ([r["col"]] if spec.cols else [])
             for met in spec.metrics:
                 cells += [_paper_cell(r["paper"][met.key], r["provenance"][met.key], met.decimals),
                           _ours(r, met), _num(r["diff"][met.key], met.decimals)]
@@ -303,6 +308,17 @@ def render_markdown(spec, rows, context=None, paper=None, agreement=None):
                      "not comparable with the paper's.")
     out += ["", "Notes:", ""] + ["- " + n for n in notes]
     return "\n".join(out) + "\n"
+
+
+def _other_schedules(rows, scale):
+    """Lines naming the cells trained at another scale than the table's (``--cell-scale``), one per scale."""
+    by = {}
+    for r in rows:
+        if scale is not None and r.get("scale", scale) != scale:
+            by.setdefault((r["scale"], " ".join(r.get("scale_opts", []))), []).append(r["cell"])
+    return ["cells at another schedule than the rest of the table (marked [%s]): %s (overrides %s); compare them "
+            "with the other rows knowing that" % (sc, ", ".join(cells), opts or "none")
+            for (sc, opts), cells in by.items()]
 
 
 def render_agreement(spec, rows, agreement=None):
@@ -384,11 +400,17 @@ def render_dry_run(spec, resolved, context=None):
         ov = " ".join(rc.cell.overrides) or "-"
         if rc.cell.train_from:
             ov += " (weights of %s; eval %s)" % (rc.cell.train_from, " ".join(rc.cell.eval_overrides))
-        lines.append("| %s | %s | %s | %s%s |" % (rc.name, os.path.relpath(rc.cfg_file), ov, status,
+        name = rc.name + (" [%s]" % rc.scale if rc.scale != ctx.get("scale", rc.scale) else "")
+        lines.append("| %s | %s | %s | %s%s |" % (name, os.path.relpath(rc.cfg_file), ov, status,
                                                  " (%s)" % detail if detail else ""))
     if resolved:
-        if resolved[0].scale_opts:
-            lines += ["", "scale overrides (every cell): " + " ".join(resolved[0].scale_opts)]
+        main = [rc for rc in resolved if rc.scale == ctx.get("scale", rc.scale)]
+        if main and main[0].scale_opts:
+            lines += ["", "scale overrides (every cell%s): " % (" but those in [ ]" if len(main) < len(resolved)
+                                                                 else "") + " ".join(main[0].scale_opts)]
+        for rc in resolved:
+            if rc not in main:
+                lines += ["scale overrides of %s [%s]: %s" % (rc.name, rc.scale, " ".join(rc.scale_opts) or "none")]
         if ctx.get("opts"):
             lines += ["extra overrides (every cell): " + " ".join(ctx["opts"])]
         lines += ["results: %s/<cell>/metrics.json" % resolved[0].table_dir]

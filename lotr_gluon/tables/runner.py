@@ -46,7 +46,7 @@ from ..errors import LotrError
 from ..runlock import LOCK_FILE, RunFolderBusy, run_lock
 from .spec import benchmark_settings, parse_scale, scale_overrides
 
-__all__ = ["ResolvedCell", "resolve_cells", "select_cells", "config_hash", "canonical_config", "run_config_matches",
+__all__ = ["ResolvedCell", "resolve_cells", "cell_scale", "select_cells", "config_hash", "canonical_config", "run_config_matches",
            "cell_status",
            "ensure_trained", "run_cell", "run_table", "evaluate_cell", "cell_values", "load_benchmark", "run_benchmark",
            "experiments_dir", "table_dir", "VOLATILE_KEYS"]
@@ -163,6 +163,7 @@ class ResolvedCell:
     bench: dict = field(default_factory=dict)  # timing settings (runs, warmup) of benchmark tables
     scale_opts: List[str] = field(default_factory=list)
     table_dir: str = ""
+    scale: str = "paper"                       # this cell's scale (the table's, or a --cell-scale of its own)
 
     @property
     def name(self):
@@ -177,17 +178,44 @@ class ResolvedCell:
         return self.source if self.source is not None else self
 
 
-def resolve_cells(spec, data="datatang", scale="paper", opts=(), out_root="output/tables", exp_dir=None):
+def _matches(name, pattern):
+    """A cell name matches a glob (``lotr_m/*``) or lies under it (``lotr_m`` covers ``lotr_m/...``)."""
+    return fnmatch.fnmatchcase(name, pattern) or name.startswith(pattern.rstrip("/") + "/")
+
+
+def cell_scale(name, scale, cell_scales=()):
+    """The scale of the cell ``name``: that of the first ``(glob, scale)`` of ``cell_scales`` it matches, else
+    the table's ``scale``."""
+    for pattern, s in cell_scales:
+        if _matches(name, pattern):
+            return s
+    return scale
+
+
+def resolve_cells(spec, data="datatang", scale="paper", opts=(), out_root="output/tables", exp_dir=None,
+                  cell_scales=()):
     """Every cell of ``spec`` resolved for ``experiments/<data>/``, ``scale`` and the extra ``opts``.
+
+    ``cell_scales``: ``(glob, scale)`` pairs giving some cells a schedule of their own (e.g. the ResNet50 rows of
+    Table V at ``epochs=12`` while the others train at ``paper``); the first matching pair counts. A cell's
+    scale is part of its training configuration (its hash): the report marks cells whose scale is not the
+    table's.
 
     Raises
     ------
     FileNotFoundError
         A config file the table needs is not in ``experiments/<data>/``.
     ValueError
-        Bad scale, or the table is not meant for this dataset folder (LOTR Table II needs WFLW).
+        Bad scale, a ``cell_scales`` glob that matches no cell (the message lists the cells), or the table is
+        not meant for this dataset folder (LOTR Table II needs WFLW).
     """
     parse_scale(scale)
+    cell_scales = [tuple(cs) for cs in cell_scales]
+    for pattern, s in cell_scales:
+        parse_scale(s)
+        if not any(_matches(c.name, pattern) for c in spec.cells):
+            raise ValueError("--cell-scale %r matches no cell; cells: %s"
+                             % (pattern, ", ".join(c.name for c in spec.cells)))
     exp_dir = exp_dir or experiments_dir()
     if spec.data is not None and data not in spec.data:
         raise ValueError("%s is for the dataset folder(s) %s, not %r. %s" % (
@@ -197,7 +225,6 @@ def resolve_cells(spec, data="datatang", scale="paper", opts=(), out_root="outpu
         raise FileNotFoundError("no experiment folder %s (choose --data among: %s)" % (
             folder, ", ".join(sorted(d for d in os.listdir(exp_dir) if os.path.isdir(os.path.join(exp_dir, d))))))
     opts = list(opts or [])
-    bench = benchmark_settings(scale) if spec.benchmark else {}
     tdir = table_dir(spec, out_root)
     resolved = {}
     for cell in spec.cells:
@@ -205,7 +232,9 @@ def resolve_cells(spec, data="datatang", scale="paper", opts=(), out_root="outpu
         if not os.path.isfile(cfg_file):
             raise FileNotFoundError("%s cell %s needs %s" % (spec.label, cell.name, cfg_file))
         base = load_config(cfg_file)
-        sopts = scale_overrides(scale, base)
+        cscale = cell_scale(cell.name, scale, cell_scales)
+        bench = benchmark_settings(cscale) if spec.benchmark else {}
+        sopts = scale_overrides(cscale, base)
         train_opts = sopts + list(cell.overrides) + opts
         cfg = load_config(cfg_file, train_opts)
         eval_cfg = load_config(cfg_file, train_opts + list(cell.eval_overrides)) if cell.eval_overrides else cfg
@@ -215,7 +244,7 @@ def resolve_cells(spec, data="datatang", scale="paper", opts=(), out_root="outpu
                       "version": VALUES_VERSION})
         resolved[cell.name] = ResolvedCell(spec, cell, cfg_file, train_opts, cfg, eval_cfg, th, ch,
                                            os.path.join(tdir, *cell.name.split("/")), bench=bench,
-                                           scale_opts=sopts, table_dir=tdir)
+                                           scale_opts=sopts, table_dir=tdir, scale=cscale)
     for rc in resolved.values():
         if rc.cell.train_from:
             rc.source = resolved[rc.cell.train_from]
@@ -235,7 +264,7 @@ def select_cells(resolved, patterns):
         return list(resolved)
     out = []
     for pat in patterns:
-        hit = [rc for rc in resolved if fnmatch.fnmatchcase(rc.name, pat) or rc.name.startswith(pat.rstrip("/") + "/")]
+        hit = [rc for rc in resolved if _matches(rc.name, pat)]
         if not hit:
             raise ValueError("--cells %r matches no cell; cells: %s" % (pat, ", ".join(rc.name for rc in resolved)))
         out += [rc for rc in hit if rc not in out]
