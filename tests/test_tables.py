@@ -246,6 +246,40 @@ def test_diverged_cell_and_missing_benchmark(tmp_path):
     assert line[9].strip() == "5.46" and line[10].strip() == "—" and "timing columns empty" in md and "diverged" in md
 
 
+def test_retime_times_finished_cells_again_and_busy_timings_are_flagged(tmp_path, monkeypatch):
+    rs = resolve_cells(get_table("lotr", 5), "datatang", "smoke", out_root=str(tmp_path))
+    rc = [r for r in rs if r.name == "lotr_m"][0]
+    calls = []
+
+    def fake_bench(cfg, **kw):
+        calls.append(kw["params"])
+        return [{"batch": 1, "flip": False, "ms_per_image": 10.0 + len(calls)},
+                {"batch": 1, "flip": True, "ms_per_image": 20.0 + len(calls)}]
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    loads = iter([(9.0,), (9.5,)])  # first timing: another job on the cores
+    monkeypatch.setattr(os, "getloadavg", lambda: next(loads) * 3)
+    run_table([rc], str(tmp_path), trainer_cls=StubTrainer, evaluate_fn=stub_eval, benchmark=(fake_bench, None),
+              progress=False, log=lambda m: None)
+    m = json.load(open(os.path.join(rc.out_dir, "metrics.json")))
+    assert m["values"]["ms_noflip"] == 11.0 and m["benchmark"]["load_avg_1m"] == [9.0, 9.5]
+    md = render_markdown(rc.spec, build_rows([rc]), {"data": "datatang", "scale": "smoke"})
+    assert "timed while other jobs shared the cores" in md and "lotr_m 9.5" in md
+    # a rerun leaves the finished cell alone; --retime times it again (accuracy untouched)
+    run_table([rc], str(tmp_path), trainer_cls=NeverTrain, evaluate_fn=_fail, benchmark=(fake_bench, None),
+              progress=False, log=lambda m: None)
+    assert len(calls) == 1
+    loads = iter([(0.1,), (1.1,)])
+    monkeypatch.setattr(os, "getloadavg", lambda: next(loads) * 3)
+    summary = run_table([rc], str(tmp_path), trainer_cls=NeverTrain, evaluate_fn=_fail,
+                        benchmark=(fake_bench, None), progress=False, log=lambda m: None, retime=True)
+    m2 = json.load(open(os.path.join(rc.out_dir, "metrics.json")))
+    assert summary[rc.name][0] == "cached" and len(calls) == 2
+    assert (m2["values"]["ms_noflip"], m2["values"]["ms_flip"]) == (12.0, 22.0)
+    assert m2["values"]["auc_flip"] == m["values"]["auc_flip"] and m2["benchmark"]["load_avg_1m"] == [0.1, 1.1]
+    md = render_markdown(rc.spec, build_rows([rc]), {"data": "datatang", "scale": "smoke"})
+    assert "timed while other jobs" not in md
+
+
 # ------------------------------------------------------------------------------------------ rendering
 def test_render_missing_cells_never_shows_paper_value(tmp_path):
     spec = get_table("lotr", 6)

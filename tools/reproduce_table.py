@@ -68,6 +68,8 @@ def build_parser():
                     help="do not reuse a finished run of the same configuration from another table")
     ap.add_argument("--keep-checkpoints", action="store_true",
                     help="keep checkpoint_last.params/.states of finished cells (removed by default)")
+    ap.add_argument("--retime", action="store_true",
+                    help="time the finished cells of a timing table (V) again, e.g. on a quiet machine")
     ap.add_argument("--no-plots", action="store_true")
     ap.add_argument("--quiet", action="store_true", help="no tqdm bars")
     ap.add_argument("--list", action="store_true", help="list the tables and exit")
@@ -131,7 +133,7 @@ def main(argv=None):
         warnings.filterwarnings("ignore", category=UserWarning)
         try:
             summary = run_table(selected, args.out, progress=not args.quiet, log=log, reuse=not args.no_reuse,
-                                keep_checkpoints=args.keep_checkpoints)
+                                keep_checkpoints=args.keep_checkpoints, retime=args.retime)
         except KeyboardInterrupt:
             log("interrupted; finished cells are kept, the running one resumes from its last epoch")
             return 130

@@ -20,6 +20,9 @@ __all__ = ["build_rows", "render_markdown", "render_dry_run", "render_paper_grid
 
 MISSING = "—"
 PAPER_GAP = "-"        # a '-' printed in the paper
+#: a timing is flagged when the 1-minute load average before or after it exceeded this many times the cores (the
+#: timing itself and the evaluation before it keep up to all cores busy; a training beside them adds more)
+BUSY_LOAD = 1.25
 TEXT_MARK = "*"        # a paper number from its text (or another table), not from the table's grid
 
 
@@ -64,6 +67,8 @@ def build_rows(resolved, paper=None):
                                                      and not math.isnan(pv)) else None
         if m and (m.get("benchmark") or {}).get("error"):
             r["timing_error"] = m["benchmark"]["error"]
+        if m and (m.get("benchmark") or {}).get("load_avg_1m"):
+            r["timing_load"] = m["benchmark"]["load_avg_1m"]
         _add_intervals(spec, r, m, rc.out_dir)
         rows.append(r)
     return rows
@@ -303,6 +308,11 @@ def render_markdown(spec, rows, context=None, paper=None, agreement=None):
     notes += list(spec.extra_notes)
     errs = sorted({r["timing_error"] for r in rows if r.get("timing_error")})
     notes += ["timing columns empty: %s" % e for e in errs]
+    busy = ["%s %.1f" % (r["cell"], max(r["timing_load"])) for r in rows
+            if r.get("timing_load") and max(r["timing_load"]) > BUSY_LOAD * (os.cpu_count() or 1)]
+    if busy:
+        notes.append("timed while other jobs shared the cores (1-minute load average, %d cores): %s; those times "
+                     "are high, rerun with --retime on a quiet machine" % (os.cpu_count() or 1, ", ".join(busy)))
     if ctx.get("scale") == "smoke":
         notes.append("scale smoke: a few training steps on a few faces to check the machinery; the numbers are "
                      "not comparable with the paper's.")

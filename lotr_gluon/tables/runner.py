@@ -613,7 +613,10 @@ def _bench(rc, params, benchmark, log):
         return {"ms_noflip": None, "ms_flip": None, "error": "lotr_gluon.benchmark unavailable: %s" % why}
     try:
         log("    timing (batch 1, %d runs after %d warm-up)" % (rc.bench.get("runs", 0), rc.bench.get("warmup", 0)))
-        return run_benchmark(fn, rc.eval_cfg, params, **rc.bench)
+        load = os.getloadavg()[0]
+        out = run_benchmark(fn, rc.eval_cfg, params, **rc.bench)
+        out["load_avg_1m"] = [round(load, 2), round(os.getloadavg()[0], 2)]  # before / after: other jobs on the cores
+        return out
     except Exception as err:  # noqa: BLE001  (timing must not lose the accuracy results)
         log("    timing failed: %s: %s" % (type(err).__name__, err))
         return {"ms_noflip": None, "ms_flip": None, "error": "%s: %s" % (type(err).__name__, err)}
@@ -621,11 +624,13 @@ def _bench(rc, params, benchmark, log):
 
 # ------------------------------------------------------------------------------------------ a table
 def run_table(resolved, out_root="output/tables", trainer_cls=None, evaluate_fn=None, benchmark=None,
-              progress=True, log=print, reuse=True, keep_checkpoints=False):
+              progress=True, log=print, reuse=True, keep_checkpoints=False, retime=False):
     """Run the given resolved cells in order, one progress line per cell; finished cells are skipped.
 
     Returns ``{cell name: (status, seconds, error or None)}``; status is 'cached', 'done', 'diverged', 'failed'
-    or 'busy'. Exceptions other than KeyboardInterrupt are logged and the next cell runs. A cell whose training
+    or 'busy'. Exceptions other than KeyboardInterrupt are logged and the next cell runs. ``retime``: time the
+    finished cells of a timing table again (e.g. on a quiet machine, after they were trained and timed while
+    another training shared the cores); accuracy is not recomputed. A cell whose training
     folder another process has locked (:func:`lotr_gluon.runlock.run_lock`: a second ``reproduce_table.py`` or a
     ``train.py`` working there) is skipped as 'busy', so two commands started side by side share the cells.
     """
@@ -637,9 +642,10 @@ def run_table(resolved, out_root="output/tables", trainer_cls=None, evaluate_fn=
         status, detail = cell_status(rc)
         if status == "done":
             m = _read_json(os.path.join(rc.out_dir, "metrics.json")) or {}
-            if rc.spec.benchmark and (m.get("values") or {}).get("ms_noflip") is None and not m.get("diverged"):
+            if rc.spec.benchmark and (retime or (m.get("values") or {}).get("ms_noflip") is None) \
+                    and not m.get("diverged"):
                 fn, _ = benchmark if benchmark is not None else load_benchmark()
-                if fn is not None:  # the benchmark module appeared since: add the timing only
+                if fn is not None:  # retime, or the benchmark module appeared since: the timing only
                     m["benchmark"] = _bench(rc, os.path.join(m.get("train_dir", rc.train_dir), "model_best.params"),
                                             (fn, None), log)
                     m.setdefault("values", {}).update(ms_noflip=m["benchmark"].get("ms_noflip"),
