@@ -46,8 +46,8 @@ from ..errors import LotrError
 from ..runlock import LOCK_FILE, RunFolderBusy, run_lock
 from .spec import benchmark_settings, parse_scale, scale_overrides
 
-__all__ = ["ResolvedCell", "resolve_cells", "cell_scale", "select_cells", "config_hash", "canonical_config", "run_config_matches",
-           "cell_status",
+__all__ = ["ResolvedCell", "resolve_cells", "cell_scale", "select_cells", "config_hash", "canonical_config",
+           "run_config_matches", "cell_status",
            "ensure_trained", "run_cell", "run_table", "evaluate_cell", "cell_values", "load_benchmark", "run_benchmark",
            "experiments_dir", "table_dir", "VOLATILE_KEYS"]
 
