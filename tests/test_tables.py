@@ -246,7 +246,16 @@ def test_diverged_cell_and_missing_benchmark(tmp_path):
     assert line[9].strip() == "5.46" and line[10].strip() == "—" and "timing columns empty" in md and "diverged" in md
 
 
+def test_other_cpu_share_hand_values():
+    from lotr_gluon.tables.runner import other_cpu_share
+    # 10 s wall on 2 cores = 20 CPU s; the machine was busy 13 s, 3 of them this process: others used 10 of 20
+    assert other_cpu_share((0.0, 100.0, 1.0), (10.0, 113.0, 4.0), cores=2) == 0.5
+    assert other_cpu_share((0.0, 100.0, 1.0), (10.0, 103.0, 4.0), cores=2) == 0.0  # only this process
+    assert other_cpu_share((0.0, None, 1.0), (10.0, 103.0, 4.0), cores=2) is None   # no /proc/stat
+
+
 def test_retime_times_finished_cells_again_and_busy_timings_are_flagged(tmp_path, monkeypatch):
+    from lotr_gluon.tables import runner
     rs = resolve_cells(get_table("lotr", 5), "datatang", "smoke", out_root=str(tmp_path))
     rc = [r for r in rs if r.name == "lotr_m"][0]
     calls = []
@@ -255,29 +264,47 @@ def test_retime_times_finished_cells_again_and_busy_timings_are_flagged(tmp_path
         calls.append(kw["params"])
         return [{"batch": 1, "flip": False, "ms_per_image": 10.0 + len(calls)},
                 {"batch": 1, "flip": True, "ms_per_image": 20.0 + len(calls)}]
+    clocks = iter([(0.0, 100.0, 1.0), (10.0, 117.0, 5.0)])  # first timing: others used 13 of 20 CPU s
+    monkeypatch.setattr(runner, "_cpu_clock", lambda: next(clocks))
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    loads = iter([(9.0,), (9.5,)])  # first timing: another job on the cores
-    monkeypatch.setattr(os, "getloadavg", lambda: next(loads) * 3)
     run_table([rc], str(tmp_path), trainer_cls=StubTrainer, evaluate_fn=stub_eval, benchmark=(fake_bench, None),
               progress=False, log=lambda m: None)
     m = json.load(open(os.path.join(rc.out_dir, "metrics.json")))
-    assert m["values"]["ms_noflip"] == 11.0 and m["benchmark"]["load_avg_1m"] == [9.0, 9.5]
+    assert m["values"]["ms_noflip"] == 11.0 and m["benchmark"]["other_cpu_share"] == 0.65
     md = render_markdown(rc.spec, build_rows([rc]), {"data": "datatang", "scale": "smoke"})
-    assert "timed while other jobs shared the cores" in md and "lotr_m 9.5" in md
+    assert "timed while other processes used the cores" in md and "lotr_m 65%" in md
     # a rerun leaves the finished cell alone; --retime times it again (accuracy untouched)
     run_table([rc], str(tmp_path), trainer_cls=NeverTrain, evaluate_fn=_fail, benchmark=(fake_bench, None),
               progress=False, log=lambda m: None)
     assert len(calls) == 1
-    loads = iter([(0.1,), (1.1,)])
-    monkeypatch.setattr(os, "getloadavg", lambda: next(loads) * 3)
+    clocks = iter([(0.0, 100.0, 1.0), (10.0, 104.0, 4.0)])  # quiet: others used 1 of 20 CPU s
     summary = run_table([rc], str(tmp_path), trainer_cls=NeverTrain, evaluate_fn=_fail,
                         benchmark=(fake_bench, None), progress=False, log=lambda m: None, retime=True)
     m2 = json.load(open(os.path.join(rc.out_dir, "metrics.json")))
     assert summary[rc.name][0] == "cached" and len(calls) == 2
     assert (m2["values"]["ms_noflip"], m2["values"]["ms_flip"]) == (12.0, 22.0)
-    assert m2["values"]["auc_flip"] == m["values"]["auc_flip"] and m2["benchmark"]["load_avg_1m"] == [0.1, 1.1]
+    assert m2["values"]["auc_flip"] == m["values"]["auc_flip"] and m2["benchmark"]["other_cpu_share"] == 0.05
     md = render_markdown(rc.spec, build_rows([rc]), {"data": "datatang", "scale": "smoke"})
-    assert "timed while other jobs" not in md
+    assert "timed while other processes" not in md
+
+
+def test_cpu_clock_sees_another_busy_process():
+    """The real /proc/stat reading: a second process spinning on a core shows as others' CPU time."""
+    import subprocess
+    import time as _time
+    from lotr_gluon.tables.runner import _cpu_clock, other_cpu_share
+    if not os.path.exists("/proc/stat"):
+        pytest.skip("no /proc/stat on this platform")
+    p = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 3: pass"])
+    try:
+        _time.sleep(0.3)
+        a = _cpu_clock()
+        _time.sleep(1.5)
+        b = _cpu_clock()
+    finally:
+        p.wait()
+    share = other_cpu_share(a, b)
+    assert share is not None and share >= 0.4 / (os.cpu_count() or 1)  # about one core (1 / cores) of the machine
 
 
 # ------------------------------------------------------------------------------------------ rendering

@@ -20,9 +20,8 @@ __all__ = ["build_rows", "render_markdown", "render_dry_run", "render_paper_grid
 
 MISSING = "—"
 PAPER_GAP = "-"        # a '-' printed in the paper
-#: a timing is flagged when the 1-minute load average before or after it exceeded this many times the cores (the
-#: timing itself and the evaluation before it keep up to all cores busy; a training beside them adds more)
-BUSY_LOAD = 1.25
+#: a timing is flagged when other processes used more than this share of the machine's CPU time while it ran
+BUSY_SHARE = 0.2
 TEXT_MARK = "*"        # a paper number from its text (or another table), not from the table's grid
 
 
@@ -67,8 +66,8 @@ def build_rows(resolved, paper=None):
                                                      and not math.isnan(pv)) else None
         if m and (m.get("benchmark") or {}).get("error"):
             r["timing_error"] = m["benchmark"]["error"]
-        if m and (m.get("benchmark") or {}).get("load_avg_1m"):
-            r["timing_load"] = m["benchmark"]["load_avg_1m"]
+        if m and (m.get("benchmark") or {}).get("other_cpu_share") is not None:
+            r["timing_other_cpu"] = m["benchmark"]["other_cpu_share"]
         _add_intervals(spec, r, m, rc.out_dir)
         rows.append(r)
     return rows
@@ -308,11 +307,11 @@ def render_markdown(spec, rows, context=None, paper=None, agreement=None):
     notes += list(spec.extra_notes)
     errs = sorted({r["timing_error"] for r in rows if r.get("timing_error")})
     notes += ["timing columns empty: %s" % e for e in errs]
-    busy = ["%s %.1f" % (r["cell"], max(r["timing_load"])) for r in rows
-            if r.get("timing_load") and max(r["timing_load"]) > BUSY_LOAD * (os.cpu_count() or 1)]
+    busy = ["%s %.0f%%" % (r["cell"], 100 * r["timing_other_cpu"]) for r in rows
+            if r.get("timing_other_cpu") is not None and r["timing_other_cpu"] > BUSY_SHARE]
     if busy:
-        notes.append("timed while other jobs shared the cores (1-minute load average, %d cores): %s; those times "
-                     "are high, rerun with --retime on a quiet machine" % (os.cpu_count() or 1, ", ".join(busy)))
+        notes.append("timed while other processes used the cores (their share of the machine's CPU time during the "
+                     "timing): %s; those times are high, rerun with --retime on a quiet machine" % ", ".join(busy))
     if ctx.get("scale") == "smoke":
         notes.append("scale smoke: a few training steps on a few faces to check the machinery; the numbers are "
                      "not comparable with the paper's.")

@@ -48,7 +48,7 @@ from .spec import benchmark_settings, parse_scale, scale_overrides
 
 __all__ = ["ResolvedCell", "resolve_cells", "cell_scale", "select_cells", "config_hash", "canonical_config",
            "run_config_matches", "cell_status",
-           "ensure_trained", "run_cell", "run_table", "evaluate_cell", "cell_values", "load_benchmark", "run_benchmark",
+           "ensure_trained", "run_cell", "run_table", "evaluate_cell", "cell_values", "load_benchmark", "run_benchmark", "other_cpu_share",
            "experiments_dir", "table_dir", "VOLATILE_KEYS"]
 
 #: config keys that do not change a result, left out of the hashes
@@ -605,6 +605,28 @@ def run_cell(rc, out_root="output/tables", trainer_cls=None, evaluate_fn=None, b
     return record
 
 
+def _cpu_clock():
+    """``(wall s, busy CPU s of the whole machine, CPU s of this process)``; the machine's figure from
+    ``/proc/stat`` (Linux), None elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:9]]
+        busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+    except (OSError, ValueError, IndexError):
+        busy = None
+    t = os.times()
+    return time.time(), busy, t.user + t.system
+
+
+def other_cpu_share(before, after, cores=None):
+    """Share of the machine's CPU time (0-1) that other processes used between two :func:`_cpu_clock`
+    readings, e.g. a training beside a timing (which makes the timing slow); None without ``/proc/stat``."""
+    if before[1] is None or after[1] is None or after[0] <= before[0]:
+        return None
+    other = (after[1] - before[1]) - (after[2] - before[2])
+    return round(max(0.0, other) / ((after[0] - before[0]) * (cores or os.cpu_count() or 1)), 3)
+
+
 def _bench(rc, params, benchmark, log):
     """Timing through the benchmark adapter; ``{"error": ...}`` when unavailable or failing."""
     fn, why = benchmark if benchmark is not None else load_benchmark()
@@ -613,9 +635,9 @@ def _bench(rc, params, benchmark, log):
         return {"ms_noflip": None, "ms_flip": None, "error": "lotr_gluon.benchmark unavailable: %s" % why}
     try:
         log("    timing (batch 1, %d runs after %d warm-up)" % (rc.bench.get("runs", 0), rc.bench.get("warmup", 0)))
-        load = os.getloadavg()[0]
+        before = _cpu_clock()
         out = run_benchmark(fn, rc.eval_cfg, params, **rc.bench)
-        out["load_avg_1m"] = [round(load, 2), round(os.getloadavg()[0], 2)]  # before / after: other jobs on the cores
+        out["other_cpu_share"] = other_cpu_share(before, _cpu_clock())
         return out
     except Exception as err:  # noqa: BLE001  (timing must not lose the accuracy results)
         log("    timing failed: %s: %s" % (type(err).__name__, err))
