@@ -35,7 +35,7 @@ __all__ = ["run_lock", "RunFolderBusy", "LOCK_FILE", "lock_owner"]
 #: name of the lock file inside a run folder
 LOCK_FILE = ".lock"
 
-_HELD = {}  # absolute lock path -> [fd, depth] for the locks this process holds
+_HELD = {}  # absolute lock path -> fd, for the locks this process holds (the outermost run_lock releases)
 
 
 class RunFolderBusy(RunFolderError):
@@ -69,15 +69,8 @@ def run_lock(out_dir):
         folder is changed (only the folder itself and its ``.lock`` file may have been created).
     """
     path = os.path.abspath(os.path.join(out_dir, LOCK_FILE))
-    held = _HELD.get(path)
-    if held is not None or fcntl is None:  # re-entrant within this process; no-op without fcntl
-        if held is not None:
-            held[1] += 1
-        try:
-            yield
-        finally:
-            if held is not None:
-                held[1] -= 1
+    if path in _HELD or fcntl is None:  # re-entrant within this process; no-op without fcntl
+        yield
         return
     os.makedirs(out_dir, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -91,7 +84,7 @@ def run_lock(out_dir):
                             % (out_dir, " (pid %d)" % owner if owner else "")) from None
     os.ftruncate(fd, 0)
     os.write(fd, str(os.getpid()).encode())
-    _HELD[path] = [fd, 1]
+    _HELD[path] = fd
     try:
         yield
     finally:

@@ -266,9 +266,7 @@ def render_markdown(spec, rows, context=None, paper=None, agreement=None):
         out.append("|" + "|".join(["---"] * (2 + bool(spec.cols)) + ["---:"] * (len(head) - 3 - bool(spec.cols))
                                   + ["---"]) + "|")
         for r in rows:
-            other = ctx.get("scale") is not None and r.get("scale", ctx["scale"]) != ctx["scale"]
-            name = r["cell"] + (" [%s]" % r["scale"] if other else "")
-            cells = [name, r["row"]] + ([r["col"]] if spec.cols else [])
+            cells = [r["cell"] + _scale_mark(r.get("scale"), ctx.get("scale")), r["row"]] + ([r["col"]] if spec.cols else [])
             for met in spec.metrics:
                 cells += [_paper_cell(r["paper"][met.key], r["provenance"][met.key], met.decimals),
                           _ours(r, met), _num(r["diff"][met.key], met.decimals)]
@@ -319,11 +317,16 @@ def render_markdown(spec, rows, context=None, paper=None, agreement=None):
     return "\n".join(out) + "\n"
 
 
+def _scale_mark(cell_scale, table_scale):
+    """`` [epochs=18]`` after a cell trained at another scale than the table's (``--cell-scale``), else ``''``."""
+    return " [%s]" % cell_scale if None not in (cell_scale, table_scale) and cell_scale != table_scale else ""
+
+
 def _other_schedules(rows, scale):
     """Lines naming the cells trained at another scale than the table's (``--cell-scale``), one per scale."""
     by = {}
     for r in rows:
-        if scale is not None and r.get("scale", scale) != scale:
+        if _scale_mark(r.get("scale"), scale):
             by.setdefault((r["scale"], " ".join(r.get("scale_opts", []))), []).append(r["cell"])
     return ["cells at another schedule than the rest of the table (marked [%s]): %s (overrides %s); compare them "
             "with the other rows knowing that" % (sc, ", ".join(cells), opts or "none")
@@ -409,11 +412,10 @@ def render_dry_run(spec, resolved, context=None):
         ov = " ".join(rc.cell.overrides) or "-"
         if rc.cell.train_from:
             ov += " (weights of %s; eval %s)" % (rc.cell.train_from, " ".join(rc.cell.eval_overrides))
-        name = rc.name + (" [%s]" % rc.scale if rc.scale != ctx.get("scale", rc.scale) else "")
-        lines.append("| %s | %s | %s | %s%s |" % (name, os.path.relpath(rc.cfg_file), ov, status,
+        lines.append("| %s | %s | %s | %s%s |" % (rc.name + _scale_mark(rc.scale, ctx.get("scale")), os.path.relpath(rc.cfg_file), ov, status,
                                                  " (%s)" % detail if detail else ""))
     if resolved:
-        main = [rc for rc in resolved if rc.scale == ctx.get("scale", rc.scale)]
+        main = [rc for rc in resolved if not _scale_mark(rc.scale, ctx.get("scale"))]
         if main and main[0].scale_opts:
             lines += ["", "scale overrides (every cell%s): " % (" but those in [ ]" if len(main) < len(resolved)
                                                                  else "") + " ".join(main[0].scale_opts)]
