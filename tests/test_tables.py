@@ -315,8 +315,17 @@ def test_render_missing_cells_never_shows_paper_value(tmp_path):
     os.makedirs(done.out_dir)
     with open(os.path.join(done.out_dir, "metrics.json"), "w") as f:
         json.dump({"cell_hash": done.cell_hash, "values": {"auc": 12.5, "nme": 9.0, "fr": 60.0}}, f)
+    with open(os.path.join(done.out_dir, "log.jsonl"), "w") as f:  # two epochs, 60 s + 90 s, a resume between
+        for rec in ({"type": "epoch", "epoch": 1, "step": 5, "seconds": 60.0, "images_per_s": 10.0},
+                    {"type": "resume", "epoch": 1}, {"type": "train", "step": 6, "loss": 1.0},
+                    {"type": "epoch", "epoch": 2, "step": 10, "seconds": 90.0, "images_per_s": 20.0}):
+            f.write(json.dumps(rec) + "\n")
     rows = build_rows(rs)
     md = render_markdown(spec, rows, {"data": "datatang", "scale": "smoke"})
+    epochs = done.train_cell.cfg.TRAIN.EPOCHS
+    assert "- lotr_m/smooth_wing: 2 of %d epochs, 2.5 min, 15.0 images/s" % epochs in md.splitlines()
+    assert sum(l.startswith("- lotr_m/") for l in md.splitlines()) == 1   # cells without a log: no line
+    assert rows[4]["training"] == {"epochs": 2, "of": epochs, "minutes": 2.5, "images_per_s": 15.0}
     head = [c.strip() for c in md.splitlines()[[i for i, l in enumerate(md.splitlines())
                                                 if l.startswith("| cell |")][0]].split("|")]
     ip, io_ = head.index("AUC (%) paper"), head.index("AUC ours")
@@ -413,6 +422,7 @@ def test_real_tiny_cell_end_to_end(datatang_root, tmp_path, capsys):
     for f in ("table.md", "table.csv", "table.json", "ced_lotr_m.png", "loss_curves_lotr_m.png", "loss_functions.png"):
         assert (tmp_path / "lotr-6" / f).is_file(), f
     assert "[1/1] lotr_m/smooth_wing" in out and "done" in out
+    assert "- lotr_m/smooth_wing: 1 of 1 epochs, " in out
     row = [l for l in out.splitlines() if l.startswith("| lotr_m/smooth_wing |")][0]
     assert "87.05" in row and "%.2f" % m["values"]["auc"] in row
     # rerun: skipped

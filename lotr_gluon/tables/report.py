@@ -68,9 +68,35 @@ def build_rows(resolved, paper=None):
             r["timing_error"] = m["benchmark"]["error"]
         if m and (m.get("benchmark") or {}).get("other_cpu_share") is not None:
             r["timing_other_cpu"] = m["benchmark"]["other_cpu_share"]
+        r["training"] = training_summary(rc)
         _add_intervals(spec, r, m, rc.out_dir)
         rows.append(r)
     return rows
+
+
+def training_summary(rc):
+    """How a cell's training went, from its ``log.jsonl`` (every resumed run included): ``{"epochs": trained,
+    "of": configured, "minutes": sum of the epoch times, "images_per_s": median epoch}``; None before the
+    first epoch or for a cell that reuses another cell's weights (``train_from``: counted there)."""
+    from ..compare import summarise_run
+    if rc.source is not None or not os.path.isfile(os.path.join(rc.train_dir, "log.jsonl")):
+        return None
+    s = summarise_run(rc.train_dir)
+    if not s["epochs"]:
+        return None
+    return {"epochs": s["epochs"], "of": rc.train_cell.cfg.TRAIN.EPOCHS, "minutes": s["train_seconds"] / 60.0,
+            "images_per_s": s["images_per_s"]}
+
+
+def render_training(rows):
+    """Markdown lines: epochs, minutes and images/s of each cell's training (:func:`training_summary`)."""
+    lines = ["- %s: %d of %d epochs, %.1f min, %.1f images/s" % (
+        r["cell"], r["training"]["epochs"], r["training"]["of"], r["training"]["minutes"],
+        r["training"]["images_per_s"]) for r in rows if r.get("training")]
+    if not lines:
+        return []
+    return ["", "Training (sum of the epoch times in the cell's log.jsonl, resumed runs included; images/s: median "
+                "epoch; the sum includes any time the process was paused or shared the cores with another training):", ""] + lines
 
 
 def read_per_image(out_dir):
@@ -294,6 +320,7 @@ def render_markdown(spec, rows, context=None, paper=None, agreement=None):
     if paper and not spec.cols:
         out += ["", render_paper_grid(spec, rows, paper).rstrip("\n")]
     out += [""] + render_agreement(spec, rows, agreement)
+    out += render_training(rows)
     notes = ["%s = not measured yet (ours) or not printed in the paper (paper); %s = printed as '-' in the paper."
              % (MISSING, PAPER_GAP), "Δ = ours − paper, in the column's unit."]
     if any(p and "(from " in p for r in rows for p in r["provenance"].values()):
@@ -328,8 +355,8 @@ def _other_schedules(rows, scale):
     for r in rows:
         if _scale_mark(r.get("scale"), scale):
             by.setdefault((r["scale"], " ".join(r.get("scale_opts", []))), []).append(r["cell"])
-    return ["cells at another schedule than the rest of the table (marked [%s]): %s (overrides %s); compare them "
-            "with the other rows knowing that" % (sc, ", ".join(cells), opts or "none")
+    return ["cells at another schedule than the rest of the table (marked [%s]): %s (overrides %s); their "
+            "differences from the other rows mix the model with the schedule" % (sc, ", ".join(cells), opts or "none")
             for (sc, opts), cells in by.items()]
 
 
