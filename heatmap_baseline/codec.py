@@ -35,7 +35,9 @@ Decoders (``decode(heatmaps, method)``):
                   landmark from the outer pixel centre: 2-3 px 0.02 / 0.05, 1.5-2 px 0.09 / 0.13, 1-1.5 px 0.19 /
                   0.27, 0.5-1 px 0.38 / 0.49 (argmax 0.25 / 0.5), 0-0.5 px argmax, as the stencil does not fit).
                   ``kernel=0`` (no modulation) is exact from 0.5 px on; we keep the modulation of the DARK paper
-                  by default.
+                  by default. The blur is evaluated on the 3x3 stencil alone (the rescaling cancels in the log
+                  differences): the same coordinates as modulating whole maps, about 90 times faster on 96x96
+                  maps (2.6 against 230 ms per 106-point face, measured on this 2-core machine).
 ``vector``        Gaussian-vector decoding of a heatmap (Xiong et al.'s band pooling over the full
                   width/height, at test time only; LOTR Table V's "with vectorization" rows are a model
                   trained on vector labels instead, :mod:`heatmap_baseline.vector`): negative values are set to 0, the
@@ -211,7 +213,7 @@ class HeatmapCodec(GridCodec):
         if hm.ndim < 3:
             raise ValueError("heatmaps must have shape (..., N, h, w), got %s" % (hm.shape,))
         lead, (h, w) = hm.shape[:-2], hm.shape[-2:]
-        hm = hm.reshape(-1, h, w).astype(np.float64)
+        hm = hm.reshape(-1, h, w)  # float64 where values are combined (float32 maps are not copied whole)
         m = np.arange(hm.shape[0])
         flat = hm.reshape(hm.shape[0], -1)
         idx = np.argmax(flat, axis=1)
@@ -224,7 +226,7 @@ class HeatmapCodec(GridCodec):
         elif method == "dark":
             xy = self._dark(hm, m, px, py, maxvals)
         else:
-            xy = self._vector(hm)
+            xy = self._vector(hm.astype(np.float64))
         coords = self.to_input(xy).astype(np.float32).reshape(lead + (2,))
         return coords, maxvals.astype(np.float32).reshape(lead)
 
@@ -251,17 +253,48 @@ class HeatmapCodec(GridCodec):
         scale = np.where(bmax > 0, omax / np.where(bmax > 0, bmax, 1.0), 1.0)
         return b * scale[:, None, None]
 
+    def _stencil(self, hm, px, py):
+        """The (M, 3, 3) values of :meth:`modulate` ``(hm)`` at the argmax's 3x3 stencil (rows y-1..y+1,
+        columns x-1..x+1, each clipped to the map as in :meth:`_dark`), up to each map's rescaling factor
+        (``omax / bmax``): the blur (zero padding) evaluated on the stencil alone, from the ``kernel x kernel``
+        window around each point, instead of on the whole map."""
+        h, w = hm.shape[1:]
+        k = gaussian_kernel1d(self.sigma, self.kernel)
+        r = np.arange(self.kernel) - self.kernel // 2
+        ys = np.clip(py[:, None] + np.arange(-1, 2), 0, h - 1)[:, :, None] + r   # (M, 3 y, kernel) rows
+        xs = np.clip(px[:, None] + np.arange(-1, 2), 0, w - 1)[:, :, None] + r   # (M, 3 x, kernel) columns
+        win = hm[np.arange(len(hm))[:, None, None, None, None], np.clip(ys, 0, h - 1)[:, :, :, None, None],
+                 np.clip(xs, 0, w - 1)[:, None, None, :, :]].astype(np.float64)  # (M, 3, kernel, 3, kernel)
+        win *= (((ys >= 0) & (ys < h))[:, :, :, None, None]                    # zero padding, as modulate
+                & ((xs >= 0) & (xs < w))[:, None, None, :, :])
+        return np.einsum("myaxb,a,b->myx", win, k, k)
+
     def _dark(self, hm, m, px, py, maxvals):
         h, w = hm.shape[1:]
-        L = np.log(np.maximum(self.modulate(hm), 1e-10))  # Earp eq. (3): fit the Gaussian's log at the peak
-        xm, xp = np.clip(px - 1, 0, w - 1), np.clip(px + 1, 0, w - 1)
-        ym, yp = np.clip(py - 1, 0, h - 1), np.clip(py + 1, 0, h - 1)
-        c = L[m, py, px]
-        dx = 0.5 * (L[m, py, xp] - L[m, py, xm])
-        dy = 0.5 * (L[m, yp, px] - L[m, ym, px])
-        dxx = L[m, py, xp] - 2 * c + L[m, py, xm]
-        dyy = L[m, yp, px] - 2 * c + L[m, ym, px]
-        dxy = 0.25 * (L[m, yp, xp] - L[m, yp, xm] - L[m, ym, xp] + L[m, ym, xm])
+        # Earp eq. (3): fit the Gaussian's log at the peak. The rescaling to the original maximum multiplies a
+        # whole map by one factor (>= 1 where the maximum is > 0: the normalised blur of values <= omax stays
+        # <= omax), which every difference of logs below cancels, so where the stencil's blurred values are
+        # above the log's 1e-10 clip the stencil alone gives the same result as the whole modulated map (up to
+        # rounding); other maps (flat, negative or near-zero peaks) take the whole-map modulation.
+        if self.kernel:
+            S = self._stencil(hm, px, py)
+            full = ~(S.reshape(len(S), -1).min(axis=1) >= 1e-10)
+            if full.any():
+                mod = self.modulate(hm[full].astype(np.float64))
+                fm = np.arange(int(full.sum()))
+                fy = np.clip(py[full][:, None] + np.arange(-1, 2), 0, h - 1)
+                fx = np.clip(px[full][:, None] + np.arange(-1, 2), 0, w - 1)
+                S[full] = mod[fm[:, None, None], fy[:, :, None], fx[:, None, :]]
+        else:
+            S = hm[m[:, None, None], np.clip(py[:, None] + np.arange(-1, 2), 0, h - 1)[:, :, None],
+                   np.clip(px[:, None] + np.arange(-1, 2), 0, w - 1)[:, None, :]].astype(np.float64)
+        L = np.log(np.maximum(S, 1e-10))  # (M, 3, 3): rows y-1, y, y+1; columns x-1, x, x+1 (clipped)
+        c = L[:, 1, 1]
+        dx = 0.5 * (L[:, 1, 2] - L[:, 1, 0])
+        dy = 0.5 * (L[:, 2, 1] - L[:, 0, 1])
+        dxx = L[:, 1, 2] - 2 * c + L[:, 1, 0]
+        dyy = L[:, 2, 1] - 2 * c + L[:, 0, 1]
+        dxy = 0.25 * (L[:, 2, 2] - L[:, 2, 0] - L[:, 0, 2] + L[:, 0, 0])
         in_x = (px >= 1) & (px <= w - 2)
         in_y = (py >= 1) & (py <= h - 2)
         det = dxx * dyy - dxy * dxy

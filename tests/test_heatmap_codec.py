@@ -342,3 +342,40 @@ def test_vector_fit_needs_both_neighbours():
     got = c.to_heatmap(c.decode(hm, "vector")[0][0])
     np.testing.assert_array_equal(np.isfinite(got), True)
     np.testing.assert_allclose(got, [[20.0, 30.0], [5.0, 10.0]], atol=1e-9)
+
+
+def test_dark_stencil_is_the_whole_map_modulation_up_to_each_maps_factor():
+    """DARK needs the modulated map only on the argmax's 3x3 stencil: the blur evaluated there alone
+    (``_stencil``) equals the whole-map :meth:`modulate` at those pixels up to each map's rescaling factor
+    (which the log differences of the Newton step cancel), border stencils and zero padding included."""
+    rng = np.random.RandomState(3)
+    c = HeatmapCodec(192, 48)
+    pts = np.concatenate([rng.uniform(-4, 196, (60, 2)), [[0, 0], [191, 191], [0, 100], [100, 191]]])
+    x = (c.encode(pts) + rng.normal(0, 0.02, (len(pts), 48, 48))).astype(np.float64)
+    py, px = np.divmod(x.reshape(len(x), -1).argmax(1), 48)
+    ys = np.clip(py[:, None] + np.arange(-1, 2), 0, 47)
+    xs = np.clip(px[:, None] + np.arange(-1, 2), 0, 47)
+    whole = c.modulate(x)[np.arange(len(x))[:, None, None], ys[:, :, None], xs[:, None, :]]
+    s = c._stencil(x, px, py)
+    assert s.shape == (len(pts), 3, 3) and (px == 0).any() and (py == 47).any()
+    factor = whole[:, 1, 1] / s[:, 1, 1]
+    assert (factor >= 1 - 1e-12).all()                          # the rescaling never shrinks a positive peak
+    np.testing.assert_allclose(whole, s * factor[:, None, None], rtol=1e-12, atol=1e-15)
+
+
+def test_dark_decodes_each_map_alone_whichever_path_it_takes():
+    """Maps whose stencil is near zero or negative take the whole-map modulation, the others the stencil;
+    a batch mixing both decodes every map as it decodes alone, and a clean Gaussian still round-trips."""
+    rng = np.random.RandomState(5)
+    c = HeatmapCodec(192, 48)
+    pts = rng.uniform(20, 170, (2, 8, 2))
+    hm = (c.encode(pts) + rng.normal(0, 0.05, (2, 8, 48, 48))).astype(np.float32)
+    hm[0, :3] -= 1.0                        # negative everywhere: the log's clip, whole-map path
+    hm[1, 2] *= 1e-12                       # tiny peak: blurred stencil below 1e-10
+    hm[1, 5] = 0.0                          # flat map: argmax kept
+    batch, _ = c.decode(hm, "dark")
+    alone = np.stack([np.stack([c.decode(hm[b, n][None], "dark")[0][0] for n in range(8)]) for b in range(2)])
+    np.testing.assert_array_equal(batch, alone)
+    assert np.allclose(batch[1, 5], c.to_input(np.zeros(2)))  # flat: argmax (0, 0), no step
+    clean = c.encode(pts[0])
+    np.testing.assert_allclose(c.decode(clean, "dark")[0], pts[0], atol=0.05 * c.stride)
