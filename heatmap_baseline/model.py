@@ -106,6 +106,9 @@ class EarpHeatmapNet(HybridBlock):
     heatmap_kernel, heatmap_pre_kernel, final_s_kernel : int
         Odd kernels of the heatmap conv after a final D block (1), of the heatmap conv before a final S block
         (3) and of that final S block's convolution (1).
+    final_s_gamma : float
+        Initial BatchNorm scale of that final S block (default 1; see
+        :func:`heatmap_baseline.upsampling.build_upsampler`).
     sigma : float
         Gaussian target std, heatmap pixels (LOTR eq. (1); 1.5).
     decoder : {'dark', 'argmax', 'argmax_shift', 'vector'}
@@ -131,7 +134,8 @@ class EarpHeatmapNet(HybridBlock):
     def __init__(self, backbone="mobilenetv2_1.0", num_points=106, input_size=192, upsampler="SDD", filters=32,
                  pretrained=False, pretrained_file="", pretrained_root="", hrnet_stride=None, sigma=1.5,
                  decoder="dark", reduce=256, s_block="conv_shuffle", d_kernel=4, s_kernel=3, s_conv_mult=4,
-                 heatmap_conv="after", heatmap_kernel=1, heatmap_pre_kernel=3, final_s_kernel=1, **kwargs):
+                 heatmap_conv="after", heatmap_kernel=1, heatmap_pre_kernel=3, final_s_kernel=1,
+                 final_s_gamma=1.0, **kwargs):
         super().__init__(**kwargs)
         self.upsampler = parse_upsampler(upsampler)
         self.num_points = int(num_points)
@@ -153,7 +157,8 @@ class EarpHeatmapNet(HybridBlock):
             self.neck, c = build_upsampler(
                 channels, self.upsampler, self.filters, reduce, s_block, "neck_", d_kernel=d_kernel,
                 s_kernel=s_kernel, s_conv_filters=int(s_conv_mult) * self.filters, num_heatmaps=self.num_points,
-                heatmap_conv=heatmap_conv, heatmap_pre_kernel=heatmap_pre_kernel, final_s_kernel=final_s_kernel)
+                heatmap_conv=heatmap_conv, heatmap_pre_kernel=heatmap_pre_kernel, final_s_kernel=final_s_kernel,
+                final_s_gamma=final_s_gamma)
             # Earp Sec. 4.2: a final S block after the heatmap conv already outputs the heatmaps
             self.heatmaps_in_neck = heatmap_conv == "before_last_s" and self.upsampler[-1] == "S"
             if self.heatmaps_in_neck:

@@ -180,8 +180,8 @@ def test_earp_configs_carry_paper_settings_and_table_v_count():
             ("adam", 1e-3, 40, [20, 30], 0.1, 16), name
         # the Earp blocks (Sec. 4.1-4.2) with the open choices of heatmap_baseline/model.py
         assert (m.HEATMAP.REDUCE, m.HEATMAP.D_KERNEL, m.HEATMAP.S_KERNEL, m.HEATMAP.S_CONV_MULT,
-                m.HEATMAP.CONV, m.HEATMAP.KERNEL, m.HEATMAP.PRE_KERNEL, m.HEATMAP.FINAL_S_KERNEL) == \
-            (320, 4, 3, 1, "before_last_s", 1, 3, 1), name
+                m.HEATMAP.CONV, m.HEATMAP.KERNEL, m.HEATMAP.PRE_KERNEL, m.HEATMAP.FINAL_S_KERNEL,
+                m.HEATMAP.FINAL_S_GAMMA) == (320, 4, 3, 1, "before_last_s", 1, 3, 1, 0.01), name
         if "earp_final" in name:   # Sec. 5.1: the four tricks; SDD with 128 filters (Sec. 4.3, Table 6)
             assert a.FLIP and a.FLIP_MODE == "extend" and a.ERASING_MODE == "aid" and a.ROTATION == 15.0, name
             assert cfg.TEST.FLIP and (m.HEATMAP.UPSAMPLER, m.HEATMAP.FILTERS) == ("SDD", 128), name
@@ -282,6 +282,41 @@ def test_pixel_shuffle_blocks_and_heatmap_conv_before_final_block():
         sssd = build_model(_earp_cfg("experiments/jd/earp_baseline_mnv2_0.25.yaml", "MODEL.HEATMAP.UPSAMPLER", "SSSD"))
     assert sssd.final is not None and sssd.final._channels == 106
     assert len(list(sssd.neck._children.values())) == 3 + 4
+
+
+def test_final_s_block_gamma_starts_heatmaps_near_zero():
+    """MODEL.HEATMAP.FINAL_S_GAMMA sets the initial BatchNorm scale of the final S block that outputs the
+    heatmaps (Earp is silent): at 1 (default) half of every map starts at N(0, 1) values through the ReLU; at
+    0.01 a hundred times smaller, as near zero as the N(0, 0.001) heatmap conv after a final D block. Other
+    blocks and D-ending strategies keep gamma 1."""
+    from lotr_gluon.models import build_model
+    x = mx.nd.random.normal(shape=(2, 3, 96, 96), ctx=mx.cpu())
+    out = {}
+    for g in (1.0, 0.01):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            net = build_model(_earp_cfg("experiments/datatang/earp_baseline_mnv2_0.25.yaml",
+                                        "MODEL.HEATMAP.UPSAMPLER", "SSSS", "DATA.INPUT_SIZE", "96",
+                                        "MODEL.HEATMAP.FINAL_S_GAMMA", str(g)))
+            mx.random.seed(0)
+            net.initialize_params()
+        with mx.autograd.train_mode():   # batch statistics, as in training
+            out[g] = net(x).asnumpy()
+        gammas = {k: v.data().asnumpy() for k, v in net.collect_params(".*gamma").items()}
+        final = [k for k in gammas if "neck_s3_" in k]   # the fourth (final) S block
+        assert len(final) == 1 and np.all(gammas[final[0]] == np.float32(g))
+        assert all(np.all(v == 1) for k, v in gammas.items() if k not in final)
+        assert out[g].shape == (2, 106, 48, 48) and out[g].min() >= 0   # the block's ReLU
+    # BN output gamma * N(0, 1) through a ReLU: half the pixels positive, mean gamma * 0.399
+    for g in (1.0, 0.01):
+        assert 0.3 < (out[g] > 0).mean() < 0.7 and 0.3 * g < out[g].mean() < 0.5 * g, g
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sssd = build_model(_earp_cfg("experiments/datatang/earp_baseline_mnv2_0.25.yaml",
+                                     "MODEL.HEATMAP.UPSAMPLER", "SSSD", "MODEL.HEATMAP.FINAL_S_GAMMA", "0.01"))
+        sssd.initialize_params()
+        sssd(x)
+    assert all(np.all(v.data().asnumpy() == 1) for v in sssd.collect_params(".*gamma").values())
 
 
 #: Earp Table 3, printed (GFLOPS = GMACs, size MB), all MobileNetV2-0.25
