@@ -106,9 +106,9 @@ class EarpHeatmapNet(HybridBlock):
     heatmap_kernel, heatmap_pre_kernel, final_s_kernel : int
         Odd kernels of the heatmap conv after a final D block (1), of the heatmap conv before a final S block
         (3) and of that final S block's convolution (1).
-    final_s_gamma : float
-        Initial BatchNorm scale of that final S block (default 1; see
-        :func:`heatmap_baseline.upsampling.build_upsampler`).
+    final_s_act : {'bn_relu', 'linear'}
+        That final S block with BatchNorm + ReLU on the heatmaps (default) or linear (see
+        :func:`heatmap_baseline.upsampling.final_s_block`).
     sigma : float
         Gaussian target std, heatmap pixels (LOTR eq. (1); 1.5).
     decoder : {'dark', 'argmax', 'argmax_shift', 'vector'}
@@ -135,7 +135,7 @@ class EarpHeatmapNet(HybridBlock):
                  pretrained=False, pretrained_file="", pretrained_root="", hrnet_stride=None, sigma=1.5,
                  decoder="dark", reduce=256, s_block="conv_shuffle", d_kernel=4, s_kernel=3, s_conv_mult=4,
                  heatmap_conv="after", heatmap_kernel=1, heatmap_pre_kernel=3, final_s_kernel=1,
-                 final_s_gamma=1.0, **kwargs):
+                 final_s_act="bn_relu", **kwargs):
         super().__init__(**kwargs)
         self.upsampler = parse_upsampler(upsampler)
         self.num_points = int(num_points)
@@ -158,7 +158,7 @@ class EarpHeatmapNet(HybridBlock):
                 channels, self.upsampler, self.filters, reduce, s_block, "neck_", d_kernel=d_kernel,
                 s_kernel=s_kernel, s_conv_filters=int(s_conv_mult) * self.filters, num_heatmaps=self.num_points,
                 heatmap_conv=heatmap_conv, heatmap_pre_kernel=heatmap_pre_kernel, final_s_kernel=final_s_kernel,
-                final_s_gamma=final_s_gamma)
+                final_s_act=final_s_act)
             # Earp Sec. 4.2: a final S block after the heatmap conv already outputs the heatmaps
             self.heatmaps_in_neck = heatmap_conv == "before_last_s" and self.upsampler[-1] == "S"
             if self.heatmaps_in_neck:

@@ -62,7 +62,7 @@ class PixelShuffle(HybridBlock):
         return F.reshape(x, shape=(0, 0, -3, -3))        # (B, C, H*r, W*r)
 
 
-def s_block(in_channels, filters, order, prefix, kernel=3, conv_filters=None, gamma=1.0):
+def s_block(in_channels, filters, order, prefix, kernel=3, conv_filters=None):
     """One pixel-shuffle block (Earp Sec. 4.2: "a 2D convolution, a batch normalization, a ReLU activation,
     and a final pixel shuffle layer").
 
@@ -81,9 +81,6 @@ def s_block(in_channels, filters, order, prefix, kernel=3, conv_filters=None, ga
         ``conv_shuffle`` only: filters of the convolution itself (a multiple of 4); the block outputs
         ``conv_filters / 4`` channels. Earp configs: the block's 256 (or 128) filters, so 64 (32) channels
         leave the block.
-    gamma : float
-        Initial scale of the block's BatchNorm (default 1, the framework's; Earp is silent). A small value
-        makes a final S block that outputs heatmaps start near zero (see :func:`build_upsampler`).
 
     Returns
     -------
@@ -106,16 +103,47 @@ def s_block(in_channels, filters, order, prefix, kernel=3, conv_filters=None, ga
                 raise ValueError("the S-block convolution needs a positive multiple of 4 filters, got %d" % width)
             blk.add(nn.Conv2D(width, kernel, padding=kernel // 2, use_bias=False, in_channels=in_channels,
                               weight_initializer=he_init()),
-                    nn.BatchNorm(in_channels=width, gamma_initializer=mx.init.Constant(float(gamma))),
-                    nn.Activation("relu"), PixelShuffle(2))
+                    nn.BatchNorm(in_channels=width), nn.Activation("relu"), PixelShuffle(2))
         else:  # the shuffle first (an option, not the paper's order)
             if in_channels % 4:
                 raise ValueError("shuffle_conv S block needs a channel count divisible by 4, got %d" % in_channels)
             blk.add(PixelShuffle(2),
                     nn.Conv2D(filters, kernel, padding=kernel // 2, use_bias=False, in_channels=in_channels // 4,
                               weight_initializer=he_init()),
-                    nn.BatchNorm(in_channels=filters, gamma_initializer=mx.init.Constant(float(gamma))),
-                    nn.Activation("relu"))
+                    nn.BatchNorm(in_channels=filters), nn.Activation("relu"))
+    return blk
+
+
+#: what the final S block that outputs the heatmaps does after its convolution (``MODEL.HEATMAP.FINAL_S_ACT``)
+FINAL_S_ACTS = ("bn_relu", "linear")
+
+
+def final_s_block(num_heatmaps, prefix, kernel=1, act="bn_relu"):
+    """The final S block of Earp Sec. 4.2 that turns N heatmaps into N heatmaps of twice the size: a
+    convolution to 4 N channels and a pixel shuffle.
+
+    ``act='bn_relu'``: BatchNorm and ReLU between them, as every S block (the literal reading; Earp is silent
+    on whether the heatmaps pass them). ``act='linear'``: no BatchNorm or ReLU; the convolution has a bias and
+    N(0, 0.001) weights, zero bias, so the heatmaps are a linear output that starts near zero, as the heatmap
+    convolution after a final D block (Sec. 4.1, Simple Baselines).
+
+    Raises
+    ------
+    ValueError
+        Unknown ``act``; an even or non-positive ``kernel``.
+    """
+    if act not in FINAL_S_ACTS:
+        raise ValueError("final S block act must be one of %s, got %r" % (", ".join(FINAL_S_ACTS), act))
+    if act == "bn_relu":
+        return s_block(num_heatmaps, num_heatmaps, "conv_shuffle", prefix, kernel=kernel)
+    kernel = int(kernel)
+    if kernel < 1 or kernel % 2 == 0:
+        raise ValueError("S-block kernel must be odd and positive, got %r" % (kernel,))
+    blk = nn.HybridSequential(prefix=prefix)
+    with blk.name_scope():
+        blk.add(nn.Conv2D(4 * num_heatmaps, kernel, padding=kernel // 2, in_channels=num_heatmaps,
+                          weight_initializer=mx.init.Normal(0.001), bias_initializer="zeros"),
+                PixelShuffle(2))
     return blk
 
 
@@ -147,7 +175,7 @@ def d_block(in_channels, filters, prefix, kernel=4):
 
 def build_upsampler(in_channels, upsampler="SDD", filters=32, reduce=256, order="conv_shuffle", prefix="neck_",
                     d_kernel=4, s_kernel=3, s_conv_filters=None, num_heatmaps=None, heatmap_conv="after",
-                    heatmap_pre_kernel=3, final_s_kernel=1, final_s_gamma=1.0):
+                    heatmap_pre_kernel=3, final_s_kernel=1, final_s_act="bn_relu"):
     """Optional 1x1 "reduce" conv + BN + ReLU, then one ``S`` / ``D`` block per letter of ``upsampler``.
 
     Call inside the owning block's ``name_scope()``. Returns ``(block, out_channels)``; the block maps
@@ -184,12 +212,13 @@ def build_upsampler(in_channels, upsampler="SDD", filters=32, reduce=256, order=
         caller adds nothing). Strings ending in ``D`` behave as 'after'.
     heatmap_pre_kernel, final_s_kernel : int
         Odd kernels of those two convolutions.
-    final_s_gamma : float
-        Initial BatchNorm scale of that final S block (``MODEL.HEATMAP.FINAL_S_GAMMA``; Earp is silent). Its
-        heatmaps leave through BN + ReLU: at 1 (the framework default) about half of every map starts at
-        N(0, 1) values against near-zero targets, and the BN parameters need on the order of a thousand
-        Adam steps at lr 1e-3 to move there; a small value (Earp configs: 0.01) starts the heatmaps near
-        zero, as the N(0, 0.001) heatmap conv after a final D block does.
+    final_s_act : {'bn_relu', 'linear'}
+        That final S block with BatchNorm + ReLU on the heatmaps (default, as every block) or linear
+        (``MODEL.HEATMAP.FINAL_S_ACT``; Earp is silent; Earp configs: linear): see :func:`final_s_block`.
+        Measured on Datatang (SSSS, from scratch, 50 steps per epoch): with BN + ReLU the heatmaps started at
+        N(0, 1) values and the loss stayed above the all-zero map's for 7 epochs; with a BN scale of 0.01 at
+        the start, after 10 epochs the ReLU had zeroed more than half of the 106 maps on every val face (no
+        gradient reaches a map that is zero everywhere).
 
     Raises
     ------
@@ -224,7 +253,7 @@ def build_upsampler(in_channels, upsampler="SDD", filters=32, reduce=256, order=
                 # Earp Sec. 4.2: the heatmap convolution, then the final pixel-shuffle block -> N heatmaps
                 neck.add(nn.Conv2D(n, k, padding=k // 2, in_channels=c, weight_initializer=he_init(),
                                    prefix="heatmap_"))
-                neck.add(s_block(n, n, "conv_shuffle", "s%d_" % i, kernel=final_s_kernel, gamma=final_s_gamma))
+                neck.add(final_s_block(n, "s%d_" % i, kernel=final_s_kernel, act=final_s_act))
                 c = n
             elif b == "S":  # Earp Sec. 4.2 pixel-shuffle block
                 neck.add(s_block(c, int(filters), order, "s%d_" % i, kernel=s_kernel, conv_filters=s_conv_filters))
@@ -237,7 +266,7 @@ def build_upsampler(in_channels, upsampler="SDD", filters=32, reduce=256, order=
 
 def heatmap_head(in_channels, num_points, upsampler="SDD", filters=32, reduce=256, s_block="conv_shuffle",
                  d_kernel=4, s_kernel=3, s_conv_mult=4, heatmap_conv="after", heatmap_kernel=1, heatmap_pre_kernel=3,
-                 final_s_kernel=1, prefix="auxhm_", final_s_gamma=1.0):
+                 final_s_kernel=1, prefix="auxhm_", final_s_act="bn_relu"):
     """The Earp et al. head as one block: :func:`build_upsampler` followed by the conv to N heatmaps (Earp
     Sec. 4.1, N(0, 0.001) weights, zero bias), or ending in the Sec. 4.2 final S block that gives the heatmaps
     itself. LOTR's auxiliary heatmap head (``MODEL.AUX.HEATMAP_WEIGHT > 0``, layout ``MODEL.HEATMAP``).
@@ -263,7 +292,7 @@ def heatmap_head(in_channels, num_points, upsampler="SDD", filters=32, reduce=25
                             s_kernel=s_kernel, s_conv_filters=int(s_conv_mult) * int(filters),
                             num_heatmaps=num_points, heatmap_conv=heatmap_conv,
                             heatmap_pre_kernel=heatmap_pre_kernel, final_s_kernel=final_s_kernel,
-                            final_s_gamma=final_s_gamma)
+                            final_s_act=final_s_act)
     if not (heatmap_conv == "before_last_s" and parse_upsampler(upsampler)[-1] == "S"):
         with up.name_scope():  # Earp Sec. 4.1: "finally a 2D convolution with 106 filters"
             up.add(nn.Conv2D(num_points, k, padding=k // 2, in_channels=c, weight_initializer=mx.init.Normal(0.001),

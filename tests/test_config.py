@@ -141,7 +141,7 @@ def test_model_sections_hold_the_moved_keys_and_nothing_else_moved():
     model = {k for k in keys if k.startswith("MODEL.")}
     assert model - set(OLD_TO_NEW.values()) == {"MODEL.NAME", "MODEL.NUM_POINTS", "MODEL.INIT_FROM",
                                                  "MODEL.INIT_FROM_PREFIXES",
-                                                 "MODEL.HEATMAP.FINAL_S_GAMMA"}   # added after the move
+                                                 "MODEL.HEATMAP.FINAL_S_ACT"}   # added after the move
 
 
 def test_section_defaults_are_the_old_flat_defaults():

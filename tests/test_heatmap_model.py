@@ -181,7 +181,7 @@ def test_earp_configs_carry_paper_settings_and_table_v_count():
         # the Earp blocks (Sec. 4.1-4.2) with the open choices of heatmap_baseline/model.py
         assert (m.HEATMAP.REDUCE, m.HEATMAP.D_KERNEL, m.HEATMAP.S_KERNEL, m.HEATMAP.S_CONV_MULT,
                 m.HEATMAP.CONV, m.HEATMAP.KERNEL, m.HEATMAP.PRE_KERNEL, m.HEATMAP.FINAL_S_KERNEL,
-                m.HEATMAP.FINAL_S_GAMMA) == (320, 4, 3, 1, "before_last_s", 1, 3, 1, 0.01), name
+                m.HEATMAP.FINAL_S_ACT) == (320, 4, 3, 1, "before_last_s", 1, 3, 1, "linear"), name
         if "earp_final" in name:   # Sec. 5.1: the four tricks; SDD with 128 filters (Sec. 4.3, Table 6)
             assert a.FLIP and a.FLIP_MODE == "extend" and a.ERASING_MODE == "aid" and a.ROTATION == 15.0, name
             assert cfg.TEST.FLIP and (m.HEATMAP.UPSAMPLER, m.HEATMAP.FILTERS) == ("SDD", 128), name
@@ -269,7 +269,7 @@ def test_pixel_shuffle_blocks_and_heatmap_conv_before_final_block():
         assert conv._channels == 256 and conv._kwargs["kernel"] == (3, 3) and isinstance(shuffle, PixelShuffle)
     hm, last = blocks[3], blocks[4]
     assert hm._channels == 106 and hm._kwargs["kernel"] == (3, 3)
-    conv, bn, act, shuffle = last._children.values()
+    conv, shuffle = last._children.values()   # Earp configs: FINAL_S_ACT linear (no BN + ReLU on the heatmaps)
     assert conv._channels == 4 * 106 and isinstance(shuffle, PixelShuffle)
     x = mx.nd.zeros((1, 3, 192, 192))
     assert net(x).shape == (1, 106, 96, 96)
@@ -284,39 +284,42 @@ def test_pixel_shuffle_blocks_and_heatmap_conv_before_final_block():
     assert len(list(sssd.neck._children.values())) == 3 + 4
 
 
-def test_final_s_block_gamma_starts_heatmaps_near_zero():
-    """MODEL.HEATMAP.FINAL_S_GAMMA sets the initial BatchNorm scale of the final S block that outputs the
-    heatmaps (Earp is silent): at 1 (default) half of every map starts at N(0, 1) values through the ReLU; at
-    0.01 a hundred times smaller, as near zero as the N(0, 0.001) heatmap conv after a final D block. Other
-    blocks and D-ending strategies keep gamma 1."""
+def test_final_s_block_act_bn_relu_or_linear():
+    """MODEL.HEATMAP.FINAL_S_ACT: the final S block that outputs the heatmaps (Earp Sec. 4.2) with BN + ReLU as
+    every S block (default; the heatmaps start at ReLU(N(0, 1)), about half of each map positive) or linear
+    (Earp configs: conv with bias, N(0, 0.001) weights, zero bias, then the shuffle; heatmaps of both signs
+    near zero, as the heatmap conv after a final D block). D-ending strategies do not have the block."""
+    from heatmap_baseline.upsampling import final_s_block
     from lotr_gluon.models import build_model
-    x = mx.nd.random.normal(shape=(2, 3, 96, 96), ctx=mx.cpu())
-    out = {}
-    for g in (1.0, 0.01):
+    x = mx.nd.random.normal(shape=(2, 3, 96, 96))
+    out, last = {}, {}
+    for act in ("bn_relu", "linear"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             net = build_model(_earp_cfg("experiments/datatang/earp_baseline_mnv2_0.25.yaml",
                                         "MODEL.HEATMAP.UPSAMPLER", "SSSS", "DATA.INPUT_SIZE", "96",
-                                        "MODEL.HEATMAP.FINAL_S_GAMMA", str(g)))
-            mx.random.seed(0)
+                                        "MODEL.HEATMAP.FINAL_S_ACT", act))
             net.initialize_params()
         with mx.autograd.train_mode():   # batch statistics, as in training
-            out[g] = net(x).asnumpy()
-        gammas = {k: v.data().asnumpy() for k, v in net.collect_params(".*gamma").items()}
-        final = [k for k in gammas if "neck_s3_" in k]   # the fourth (final) S block
-        assert len(final) == 1 and np.all(gammas[final[0]] == np.float32(g))
-        assert all(np.all(v == 1) for k, v in gammas.items() if k not in final)
-        assert out[g].shape == (2, 106, 48, 48) and out[g].min() >= 0   # the block's ReLU
-    # BN output gamma * N(0, 1) through a ReLU: half the pixels positive, mean gamma * 0.399
-    for g in (1.0, 0.01):
-        assert 0.3 < (out[g] > 0).mean() < 0.7 and 0.3 * g < out[g].mean() < 0.5 * g, g
+            out[act] = net(x).asnumpy()
+        assert out[act].shape == (2, 106, 48, 48) and net.final is None
+        last[act] = list(list(net.neck._children.values())[-1]._children.values())
+    assert [type(b).__name__ for b in last["bn_relu"]] == ["Conv2D", "BatchNorm", "Activation", "PixelShuffle"]
+    assert [type(b).__name__ for b in last["linear"]] == ["Conv2D", "PixelShuffle"]
+    conv = last["linear"][0]
+    assert conv._channels == 4 * 106 and conv.bias is not None and np.all(conv.bias.data().asnumpy() == 0)
+    assert 0.0005 < conv.weight.data().asnumpy().std() < 0.0015
+    r = out["bn_relu"]
+    assert r.min() >= 0 and 0.3 < (r > 0).mean() < 0.7 and 0.3 < r.mean() < 0.5   # ReLU(N(0, 1)): mean 0.399
+    lin = out["linear"]
+    assert lin.min() < 0 < lin.max() and np.abs(lin).max() < 0.1 and abs(lin.mean()) < 0.01
+    with pytest.raises(ValueError, match="bn_relu, linear"):
+        final_s_block(106, "s3_", act="sigmoid")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sssd = build_model(_earp_cfg("experiments/datatang/earp_baseline_mnv2_0.25.yaml",
-                                     "MODEL.HEATMAP.UPSAMPLER", "SSSD", "MODEL.HEATMAP.FINAL_S_GAMMA", "0.01"))
-        sssd.initialize_params()
-        sssd(x)
-    assert all(np.all(v.data().asnumpy() == 1) for v in sssd.collect_params(".*gamma").values())
+                                     "MODEL.HEATMAP.UPSAMPLER", "SSSD", "MODEL.HEATMAP.FINAL_S_ACT", "linear"))
+    assert sssd.final is not None and sssd.final._channels == 106
 
 
 #: Earp Table 3, printed (GFLOPS = GMACs, size MB), all MobileNetV2-0.25

@@ -124,7 +124,7 @@ _C.MODEL.HEATMAP.CONV = "after"   # after: conv to N heatmaps after the last blo
 _C.MODEL.HEATMAP.KERNEL = 1       # kernel of the heatmap conv after the last block (Earp 4.1 "a 2D convolution with 106 filters"; size silent)
 _C.MODEL.HEATMAP.PRE_KERNEL = 3   # CONV before_last_s: kernel of the heatmap conv before the final S block (Earp silent)
 _C.MODEL.HEATMAP.FINAL_S_KERNEL = 1  # CONV before_last_s: kernel of the final S block conv, N -> 4N (Earp silent)
-_C.MODEL.HEATMAP.FINAL_S_GAMMA = 1.0  # CONV before_last_s: initial BN scale of that final S block (Earp silent; 1 = framework default; Earp baseline configs 0.01: heatmaps start near 0)
+_C.MODEL.HEATMAP.FINAL_S_ACT = "bn_relu"  # CONV before_last_s: that final S block with BN + ReLU on the heatmaps (as every S block) | linear (conv with bias, N(0, 0.001) init, + shuffle; Earp configs). Earp silent
 _C.MODEL.HEATMAP.SIGMA = 1.5    # Gaussian target std, heatmap pixels (LOTR eq. 1)
 _C.MODEL.HEATMAP.DECODER = "dark"   # argmax | argmax_shift | dark | vector
 # Gaussian-vector model (MODEL.NAME earp_vector; LOTR Table V "with vectorization", after Xiong et al.): the Earp

@@ -134,10 +134,10 @@ def build_head(hcfg, in_units, num_points, input_size, anchors=None, flatten=Fal
 def build_aux_heatmap_head(hmcfg, in_channels, num_points):
     """LOTR's training-only auxiliary heatmap head with the layout of ``MODEL.HEATMAP`` (the Earp head:
     UPSAMPLER, FILTERS, REDUCE, S_BLOCK, D_KERNEL, S_KERNEL, S_CONV_MULT, CONV, KERNEL, PRE_KERNEL,
-    FINAL_S_KERNEL, FINAL_S_GAMMA; :func:`heatmap_baseline.upsampling.heatmap_head`)."""
+    FINAL_S_KERNEL, FINAL_S_ACT; :func:`heatmap_baseline.upsampling.heatmap_head`)."""
     return heatmap_head(in_channels, num_points, hmcfg.UPSAMPLER, hmcfg.FILTERS, hmcfg.REDUCE, hmcfg.S_BLOCK,
                         hmcfg.D_KERNEL, hmcfg.S_KERNEL, hmcfg.S_CONV_MULT, hmcfg.CONV, hmcfg.KERNEL,
-                        hmcfg.PRE_KERNEL, hmcfg.FINAL_S_KERNEL, final_s_gamma=hmcfg.FINAL_S_GAMMA)
+                        hmcfg.PRE_KERNEL, hmcfg.FINAL_S_KERNEL, final_s_act=hmcfg.FINAL_S_ACT)
 
 
 def build_earp(bcfg, hmcfg, num_points, input_size, vector=False):
@@ -148,7 +148,7 @@ def build_earp(bcfg, hmcfg, num_points, input_size, vector=False):
               decoder=hmcfg.DECODER, d_kernel=hmcfg.D_KERNEL, s_kernel=hmcfg.S_KERNEL,
               s_conv_mult=hmcfg.S_CONV_MULT, heatmap_conv=hmcfg.CONV, heatmap_kernel=hmcfg.KERNEL,
               heatmap_pre_kernel=hmcfg.PRE_KERNEL, final_s_kernel=hmcfg.FINAL_S_KERNEL,
-              final_s_gamma=hmcfg.FINAL_S_GAMMA)
+              final_s_act=hmcfg.FINAL_S_ACT)
     if not vector:
         return EarpHeatmapNet(**kw)
     kw.update(decoder=hmcfg.VECTOR_DECODER, bandwidths=tuple(hmcfg.VECTOR_BANDWIDTHS), theta=hmcfg.VECTOR_THETA)
