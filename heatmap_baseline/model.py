@@ -35,8 +35,11 @@ config key.
   a 2D convolutional layer before the final block": for strings ending in ``S`` a conv to N heatmaps
   (``heatmap_pre_kernel = 3``, ``MODEL.HEATMAP.PRE_KERNEL``) precedes the final S block, whose convolution
   (``final_s_kernel = 1``, ``MODEL.HEATMAP.FINAL_S_KERNEL``) has 4 N filters, so its shuffle gives the N
-  heatmaps (through BN and ReLU, as every block). Strings ending in ``D`` end with the Sec. 4.1 conv to N
-  heatmaps, ``heatmap_kernel = 1`` (``MODEL.HEATMAP.KERNEL``), with bias.
+  heatmaps. ``final_s_act`` (``MODEL.HEATMAP.FINAL_S_ACT``): ``'bn_relu'`` (default) passes them through BN
+  and ReLU as every block; the Earp configs use ``'linear'`` (conv with bias, N(0, 0.001) init, no BN or
+  ReLU), as the heatmap conv after a final D block: with BN + ReLU the ReLU zeroed most maps in our
+  from-scratch runs (README). Strings ending in ``D`` end with the Sec. 4.1 conv to N heatmaps,
+  ``heatmap_kernel = 1`` (``MODEL.HEATMAP.KERNEL``), with bias.
 * ``reduce = 320`` (``MODEL.HEATMAP.REDUCE``): a 1x1 conv + BN + ReLU from the backbone's 1280 channels to
   320 before the first block. Not in the paper's text; the printed numbers need it: with the gluoncv
   MobileNetV2-0.25 (1280 channels out) a first 4x4 deconvolution alone has 5.2M weights and DDDD would be
