@@ -11,6 +11,8 @@ import json
 import math
 import os
 
+import numpy as np
+
 from . import stats
 from .runner import _read_json, cell_status, table_dir
 from .spec import PAPERS, load_paper, paper_entry, paper_grid, paper_value
@@ -78,21 +80,25 @@ def training_summary(rc):
     """How a cell's training went, from its ``log.jsonl`` (every resumed run included): ``{"epochs": trained,
     "of": configured, "minutes": sum of the epoch times, "images_per_s": median epoch}``; None before the
     first epoch or for a cell that reuses another cell's weights (``train_from``: counted there)."""
-    from ..compare import summarise_run
-    if rc.source is not None or not os.path.isfile(os.path.join(rc.train_dir, "log.jsonl")):
+    from ..trainer import read_log
+    path = os.path.join(rc.train_dir, "log.jsonl")
+    if rc.source is not None or not os.path.isfile(path):
         return None
-    s = summarise_run(rc.train_dir)
-    if not s["epochs"]:
+    ep = [r for r in read_log(path) if r.get("type") == "epoch"]
+    if not ep:
         return None
-    return {"epochs": s["epochs"], "of": rc.train_cell.cfg.TRAIN.EPOCHS, "minutes": s["train_seconds"] / 60.0,
-            "images_per_s": s["images_per_s"]}
+    ips = [r["images_per_s"] for r in ep if r.get("images_per_s") is not None]
+    return {"epochs": ep[-1]["epoch"], "of": rc.train_cell.cfg.TRAIN.EPOCHS,
+            "minutes": sum(r.get("seconds", 0.0) for r in ep) / 60.0,
+            "images_per_s": float(np.median(ips)) if ips else None}
 
 
 def render_training(rows):
     """Markdown lines: epochs, minutes and images/s of each cell's training (:func:`training_summary`)."""
-    lines = ["- %s: %d of %d epochs, %.1f min, %.1f images/s" % (
+    lines = ["- %s: %d of %d epochs, %.1f min%s" % (
         r["cell"], r["training"]["epochs"], r["training"]["of"], r["training"]["minutes"],
-        r["training"]["images_per_s"]) for r in rows if r.get("training")]
+        "" if r["training"]["images_per_s"] is None else ", %.1f images/s" % r["training"]["images_per_s"])
+        for r in rows if r.get("training")]
     if not lines:
         return []
     return ["", "Training (sum of the epoch times in the cell's log.jsonl, resumed runs included; images/s: median "
