@@ -72,6 +72,11 @@ def _as_numpy(a):
     return np.asarray(a)
 
 
+def _at_stencil(maps, ys, xs):
+    """(M, 3, 3) values of (M, h, w) ``maps`` at rows ``ys`` x columns ``xs`` ((M, 3) each)."""
+    return maps[np.arange(len(maps))[:, None, None], ys[:, :, None], xs[:, None, :]]
+
+
 def input_to_grid(points, stride):
     """Input-crop pixels -> pixels of a grid ``stride`` times coarser (pixel centres aligned), as float64.
 
@@ -253,20 +258,19 @@ class HeatmapCodec(GridCodec):
         scale = np.where(bmax > 0, omax / np.where(bmax > 0, bmax, 1.0), 1.0)
         return b * scale[:, None, None]
 
-    def _stencil(self, hm, px, py):
-        """The (M, 3, 3) values of :meth:`modulate` ``(hm)`` at the argmax's 3x3 stencil (rows y-1..y+1,
-        columns x-1..x+1, each clipped to the map as in :meth:`_dark`), up to each map's rescaling factor
-        (``omax / bmax``): the blur (zero padding) evaluated on the stencil alone, from the ``kernel x kernel``
-        window around each point, instead of on the whole map."""
+    def _stencil(self, hm, ys, xs):
+        """The (M, 3, 3) values of :meth:`modulate` ``(hm)`` on each map's stencil (rows ``ys``, columns ``xs``,
+        (M, 3) each, inside the map), up to each map's rescaling factor (``omax / bmax``): the blur (zero
+        padding) evaluated on the stencil alone, from the ``kernel x kernel`` window around each point, instead
+        of on the whole map."""
         h, w = hm.shape[1:]
         k = gaussian_kernel1d(self.sigma, self.kernel)
         r = np.arange(self.kernel) - self.kernel // 2
-        ys = np.clip(py[:, None] + np.arange(-1, 2), 0, h - 1)[:, :, None] + r   # (M, 3 y, kernel) rows
-        xs = np.clip(px[:, None] + np.arange(-1, 2), 0, w - 1)[:, :, None] + r   # (M, 3 x, kernel) columns
-        win = hm[np.arange(len(hm))[:, None, None, None, None], np.clip(ys, 0, h - 1)[:, :, :, None, None],
-                 np.clip(xs, 0, w - 1)[:, None, None, :, :]].astype(np.float64)  # (M, 3, kernel, 3, kernel)
-        win *= (((ys >= 0) & (ys < h))[:, :, :, None, None]                    # zero padding, as modulate
-                & ((xs >= 0) & (xs < w))[:, None, None, :, :])
+        wy, wx = ys[:, :, None] + r, xs[:, :, None] + r                       # (M, 3, kernel) rows, columns
+        win = hm[np.arange(len(hm))[:, None, None, None, None], np.clip(wy, 0, h - 1)[:, :, :, None, None],
+                 np.clip(wx, 0, w - 1)[:, None, None, :, :]].astype(np.float64)  # (M, 3, kernel, 3, kernel)
+        win *= (((wy >= 0) & (wy < h))[:, :, :, None, None]                    # zero padding, as modulate
+                & ((wx >= 0) & (wx < w))[:, None, None, :, :])
         return np.einsum("myaxb,a,b->myx", win, k, k)
 
     def _dark(self, hm, m, px, py, maxvals):
@@ -276,18 +280,15 @@ class HeatmapCodec(GridCodec):
         # <= omax), which every difference of logs below cancels, so where the stencil's blurred values are
         # above the log's 1e-10 clip the stencil alone gives the same result as the whole modulated map (up to
         # rounding); other maps (flat, negative or near-zero peaks) take the whole-map modulation.
+        ys = np.clip(py[:, None] + np.arange(-1, 2), 0, h - 1)  # (M, 3): rows y-1, y, y+1 clipped to the map
+        xs = np.clip(px[:, None] + np.arange(-1, 2), 0, w - 1)  # (M, 3): columns x-1, x, x+1
         if self.kernel:
-            S = self._stencil(hm, px, py)
+            S = self._stencil(hm, ys, xs)
             full = ~(S.reshape(len(S), -1).min(axis=1) >= 1e-10)
             if full.any():
-                mod = self.modulate(hm[full].astype(np.float64))
-                fm = np.arange(int(full.sum()))
-                fy = np.clip(py[full][:, None] + np.arange(-1, 2), 0, h - 1)
-                fx = np.clip(px[full][:, None] + np.arange(-1, 2), 0, w - 1)
-                S[full] = mod[fm[:, None, None], fy[:, :, None], fx[:, None, :]]
+                S[full] = _at_stencil(self.modulate(hm[full].astype(np.float64)), ys[full], xs[full])
         else:
-            S = hm[m[:, None, None], np.clip(py[:, None] + np.arange(-1, 2), 0, h - 1)[:, :, None],
-                   np.clip(px[:, None] + np.arange(-1, 2), 0, w - 1)[:, None, :]].astype(np.float64)
+            S = _at_stencil(hm, ys, xs).astype(np.float64)
         L = np.log(np.maximum(S, 1e-10))  # (M, 3, 3): rows y-1, y, y+1; columns x-1, x, x+1 (clipped)
         c = L[:, 1, 1]
         dx = 0.5 * (L[:, 1, 2] - L[:, 1, 0])

@@ -356,7 +356,7 @@ def test_dark_stencil_is_the_whole_map_modulation_up_to_each_maps_factor():
     ys = np.clip(py[:, None] + np.arange(-1, 2), 0, 47)
     xs = np.clip(px[:, None] + np.arange(-1, 2), 0, 47)
     whole = c.modulate(x)[np.arange(len(x))[:, None, None], ys[:, :, None], xs[:, None, :]]
-    s = c._stencil(x, px, py)
+    s = c._stencil(x, ys, xs)
     assert s.shape == (len(pts), 3, 3) and (px == 0).any() and (py == 47).any()
     factor = whole[:, 1, 1] / s[:, 1, 1]
     assert (factor >= 1 - 1e-12).all()                          # the rescaling never shrinks a positive peak
