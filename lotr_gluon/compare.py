@@ -27,14 +27,16 @@ def curve_behaviour(val_nmes, baseline_nme=None, collapse_nme=0.15):
 
 def summarise_run(run_dir):
     """One dict per run: name, epochs, steps, last/best val NME, AUC, FR (fractions), mean-shape baseline
-    NME, images/s, behaviour, and the last validation's prediction spread across faces next to the
-    ground truth's (pixels; None in logs written before it was recorded)."""
+    NME, images/s (median epoch), seconds of training (sum of the epoch times), behaviour, and the last
+    validation's prediction spread across faces next to the ground truth's (pixels); a figure a log does not
+    record (older or hand-written logs) is None."""
     recs = read_log(os.path.join(run_dir, "log.jsonl"))
     val = [r for r in recs if r.get("type") == "val"]
     ep = [r for r in recs if r.get("type") == "epoch"]
     base = next((r for r in recs if r.get("type") == "mean_shape_baseline"), None)
     best = min(val, key=lambda r: r["nme"]) if val else None
     last = val[-1] if val else None
+    ips = [r["images_per_s"] for r in ep if r.get("images_per_s") is not None]
     return {
         "run": os.path.basename(os.path.normpath(run_dir)),
         "epochs": ep[-1]["epoch"] if ep else 0,
@@ -42,10 +44,10 @@ def summarise_run(run_dir):
         "last_nme": last["nme"] if last else None,
         "best_nme": best["nme"] if best else None,
         "best_epoch": best["epoch"] if best else None,
-        "best_auc": best["auc"] if best else None,
-        "best_fr": best["fr"] if best else None,
+        "best_auc": best.get("auc") if best else None,
+        "best_fr": best.get("fr") if best else None,
         "baseline_nme": base["nme"] if base else None,
-        "images_per_s": float(np.median([r["images_per_s"] for r in ep])) if ep else None,
+        "images_per_s": float(np.median(ips)) if ips else None,
         "train_seconds": float(sum(r.get("seconds", 0.0) for r in ep)),
         "behaviour": curve_behaviour([r["nme"] for r in val], base["nme"] if base else None),
         "last_spread_px": last.get("pred_spread_px") if last else None,

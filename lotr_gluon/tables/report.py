@@ -11,8 +11,6 @@ import json
 import math
 import os
 
-import numpy as np
-
 from . import stats
 from .runner import _read_json, cell_status, table_dir
 from .spec import PAPERS, load_paper, paper_entry, paper_grid, paper_value
@@ -80,17 +78,14 @@ def training_summary(rc):
     """How a cell's training went, from its ``log.jsonl`` (every resumed run included): ``{"epochs": trained,
     "of": configured, "minutes": sum of the epoch times, "images_per_s": median epoch}``; None before the
     first epoch or for a cell that reuses another cell's weights (``train_from``: counted there)."""
-    from ..trainer import read_log
-    path = os.path.join(rc.train_dir, "log.jsonl")
-    if rc.source is not None or not os.path.isfile(path):
+    from ..compare import summarise_run
+    if rc.source is not None or not os.path.isfile(os.path.join(rc.train_dir, "log.jsonl")):
         return None
-    ep = [r for r in read_log(path) if r.get("type") == "epoch"]
-    if not ep:
+    s = summarise_run(rc.train_dir)
+    if not s["epochs"]:
         return None
-    ips = [r["images_per_s"] for r in ep if r.get("images_per_s") is not None]
-    return {"epochs": ep[-1]["epoch"], "of": rc.train_cell.cfg.TRAIN.EPOCHS,
-            "minutes": sum(r.get("seconds", 0.0) for r in ep) / 60.0,
-            "images_per_s": float(np.median(ips)) if ips else None}
+    return {"epochs": s["epochs"], "of": rc.train_cell.cfg.TRAIN.EPOCHS, "minutes": s["train_seconds"] / 60.0,
+            "images_per_s": s["images_per_s"]}
 
 
 def render_training(rows):
@@ -102,7 +97,8 @@ def render_training(rows):
     if not lines:
         return []
     return ["", "Training (sum of the epoch times in the cell's log.jsonl, resumed runs included; images/s: median "
-                "epoch; the sum includes any time the process was paused or shared the cores with another training):", ""] + lines
+                "epoch; the sum includes any time the process was paused or shared the cores with another "
+                "training):", ""] + lines
 
 
 def read_per_image(out_dir):
@@ -298,7 +294,8 @@ def render_markdown(spec, rows, context=None, paper=None, agreement=None):
         out.append("|" + "|".join(["---"] * (2 + bool(spec.cols)) + ["---:"] * (len(head) - 3 - bool(spec.cols))
                                   + ["---"]) + "|")
         for r in rows:
-            cells = [r["cell"] + _scale_mark(r.get("scale"), ctx.get("scale")), r["row"]] + ([r["col"]] if spec.cols else [])
+            cells = [r["cell"] + _scale_mark(r.get("scale"), ctx.get("scale")), r["row"]] + \
+                ([r["col"]] if spec.cols else [])
             for met in spec.metrics:
                 cells += [_paper_cell(r["paper"][met.key], r["provenance"][met.key], met.decimals),
                           _ours(r, met), _num(r["diff"][met.key], met.decimals)]
@@ -445,7 +442,8 @@ def render_dry_run(spec, resolved, context=None):
         ov = " ".join(rc.cell.overrides) or "-"
         if rc.cell.train_from:
             ov += " (weights of %s; eval %s)" % (rc.cell.train_from, " ".join(rc.cell.eval_overrides))
-        lines.append("| %s | %s | %s | %s%s |" % (rc.name + _scale_mark(rc.scale, ctx.get("scale")), os.path.relpath(rc.cfg_file), ov, status,
+        lines.append("| %s | %s | %s | %s%s |" % (rc.name + _scale_mark(rc.scale, ctx.get("scale")),
+                                                 os.path.relpath(rc.cfg_file), ov, status,
                                                  " (%s)" % detail if detail else ""))
     if resolved:
         main = [rc for rc in resolved if not _scale_mark(rc.scale, ctx.get("scale"))]

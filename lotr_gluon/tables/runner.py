@@ -48,7 +48,8 @@ from .spec import benchmark_settings, parse_scale, scale_overrides
 
 __all__ = ["ResolvedCell", "resolve_cells", "cell_scale", "select_cells", "config_hash", "canonical_config",
            "run_config_matches", "cell_status",
-           "ensure_trained", "run_cell", "run_table", "evaluate_cell", "cell_values", "load_benchmark", "run_benchmark", "other_cpu_share",
+           "ensure_trained", "run_cell", "run_table", "evaluate_cell", "cell_values", "load_benchmark", "run_benchmark",
+           "other_cpu_share",
            "experiments_dir", "table_dir", "VOLATILE_KEYS"]
 
 #: config keys that do not change a result, left out of the hashes
