@@ -326,6 +326,15 @@ def test_render_missing_cells_never_shows_paper_value(tmp_path):
     assert "- lotr_m/smooth_wing: 2 of %d epochs, 2.5 min, 15.0 images/s" % epochs in md.splitlines()
     assert sum(l.startswith("- lotr_m/") for l in md.splitlines()) == 1   # cells without a log: no line
     assert rows[4]["training"] == {"epochs": 2, "of": epochs, "minutes": 2.5, "images_per_s": 15.0}
+    other = done.cfg.clone()   # a run of another configuration in the folder (stashed when the cell runs)
+    other.defrost()
+    other.TRAIN.EPOCHS += 1
+    with open(os.path.join(done.out_dir, "config.yaml"), "w") as f:
+        f.write(other.dump())
+    assert build_rows(rs)[4]["training"] is None
+    with open(os.path.join(done.out_dir, "config.yaml"), "w") as f:
+        f.write(done.cfg.dump())
+    assert build_rows(rs)[4]["training"]["epochs"] == 2
     head = [c.strip() for c in md.splitlines()[[i for i, l in enumerate(md.splitlines())
                                                 if l.startswith("| cell |")][0]].split("|")]
     ip, io_ = head.index("AUC (%) paper"), head.index("AUC ours")

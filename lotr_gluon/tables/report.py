@@ -12,7 +12,7 @@ import math
 import os
 
 from . import stats
-from .runner import _read_json, cell_status, table_dir
+from .runner import _read_json, cell_status, run_config_matches, table_dir
 from .spec import PAPERS, load_paper, paper_entry, paper_grid, paper_value
 
 __all__ = ["build_rows", "render_markdown", "render_dry_run", "render_paper_grid", "write_report", "make_plots",
@@ -77,9 +77,12 @@ def build_rows(resolved, paper=None):
 def training_summary(rc):
     """How a cell's training went, from its ``log.jsonl`` (every resumed run included): ``{"epochs": trained,
     "of": configured, "minutes": sum of the epoch times, "images_per_s": median epoch}``; None before the
-    first epoch or for a cell that reuses another cell's weights (``train_from``: counted there)."""
+    first epoch, for a cell that reuses another cell's weights (``train_from``: counted there), and for a folder
+    that holds a run of another configuration of the cell (moved to ``.stash/`` when the cell runs)."""
     from ..compare import summarise_run
     if rc.source is not None or not os.path.isfile(os.path.join(rc.train_dir, "log.jsonl")):
+        return None
+    if run_config_matches(rc.train_dir, rc.train_cell.cfg) is False:
         return None
     s = summarise_run(rc.train_dir)
     if not s["epochs"]:
