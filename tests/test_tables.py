@@ -12,6 +12,7 @@ from lotr_gluon.tables import (TABLES, cell_status, config_hash, get_table, load
                                parse_table_id,
                                render_markdown, build_rows, report, resolve_cells, run_table, scale_overrides,
                                select_cells)
+from lotr_gluon.tables.report import cell_train_log, plot_training_curves
 from lotr_gluon.tables.spec import LOSSES
 from lotr_gluon.trainer import TrainingDiverged
 
@@ -332,9 +333,12 @@ def test_render_missing_cells_never_shows_paper_value(tmp_path):
     with open(os.path.join(done.out_dir, "config.yaml"), "w") as f:
         f.write(other.dump())
     assert build_rows(rs)[4]["training"] is None
+    assert cell_train_log(done) is None                                  # nor its training curves
+    assert plot_training_curves(spec, rs, str(tmp_path)) == []
     with open(os.path.join(done.out_dir, "config.yaml"), "w") as f:
         f.write(done.cfg.dump())
     assert build_rows(rs)[4]["training"]["epochs"] == 2
+    assert cell_train_log(done) == os.path.join(done.out_dir, "log.jsonl")
     head = [c.strip() for c in md.splitlines()[[i for i, l in enumerate(md.splitlines())
                                                 if l.startswith("| cell |")][0]].split("|")]
     ip, io_ = head.index("AUC (%) paper"), head.index("AUC ours")

@@ -16,7 +16,8 @@ from .runner import _read_json, cell_status, run_config_matches, table_dir
 from .spec import PAPERS, load_paper, paper_entry, paper_grid, paper_value
 
 __all__ = ["build_rows", "render_markdown", "render_dry_run", "render_paper_grid", "write_report", "make_plots",
-           "report", "MISSING", "read_per_image", "table_agreement", "collapsed"]
+           "report", "MISSING", "read_per_image", "table_agreement", "collapsed", "cell_train_log",
+           "plot_training_curves"]
 
 MISSING = "—"
 PAPER_GAP = "-"        # a '-' printed in the paper
@@ -74,15 +75,23 @@ def build_rows(resolved, paper=None):
     return rows
 
 
+def cell_train_log(rc):
+    """Path of the ``log.jsonl`` of the cell's own training (``rc.train_dir``), or None when there is none yet or
+    the folder holds a run of another configuration of the cell (:func:`run_config_matches` False; such a run
+    is moved to ``.stash/`` when the cell runs). Every training line and curve of a report reads this."""
+    p = os.path.join(rc.train_dir, "log.jsonl")
+    if not os.path.isfile(p) or run_config_matches(rc.train_dir, rc.train_cell.cfg) is False:
+        return None
+    return p
+
+
 def training_summary(rc):
     """How a cell's training went, from its ``log.jsonl`` (every resumed run included): ``{"epochs": trained,
     "of": configured, "minutes": sum of the epoch times, "images_per_s": median epoch}``; None before the
     first epoch, for a cell that reuses another cell's weights (``train_from``: counted there), and for a folder
     that holds a run of another configuration of the cell (moved to ``.stash/`` when the cell runs)."""
     from ..compare import summarise_run
-    if rc.source is not None or not os.path.isfile(os.path.join(rc.train_dir, "log.jsonl")):
-        return None
-    if run_config_matches(rc.train_dir, rc.train_cell.cfg) is False:
+    if rc.source is not None or cell_train_log(rc) is None:
         return None
     s = summarise_run(rc.train_dir)
     if not s["epochs"]:
@@ -604,7 +613,8 @@ def plot_training_curves(spec, resolved, out_dir, rows=None):
     for group, cells in _groups(spec, resolved):
         series, base = [], None
         for rc in cells:
-            recs = read_log(os.path.join(rc.train_dir, "log.jsonl"))
+            log_path = cell_train_log(rc)
+            recs = read_log(log_path) if log_path else []
             (le, lv), (ve, vv) = _epoch_series(recs)
             if not le and not ve:
                 continue
@@ -683,7 +693,8 @@ def make_plots(spec, resolved, out_dir, log=print, rows=None):
         for group, cells in _groups(spec, resolved):
             series = {}
             for rc in cells:
-                recs = read_log(os.path.join(rc.train_dir, "log.jsonl"))
+                log_path = cell_train_log(rc)
+                recs = read_log(log_path) if log_path else []
                 tr = [(r["step"], r["loss"]) for r in recs if r.get("type") == "train"]
                 if len(tr) < 2:
                     tr = [(r["epoch"], r["loss"]) for r in recs if r.get("type") == "epoch"]
