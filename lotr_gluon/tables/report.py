@@ -602,7 +602,7 @@ def _epoch_series(recs):
 
 def plot_training_curves(spec, resolved, out_dir, rows=None):
     """``train_curves[_<model>].png`` per group (:func:`_groups`): training loss (log scale, each loss in its own
-    units) and val NME (%) by epoch, one line per cell. Collapsed cells (:func:`collapsed`: diverged, non-finite,
+    units) and val NME (%) by epoch (both on a log scale where positive), one line per cell. Collapsed cells (:func:`collapsed`: diverged, non-finite,
     or not better than the mean shape beyond noise) are drawn dashed, labelled "collapsed", with an x at their
     last epoch; the mean shape's val NME is a dotted line. Returns the written paths."""
     from ..trainer import read_log
@@ -640,8 +640,13 @@ def plot_training_curves(spec, resolved, out_dir, rows=None):
                             color=line.get_color(), markersize=10)
         if base is not None:
             ax_v.axhline(base, color="gray", linestyle=":", label="mean shape")
-        if all(y > 0 for _, (le, lv), _, _ in series for y in lv if math.isfinite(y)):
-            ax_l.set_yscale("log")
+        for ax, k in ((ax_l, 1), (ax_v, 2)):   # log scale: the first epochs' errors are 10x the final ones
+            if all(y > 0 for s in series for y in s[k][1] if math.isfinite(y)):
+                ax.set_yscale("log")
+        if ax_v.get_yscale() == "log":    # NME in plain numbers (3, 4, 5, ... 10, 20) rather than 10^1 alone
+            from matplotlib.ticker import FormatStrFormatter
+            ax_v.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+            ax_v.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
         ax_l.set_ylabel("training loss")
         ax_v.set_ylabel("val NME (%)")
         ax_v.set_xlabel("epoch")
