@@ -204,6 +204,37 @@ def test_interrupted_cell_is_resumed(tmp_path):
     assert len(StubTrainer.calls) == n and cell_status(l2)[0] == "done"
 
 
+def test_run_of_another_configuration_is_stashed_and_restored(tmp_path):
+    """A cell's folder holding a run of another configuration (e.g. after a schedule change): the run moves to
+    .stash/ and the cell trains; going back to the first configuration restores its results without training."""
+    StubTrainer.calls = []
+    spec = get_table("lotr", 6)
+    a = resolve_cells(spec, "datatang", "smoke", out_root=str(tmp_path))[0]
+    b = resolve_cells(spec, "datatang", "smoke", opts=["TRAIN.EPOCHS", "3"], out_root=str(tmp_path))[0]
+    assert a.out_dir == b.out_dir and a.train_hash != b.train_hash
+
+    def run(rc):
+        logs = []
+        run_table([rc], str(tmp_path), trainer_cls=StubTrainer, evaluate_fn=stub_eval, progress=False,
+                  log=logs.append)
+        return logs
+    run(a)
+    assert cell_status(a)[0] == "done"
+    other = "results of another configuration there (moved to .stash/ when run)"
+    assert cell_status(b) == ("missing", other)
+    logs = run(b)
+    assert any(line.endswith("  training (%s)" % other) for line in logs), logs   # not "restoring"
+    stash = os.path.join(a.table_dir, ".stash", "%s-%s" % (a.name.replace("/", "__"), a.train_hash))
+    assert "    moved a run of another configuration (%s) to %s" % (a.train_hash, stash) in logs
+    assert cell_status(b)[0] == "done" and len(StubTrainer.calls) == 2
+    assert cell_status(a) == ("partial", "results of this configuration in .stash/, restored when run")
+    logs = run(a)
+    assert any(line.endswith("  restoring (results of this configuration in .stash/, restored when run)")
+               for line in logs), logs
+    assert cell_status(a)[0] == "done" and len(StubTrainer.calls) == 2      # nothing trained again
+    assert cell_status(b)[0] == "partial"                                  # b's run is in .stash/ now
+
+
 def test_cell_of_another_process_is_skipped(tmp_path, lock_holder):
     """Two reproduce_table commands side by side: a cell whose folder another process holds is left to it."""
     StubTrainer.calls = []

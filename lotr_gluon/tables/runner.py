@@ -695,7 +695,7 @@ def _run_locked(rc, head, out_root, trainer_cls, evaluate_fn, benchmark, progres
         log("%s  done (finished by another process)" % head)
         return "cached", 0.0, None
     what = {"partial": "resuming (%s)" % detail, "missing": "training" + (" (%s)" % detail if detail else "")}[status]
-    if ".stash" in detail:
+    if status == "partial" and ".stash" in detail:   # (a "missing" cell's detail names .stash/ as where it moves)
         what = "restoring (%s)" % detail
     elif rc.source is not None and status == "partial" and detail.startswith("weights"):
         what = "evaluating the weights of %s" % rc.source.name
