@@ -85,6 +85,13 @@ def cell_train_log(rc):
     return p
 
 
+def _train_records(rc):
+    """The records of :func:`cell_train_log` (``trainer.read_log``), [] where it is None."""
+    from ..trainer import read_log
+    p = cell_train_log(rc)
+    return read_log(p) if p else []
+
+
 def training_summary(rc):
     """How a cell's training went, from its ``log.jsonl`` (every resumed run included): ``{"epochs": trained,
     "of": configured, "minutes": sum of the epoch times, "images_per_s": median epoch}``; None before the
@@ -602,10 +609,10 @@ def _epoch_series(recs):
 
 def plot_training_curves(spec, resolved, out_dir, rows=None):
     """``train_curves[_<model>].png`` per group (:func:`_groups`): training loss (log scale, each loss in its own
-    units) and val NME (%) by epoch (both on a log scale where positive), one line per cell. Collapsed cells (:func:`collapsed`: diverged, non-finite,
-    or not better than the mean shape beyond noise) are drawn dashed, labelled "collapsed", with an x at their
-    last epoch; the mean shape's val NME is a dotted line. Returns the written paths."""
-    from ..trainer import read_log
+    units) and val NME (%) by epoch, both on a log scale where positive, one line per cell. Collapsed cells
+    (:func:`collapsed`: diverged, non-finite, or not better than the mean shape beyond noise) are drawn dashed,
+    labelled "collapsed", with an x at their last epoch; the mean shape's val NME is a dotted line. Returns the
+    written paths."""
     from .. import vis
     rows = build_rows(resolved) if rows is None else rows
     by_row = {r["cell"]: r for r in rows}
@@ -613,8 +620,7 @@ def plot_training_curves(spec, resolved, out_dir, rows=None):
     for group, cells in _groups(spec, resolved):
         series, base = [], None
         for rc in cells:
-            log_path = cell_train_log(rc)
-            recs = read_log(log_path) if log_path else []
+            recs = _train_records(rc)
             (le, lv), (ve, vv) = _epoch_series(recs)
             if not le and not ve:
                 continue
@@ -666,7 +672,6 @@ def make_plots(spec, resolved, out_dir, log=print, rows=None):
     the first cell), training-loss curves per loss function (Table VI), training curves of every cell (loss and
     val NME by epoch, collapsed cells marked: :func:`plot_training_curves`), LOTR Fig. 2 (Table VI). Returns the
     written paths."""
-    from ..trainer import read_log
     from .. import vis
     paths = []
     key = "nme_flip" if spec.primary_flip else "nme_noflip"
@@ -698,8 +703,7 @@ def make_plots(spec, resolved, out_dir, log=print, rows=None):
         for group, cells in _groups(spec, resolved):
             series = {}
             for rc in cells:
-                log_path = cell_train_log(rc)
-                recs = read_log(log_path) if log_path else []
+                recs = _train_records(rc)
                 tr = [(r["step"], r["loss"]) for r in recs if r.get("type") == "train"]
                 if len(tr) < 2:
                     tr = [(r["epoch"], r["loss"]) for r in recs if r.get("type") == "epoch"]
