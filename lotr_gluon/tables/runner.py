@@ -313,6 +313,11 @@ def _train_state(rc):
     return "none", ""
 
 
+#: ``cell_status`` details of a cell whose own run waits in ``.stash/`` (the runner says "restoring" for these)
+STASHED_RESULTS = "results of this configuration in .stash/, restored when run"
+STASHED_RUN = "a run of this configuration in .stash/, restored when run"
+
+
 def cell_status(rc):
     """``(status, detail)``: status is 'done', 'partial' or 'missing' (see the module docstring)."""
     m = _read_json(os.path.join(rc.out_dir, "metrics.json"))
@@ -329,9 +334,9 @@ def cell_status(rc):
         stash = os.path.join(rc.table_dir, ".stash", "%s-%s" % (rc.name.replace("/", "__"), rc.train_hash))
         sm = _read_json(os.path.join(stash, "metrics.json"))
         if sm is not None and sm.get("cell_hash") == rc.cell_hash:
-            return "partial", "results of this configuration in .stash/, restored when run"
+            return "partial", STASHED_RESULTS
         if os.path.isfile(os.path.join(stash, "cell.json")):
-            return "partial", "a run of this configuration in .stash/, restored when run"
+            return "partial", STASHED_RUN
     if m is not None or state == "other":
         return "missing", "results of another configuration there (moved to .stash/ when run)"
     return "missing", ""
@@ -695,7 +700,7 @@ def _run_locked(rc, head, out_root, trainer_cls, evaluate_fn, benchmark, progres
         log("%s  done (finished by another process)" % head)
         return "cached", 0.0, None
     what = {"partial": "resuming (%s)" % detail, "missing": "training" + (" (%s)" % detail if detail else "")}[status]
-    if status == "partial" and ".stash" in detail:   # (a "missing" cell's detail names .stash/ as where it moves)
+    if detail in (STASHED_RESULTS, STASHED_RUN):
         what = "restoring (%s)" % detail
     elif rc.source is not None and status == "partial" and detail.startswith("weights"):
         what = "evaluating the weights of %s" % rc.source.name
