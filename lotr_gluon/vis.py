@@ -57,6 +57,15 @@ def _new_figure(figsize, dpi):
     return fig
 
 
+def line_colors(n):
+    """``n`` distinct matplotlib colours for ``n`` lines of one plot: ``tab10`` up to 10 lines, ``tab20`` up to
+    20 (the default colour cycle repeats after 10, so an 11th line would share the first one's colour), then
+    ``tab20`` again."""
+    import matplotlib
+    cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
 def _prepare_path(path):
     if path is None:
         raise ValueError("path is required")
@@ -112,11 +121,11 @@ def plot_ced(curves, threshold, path, title=None, num_bins=1000, figsize=(6.0, 4
         raise ValueError("curves is empty")
     fig = _new_figure(figsize, dpi)
     ax = fig.add_subplot(1, 1, 1)
-    for name, nmes in curves.items():
+    for (name, nmes), color in zip(curves.items(), line_colors(len(curves))):
         x, y = _metrics.ced(nmes, threshold, num_bins=num_bins)
         a = _metrics.auc(nmes, threshold)
         fr = _metrics.failure_rate(nmes, threshold)
-        ax.plot(x, y, label="%s (AUC=%.2f%%, FR=%.2f%%)" % (name, 100 * a, 100 * fr))
+        ax.plot(x, y, color=color, label="%s (AUC=%.2f%%, FR=%.2f%%)" % (name, 100 * a, 100 * fr))
     ax.set_xlim(0.0, float(threshold))
     ax.set_ylim(0.0, 1.0)
     ax.set_xlabel("NME")

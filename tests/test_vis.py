@@ -34,6 +34,17 @@ def test_plot_ced(tmp_path):
         vis.plot_ced({}, 0.1, tmp_path / "x.png")
 
 
+def test_line_colors_distinct_past_ten_lines(tmp_path):
+    """Earp Table 3 draws 11 cells in one figure; the default colour cycle repeats after 10."""
+    for n in (1, 10, 11, 20):
+        colors = vis.line_colors(n)
+        assert len(colors) == n and len(set(colors)) == n
+    assert vis.line_colors(3) == [matplotlib.colormaps["tab10"](i) for i in range(3)]
+    rng = np.random.RandomState(0)
+    path = vis.plot_ced({"s%d" % i: rng.rand(30) * 0.1 for i in range(11)}, 0.1, tmp_path / "ced11.png")
+    _read_png(path)
+
+
 def test_plot_loss_curves_dict_and_records(tmp_path):
     steps = np.arange(20)
     p1 = vis.plot_loss_curves({"wing": (steps, 100.0 / (1 + steps)), "smooth_wing": (steps, 90.0 / (1 + steps))},

@@ -633,8 +633,8 @@ def plot_training_curves(spec, resolved, out_dir, rows=None):
             continue
         fig = vis._new_figure((7.0, 7.0), 100)
         ax_l, ax_v = fig.add_subplot(2, 1, 1), fig.add_subplot(2, 1, 2)
-        for label, (le, lv), (ve, vv), bad in series:
-            kw = {"linestyle": "--"} if bad else {}
+        for (label, (le, lv), (ve, vv), bad), color in zip(series, vis.line_colors(len(series))):
+            kw = {"linestyle": "--", "color": color} if bad else {"color": color}
             name = label + (" (collapsed)" if bad else "")
             for ax, xs, ys in ((ax_l, le, lv), (ax_v, ve, vv)):
                 if not xs:
