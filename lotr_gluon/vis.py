@@ -60,7 +60,7 @@ def _new_figure(figsize, dpi):
 def line_colors(n):
     """``n`` distinct matplotlib colours for ``n`` lines of one plot: ``tab10`` up to 10 lines, ``tab20`` up to
     20 (the default colour cycle repeats after 10, so an 11th line would share the first one's colour), then
-    ``tab20`` again."""
+    ``tab20`` again. Used by the CED, loss-curve and table training-curve figures."""
     import matplotlib
     cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
     return [cmap(i % cmap.N) for i in range(n)]
@@ -230,9 +230,10 @@ def plot_loss_curves(log_records, path, title=None, subplots=None, logy=False, x
         figsize = (7.0, max(2.4 * n, 4.5)) if subplots else (7.0, 4.5)
     fig = _new_figure(figsize, dpi)
     axes = [fig.add_subplot(n, 1, i + 1) for i in range(n)]
+    colors = line_colors(1 if subplots else len(series))   # one line per axes with subplots
     for i, (name, (xs, vs)) in enumerate(series.items()):
         ax = axes[i] if subplots else axes[0]
-        ax.plot(xs, vs, label=name, marker="." if len(xs) < 50 else None)
+        ax.plot(xs, vs, label=name, marker="." if len(xs) < 50 else None, color=colors[0 if subplots else i])
         if subplots:
             ax.set_ylabel(name)
     for ax in axes:

@@ -634,16 +634,16 @@ def plot_training_curves(spec, resolved, out_dir, rows=None):
         fig = vis._new_figure((7.0, 7.0), 100)
         ax_l, ax_v = fig.add_subplot(2, 1, 1), fig.add_subplot(2, 1, 2)
         for (label, (le, lv), (ve, vv), bad), color in zip(series, vis.line_colors(len(series))):
-            kw = {"linestyle": "--", "color": color} if bad else {"color": color}
+            kw = {"linestyle": "--"} if bad else {}
             name = label + (" (collapsed)" if bad else "")
             for ax, xs, ys in ((ax_l, le, lv), (ax_v, ve, vv)):
                 if not xs:
                     continue
-                line, = ax.plot(xs, [y if math.isfinite(y) else float("nan") for y in ys], marker=".", label=name,
-                                **kw)
+                ax.plot(xs, [y if math.isfinite(y) else float("nan") for y in ys], marker=".", label=name,
+                        color=color, **kw)
                 if bad:
                     ax.plot([xs[-1]], [next((y for y in reversed(ys) if math.isfinite(y)), float("nan"))], "x",
-                            color=line.get_color(), markersize=10)
+                            color=color, markersize=10)
         if base is not None:
             ax_v.axhline(base, color="gray", linestyle=":", label="mean shape")
         for ax, k in ((ax_l, 1), (ax_v, 2)):   # log scale: the first epochs' errors are 10x the final ones
