@@ -86,3 +86,38 @@ def test_skip_warning_names_the_caller_of_the_loader(tmp_path):
     assert len(w) == 1 and issubclass(w[0].category, LandmarkFileWarning)
     assert "a.pts: expected 68 points, found 2" in str(w[0].message)
     assert w[0].filename == __file__
+
+
+# ------------------------------------------------------------------------------------- EXIF orientation
+
+def _stored_for(upright, orientation):
+    """The pixels a camera stores so that EXIF ``orientation`` displays ``upright`` (Pillow's inverse ops)."""
+    from PIL import Image
+    inverse = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+               4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90,
+               7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_270}[orientation]
+    im = Image.fromarray(upright)
+    return im if inverse is None else im.transpose(inverse)
+
+
+def write_oriented(upright, orientation, path):
+    """Write ``upright`` (RGB) as a file whose EXIF Orientation is ``orientation`` and that displays upright."""
+    im = _stored_for(upright, orientation)
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    im.save(str(path), exif=exif.tobytes(), **({"quality": 95} if str(path).endswith(".jpg") else {}))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_read_image_applies_exif_orientation_on_a_real_face(datatang_root, tmp_path, orientation):
+    from PIL import Image, ImageOps
+    upright = core.read_image(datatang_root / "images" / "000019.jpg")
+    path = tmp_path / ("o%d.png" % orientation)
+    write_oriented(upright, orientation, path)
+    stored = np.asarray(Image.open(path).convert("RGB"))
+    assert core.exif_orientation(path) == orientation
+    assert (stored.shape[:2] == upright.shape[:2]) == (orientation <= 4)  # 5-8 are stored sideways
+    img = core.read_image(path)
+    np.testing.assert_array_equal(img, upright)  # lossless PNG: exactly the displayed pixels
+    np.testing.assert_array_equal(img, np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB")))
+    assert core.check_image(path) == upright.shape[:2]  # the size points are checked against: as displayed

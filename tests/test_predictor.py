@@ -19,7 +19,7 @@ import pytest
 from lotr_gluon.data.align import five_points_from_landmarks
 from lotr_gluon.data.augment import flip_points
 from lotr_gluon.data.dataset import AlignedFaceDataset
-from lotr_gluon.data.formats import ImageReadError, load_datatang
+from lotr_gluon.data.formats import ImageReadError, load_datatang, read_image
 from lotr_gluon.data.schemes import get_scheme
 from lotr_gluon.detectors import (DEFAULT_BOX_TEMPLATE, DetectorUnavailable, Face, InsightFaceDetector,
                                   OpenCVDetector, five_points_from_box, get_detector, haar_cascade_path)
@@ -432,3 +432,23 @@ def test_given_faces_are_checked_against_the_image(dataset):
                                                                       [165, 50]])], refine=False)
     assert len(res) == 2 and stub.calls == [2]
     check_face(Face(box=[0, 0, 1, 1]), 160, 120)
+
+
+def test_demo_on_a_sideways_phone_photo(demo, tiny_params, sample, tmp_path, shared_dir):
+    """A JPEG stored sideways with EXIF Orientation 6 (as phones write it): YuNet finds the face, the landmarks
+    and the output picture are in the pixels of the photo as displayed (upright)."""
+    from test_data_formats import write_oriented
+    yunet = shared_dir / "models" / "face_detection_yunet.onnx"
+    upright = read_image(sample.image_path)
+    photo = tmp_path / "phone.jpg"
+    write_oriented(upright, 6, photo)
+    assert cv2.imread(str(photo), cv2.IMREAD_UNCHANGED).shape[:2] == upright.shape[1::-1]  # stored sideways
+    png, js = str(tmp_path / "out.png"), str(tmp_path / "out.json")
+    assert demo.main(["--cfg", CFG, "--params", tiny_params, "--detector", "yunet", "--det-model", str(yunet),
+                      "--image", str(photo), "--out", png, "--json", js] + OPTS) == 0
+    assert cv2.imread(png).shape[:2] == upright.shape[:2]
+    rec = json.load(open(js))["images"][0]
+    assert (rec["height"], rec["width"]) == upright.shape[:2] and len(rec["faces"]) >= 1
+    box = rec["faces"][0]["box"]
+    cx, cy = sample.landmarks.mean(0)  # the annotated face, in upright pixels
+    assert box[0] < cx < box[2] and box[1] < cy < box[3]

@@ -15,6 +15,7 @@ reason. Configuration errors (a missing root folder, split file or annotation li
 
 This module imports no format module: :data:`FORMATS` is filled when :mod:`lotr_gluon.data.formats` is imported.
 """
+import io
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -23,12 +24,13 @@ from typing import Dict, Optional
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from ...errors import DataError
 
 __all__ = [
     "FaceSample", "LandmarkFileError", "ImageReadError", "LandmarkFileWarning", "read_image", "check_image",
-    "validate_samples", "OUTSIDE_MARGIN", "IMAGE_EXTENSIONS", "FORMATS", "register_format", "load_samples",
+    "exif_orientation", "apply_orientation", "validate_samples", "OUTSIDE_MARGIN", "IMAGE_EXTENSIONS", "FORMATS", "register_format", "load_samples",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".png", ".jpeg", ".JPG", ".PNG", ".JPEG", ".bmp")
@@ -270,8 +272,44 @@ def read_names(list_file):
 
 # ------------------------------------------------------------------------------------------------- images
 
+#: EXIF Orientation tag (0x0112) -> the array operation that turns the stored pixels into the image as displayed
+#: (the same as Pillow's ``ImageOps.exif_transpose``): 2 mirror, 3 rotate 180, 4 flip, 5 transpose, 6 rotate 90
+#: clockwise, 7 transverse, 8 rotate 90 counter-clockwise.
+_ORIENT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1], 5: lambda a: a.swapaxes(0, 1),
+           6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, 2).swapaxes(0, 1), 8: lambda a: np.rot90(a, 1)}
+
+
+def _header(data):
+    """((height, width) as displayed, EXIF orientation 1-8) from an encoded image's header (Pillow, no decode);
+    (None, 1) when Pillow cannot parse it."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            orientation = im.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - any failure: no orientation, size from a full decode
+        return None, 1
+    orientation = orientation if orientation in _ORIENT else 1
+    return ((int(w), int(h)) if orientation >= 5 else (int(h), int(w))), orientation
+
+
+def exif_orientation(path):
+    """The EXIF Orientation (1-8) of an image file; 1 when it has none (or it is not a file Pillow reads)."""
+    with open(str(path), "rb") as f:
+        return _header(f.read())[1]
+
+
+def apply_orientation(img, orientation):
+    """The stored pixels ``img`` (H, W, ...) turned as EXIF ``orientation`` (1-8) says they are displayed."""
+    op = _ORIENT.get(int(orientation))
+    return img if op is None else np.ascontiguousarray(op(img))
+
+
 def read_image(path):
-    """Decode an image file as RGB.
+    """Decode an image file as RGB, as it is displayed: the EXIF Orientation is applied.
+
+    Landmarks and boxes of this project are in pixels of this array, so a phone photo stored sideways with
+    Orientation 6 gives points on the upright face, where any viewer shows it. Annotations of a dataset image
+    that carries an orientation must be in those displayed pixels too.
 
     Parameters
     ----------
@@ -280,7 +318,8 @@ def read_image(path):
     Returns
     -------
     ndarray uint8, shape (H, W, 3)
-        RGB. Grey images are replicated to 3 channels; alpha is dropped; 16-bit images are scaled to 8 bits.
+        RGB, (H, W) as displayed. Grey images are replicated to 3 channels; alpha is dropped; 16-bit images are
+        scaled to 8 bits.
 
     Raises
     ------
@@ -303,24 +342,13 @@ def read_image(path):
         img = (img >> 8).astype(np.uint8)
     elif img.dtype != np.uint8:
         img = np.clip(img, 0, 255).astype(np.uint8)
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    if img.shape[2] == 1:
-        return cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2RGB)
-    if img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
-def _header_size(path):
-    """(height, width) from the image header (Pillow, no decode), or None when Pillow cannot parse it."""
-    try:
-        from PIL import Image
-        with Image.open(path) as im:
-            w, h = im.size
-        return int(h), int(w)
-    except Exception:  # noqa: BLE001 - any failure: fall back to a full decode
-        return None
+    if img.ndim == 2 or img.shape[2] == 1:
+        img = cv2.cvtColor(img.reshape(img.shape[:2]), cv2.COLOR_GRAY2RGB)
+    elif img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    else:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return apply_orientation(img, _header(buf.tobytes())[1])
 
 
 def check_image(path):
@@ -337,7 +365,7 @@ def check_image(path):
     Returns
     -------
     (int, int)
-        (height, width) in pixels as :func:`read_image` returns them (EXIF orientation not applied).
+        (height, width) in pixels as :func:`read_image` returns them (as displayed: EXIF orientation applied).
 
     Raises
     ------
@@ -359,7 +387,7 @@ def check_image(path):
         raise ImageReadError(path, "cannot decode image: %s" % e) from None
     if small is None or small.size == 0:
         raise ImageReadError(path, "cannot decode image (truncated, corrupt or unsupported format)")
-    size = _header_size(path)
+    size = _header(buf.tobytes())[0]
     if size is None:
         size = read_image(path).shape[:2]
     return size
