@@ -335,3 +335,17 @@ def test_missing_data_root_is_a_data_error(tools, tiny, capsys):
             "DATA.ROOT", missing]
     assert run_main(tools["test"].main, argv) == DataError.exit_code
     assert "DATA.ROOT %r is not a folder" % missing in _one_line(capsys)
+
+
+def test_face_listed_twice_in_a_split(tools, tiny, tmp_path, capsys):
+    split = tiny["data"] / "splits" / "twice.txt"
+    split.write_text("000016\n000019\n\n000016.jpg\n")
+    assert run_main(tools["test"].main, ["--cfg", tiny["cfg"], "--params", tiny["params"], "--no-baseline",
+                                         "--out", str(tmp_path / "t"), "DATA.TEST_SPLIT", "splits/twice.txt"]) == 3
+    line = _one_line(capsys)
+    assert "twice.txt:4: '000016' is listed twice (lines 1 and 4)" in line
+    out = tmp_path / "run"
+    assert run_main(tools["train"].main, ["--cfg", tiny["cfg"], "--out", str(out), "--no-progress",
+                                          "DATA.TRAIN_SPLIT", "splits/twice.txt"]) == 3
+    assert "listed twice" in _one_line(capsys)
+    assert not (out / "config.yaml").exists()

@@ -354,3 +354,13 @@ def test_detections_errors(tmp_path):
     _expect(lambda: load_detections(path), "det.json", "invalid JSON")
     with pytest.raises(FileNotFoundError):
         load_detections(tmp_path / "none.json")
+
+
+def test_a_face_listed_twice_is_an_error(wflw_copy):
+    ann = wflw_copy / WFLW_LIST
+    good = _lines(ann)
+    ann.write_text("\n".join(good + good[:1]) + "\n")
+    n = len(good) + 1
+    with pytest.raises(LandmarkFileError, match=r"listed twice \(lines 1 and %d\)" % n) as e:
+        load_samples("wflw", wflw_copy, annotation=str(ann))
+    assert e.value.line == n and e.value.path == str(ann)

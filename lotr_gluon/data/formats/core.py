@@ -30,7 +30,7 @@ from ...errors import DataError
 
 __all__ = [
     "FaceSample", "LandmarkFileError", "ImageReadError", "LandmarkFileWarning", "read_image", "check_image",
-    "exif_orientation", "apply_orientation", "validate_samples", "OUTSIDE_MARGIN", "IMAGE_EXTENSIONS", "FORMATS", "register_format", "load_samples",
+    "exif_orientation", "apply_orientation", "check_unique", "validate_samples", "OUTSIDE_MARGIN", "IMAGE_EXTENSIONS", "FORMATS", "register_format", "load_samples",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".png", ".jpeg", ".JPG", ".PNG", ".JPEG", ".bmp")
@@ -255,10 +255,16 @@ def subfolder(root, split):
 
 
 def read_names(list_file):
-    """Names listed one per line (blank lines and '#' comments skipped; a known extension is stripped)."""
-    names = []
+    """Names listed one per line (blank lines and '#' comments skipped; a known extension is stripped).
+
+    Raises
+    ------
+    LandmarkFileError
+        A name listed twice (its face would be trained on or scored twice); the message gives both lines.
+    """
+    names, first = [], {}
     with open(list_file, "r", encoding="utf-8") as f:
-        for raw in f:
+        for lineno, raw in enumerate(f, 1):
             s = raw.split("#", 1)[0].strip()
             if not s:
                 continue
@@ -266,8 +272,26 @@ def read_names(list_file):
                 if s.endswith(ext):
                     s = s[: -len(ext)]
                     break
+            if s in first:
+                raise LandmarkFileError(list_file, "%r is listed twice (lines %d and %d): each face of a split must "
+                                        "be listed once" % (s, first[s], lineno), lineno)
+            first[s] = lineno
             names.append(s)
     return names
+
+
+def check_unique(samples, source):
+    """Raise :class:`LandmarkFileError` on ``source`` when two samples are the same face: the same image and the
+    same landmarks (a line repeated in an annotation list); several faces of one image are kept."""
+    seen = {}
+    for s in samples:
+        key = (s.image_path, s.landmarks.tobytes())
+        if key in seen:
+            raise LandmarkFileError(source, "the face of %s is listed twice%s: each face of a split must be listed "
+                                    "once" % (s.image_path, "" if s.source_line is None or seen[key] is None else
+                                              " (lines %d and %d)" % (seen[key], s.source_line)), s.source_line)
+        seen[key] = s.source_line
+    return samples
 
 
 # ------------------------------------------------------------------------------------------------- images
@@ -519,9 +543,9 @@ def load_samples(fmt, root, split=None, annotation=None, on_error="raise", num_p
     ValueError
         Unknown ``fmt`` (lists the valid ones), or wflw without an annotation file.
     FileNotFoundError, LandmarkFileError
-        From the loaders.
+        From the loaders; a face listed twice in the split (:func:`check_unique`).
     """
     load = FORMATS.get(fmt) if isinstance(fmt, str) else None
     if load is None:
         raise ValueError("unknown annotation format %r; valid: %s" % (fmt, ", ".join(FORMATS)))
-    return load(root, split, annotation, on_error, num_points)
+    return check_unique(load(root, split, annotation, on_error, num_points), annotation or split or root)
