@@ -123,7 +123,8 @@ def read_torch_legacy(path):
         f.seek(0)
         storages = {}
         try:
-            magic, protocol, _sys_info = pickle.load(f), pickle.load(f), pickle.load(f)
+            magic, protocol = pickle.load(f), pickle.load(f)
+            pickle.load(f)  # sys_info: endianness and type sizes
             if magic != _MAGIC or protocol != _PROTOCOL:
                 raise ModelError("%s: not a legacy PyTorch file (magic %r, protocol %r)" % (path, magic, protocol))
             state = _Unpickler(f, storages).load()

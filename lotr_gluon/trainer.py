@@ -45,6 +45,7 @@ from .build import build, build_dataset, build_optimizer, build_scheme, contexts
 from .config import run_dir
 from .data.dataset import mean_shape
 from .errors import DivergenceError, RunFolderError
+from .files import append_line, atomic_text, atomic_write, atomic_write_all, writing
 from .evaluate import evaluate_dataset, mean_shape_baseline
 from .runlock import run_lock
 
@@ -266,29 +267,18 @@ def match_optimizer_states(states_file, param_names, param_shapes, saved_names=N
     raise first_error
 
 
-def _atomic(path, writer):
-    tmp = path + ".tmp"
-    writer(tmp)
-    os.replace(tmp, path)
+#: the end of the message of a failed write in a run folder
+RESUME_HINT = "the last complete checkpoint is kept: make room or fix the folder, then continue with --resume"
 
 
 def atomic_save_params(net, path):
     """``net.save_parameters`` through a temporary file and ``os.replace`` (never a half-written file)."""
-    _atomic(path, net.save_parameters)
+    atomic_write(path, net.save_parameters, RESUME_HINT)
 
 
-def _atomic_json(obj, path):
-    def w(tmp):
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=1)
-    _atomic(path, w)
-
-
-def _atomic_text(text, path):
-    def w(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-    _atomic(path, w)
+def _dump_json(obj, path):
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1)
 
 
 def lr_at(epoch_float, base_lr, steps, factor, warmup_epochs=0.0):
@@ -393,13 +383,14 @@ class Trainer:
         return os.path.join(self.out_dir, name)
 
     def save_checkpoint(self):
-        """Write ``checkpoint_last.params`` / ``.states`` / ``.json`` (each atomically; the ``.json`` last)."""
-        atomic_save_params(self.net, self._ckpt("checkpoint_last.params"))
-        _atomic(self._ckpt("checkpoint_last.states"), self.trainer.save_states)
-        _atomic_json({"epoch": self.epoch, "step": self.step, "best_nme": self.best_nme, "seed": self.cfg.SEED,
-                      "loss_history": self.loss_history, "rng": _rng_state(self.train_set.augmenter),
-                      "param_order": self._param_order()[0]},
-                     self._ckpt("checkpoint_last.json"))
+        """Write ``checkpoint_last.params`` / ``.states`` / ``.json`` together (:func:`atomic_write_all`: all
+        three of this epoch, or, when a write fails, all three of the previous one)."""
+        meta = {"epoch": self.epoch, "step": self.step, "best_nme": self.best_nme, "seed": self.cfg.SEED,
+                "loss_history": self.loss_history, "rng": _rng_state(self.train_set.augmenter),
+                "param_order": self._param_order()[0]}
+        atomic_write_all([(self._ckpt("checkpoint_last.params"), self.net.save_parameters),
+                          (self._ckpt("checkpoint_last.states"), self.trainer.save_states),
+                          (self._ckpt("checkpoint_last.json"), lambda tmp: _dump_json(meta, tmp))], RESUME_HINT)
 
     def _param_order(self):
         """Structural names and shapes of the optimiser's parameters in its index order (gluon.Trainer sorts
@@ -463,11 +454,7 @@ class Trainer:
         """Append one record to ``log.jsonl`` as one ``write`` of a whole line (no partial line unless killed
         inside that system call)."""
         line = (json.dumps(dict(record, time=time.time())) + "\n").encode("utf-8")
-        fd = os.open(self._ckpt("log.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
+        append_line(self._ckpt("log.jsonl"), line, RESUME_HINT)
 
     def _drop_records_after(self, step):
         """Rewrite ``log.jsonl`` (atomically) without the step records after ``step`` (an interrupted epoch)
@@ -493,7 +480,7 @@ class Trainer:
             def w(tmp):
                 with open(tmp, "wb") as f:
                     f.writelines(keep)
-            _atomic(path, w)
+            atomic_write(path, w, RESUME_HINT)
         return dropped
 
     # ------------------------------------------------------------------ divergence
@@ -693,7 +680,7 @@ class Trainer:
         if resume:
             self.resume()
         # only now (checks passed, checkpoint loaded) is the folder written
-        _atomic_text(cfg.dump(), self._ckpt("config.yaml"))
+        atomic_text(cfg.dump(), self._ckpt("config.yaml"), RESUME_HINT)
         if base is not None and self.epoch == 0:
             self._log(dict({"type": "mean_shape_baseline"}, **base))
         metrics = None
@@ -720,8 +707,10 @@ class Trainer:
                            val_spread_px=metrics["pred_spread_px"])
                 if metrics["nme"] < self.best_nme:
                     self.best_nme = metrics["nme"]
-                    atomic_save_params(self.net, self._ckpt("model_best.params"))
-                    _atomic_json({"epoch": self.epoch, "step": self.step, **metrics}, self._ckpt("model_best.json"))
+                    best = {"epoch": self.epoch, "step": self.step, **metrics}
+                    atomic_write_all([(self._ckpt("model_best.params"), self.net.save_parameters),
+                                      (self._ckpt("model_best.json"), lambda tmp: _dump_json(best, tmp))],
+                                     RESUME_HINT)
             self._log(rec)
             self.save_checkpoint()
             # one summary line per epoch, with or without tqdm bars
@@ -741,10 +730,11 @@ class Trainer:
         recs = read_log(self._ckpt("log.jsonl"))
         train = [(r["step"], r["loss"]) for r in recs if r.get("type") == "train"]
         val = [(r["step"], 100 * r["nme"]) for r in recs if r.get("type") == "val"]
-        if train:
-            plot_loss_curves({"train loss": tuple(zip(*train))}, self._ckpt("loss_curve.png"))
-        if val:
-            plot_loss_curves({"val NME (%)": tuple(zip(*val))}, self._ckpt("val_curve.png"))
+        for series, name in (({"train loss": tuple(zip(*train))} if train else None, "loss_curve.png"),
+                             ({"val NME (%)": tuple(zip(*val))} if val else None, "val_curve.png")):
+            if series:
+                with writing(self._ckpt(name), "the checkpoints are complete"):
+                    plot_loss_curves(series, self._ckpt(name))
 
 
 def read_log(path):

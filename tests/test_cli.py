@@ -349,3 +349,44 @@ def test_face_listed_twice_in_a_split(tools, tiny, tmp_path, capsys):
                                           "DATA.TRAIN_SPLIT", "splits/twice.txt"]) == 3
     assert "listed twice" in _one_line(capsys)
     assert not (out / "config.yaml").exists()
+
+
+def _files(folder, names):
+    return {n: (folder / n).read_bytes() for n in names}
+
+
+def test_write_errors_during_training_are_one_line_and_lose_nothing(tools, tiny, tmp_path, capsys):
+    out = tmp_path / "run"
+    train = ["--cfg", tiny["cfg"], "--out", str(out), "--no-progress"]
+    assert run_main(tools["train"].main, train) == 0
+    ckpt = ("checkpoint_last.params", "checkpoint_last.states", "checkpoint_last.json")
+    before = _files(out, ckpt)
+    capsys.readouterr()
+    # disk full at the next checkpoint: the weights' temporary file is /dev/full
+    os.symlink("/dev/full", str(out / "checkpoint_last.params.tmp"))
+    assert run_main(tools["train"].main, train + ["--resume", "TRAIN.EPOCHS", "2"]) == OutputError.exit_code
+    line = _one_line(capsys)
+    assert "cannot write %s" % (out / "checkpoint_last.params") in line and "--resume" in line
+    assert _files(out, ckpt) == before and not os.path.lexists(str(out / "checkpoint_last.params.tmp"))
+    # a folder where the optimiser state goes (as a permission error would, even for root)
+    (out / "checkpoint_last.states.tmp").mkdir()
+    assert run_main(tools["train"].main, train + ["--resume", "TRAIN.EPOCHS", "2"]) == OutputError.exit_code
+    assert "checkpoint_last.states: Is a directory" in _one_line(capsys)
+    assert _files(out, ckpt) == before and not os.path.exists(str(out / "checkpoint_last.params.tmp"))
+    (out / "checkpoint_last.states.tmp").rmdir()
+    # a figure that cannot be written: exit 7 after the checkpoint of epoch 2 is complete
+    (out / "val_curve.png").unlink()
+    (out / "val_curve.png").mkdir()
+    assert run_main(tools["train"].main, train + ["--resume", "TRAIN.EPOCHS", "2"]) == OutputError.exit_code
+    assert "val_curve.png" in _one_line(capsys)
+    assert json.loads((out / "checkpoint_last.json").read_text())["epoch"] == 2
+    (out / "val_curve.png").rmdir()
+    # the log
+    (out / "log.jsonl").rename(out / "log.bak")
+    (out / "log.jsonl").mkdir()
+    assert run_main(tools["train"].main, train + ["--resume", "TRAIN.EPOCHS", "3"]) == OutputError.exit_code
+    assert "log.jsonl" in _one_line(capsys)
+    (out / "log.jsonl").rmdir()
+    (out / "log.bak").rename(out / "log.jsonl")
+    assert run_main(tools["train"].main, train + ["--resume", "TRAIN.EPOCHS", "3"]) == 0
+    assert json.loads((out / "checkpoint_last.json").read_text())["epoch"] == 3

@@ -39,10 +39,9 @@ import traceback
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-import numpy as np
-
 from ..config import get_defaults, load_config, load_run_config
 from ..errors import LotrError
+from ..files import atomic_json
 from ..runlock import LOCK_FILE, RunFolderBusy, run_lock
 from .spec import benchmark_settings, parse_scale, scale_overrides
 
@@ -281,20 +280,6 @@ def _read_json(path):
         return None
 
 
-def _write_json(obj, path):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, default=_json_default)
-    os.replace(tmp, path)
-
-
-def _json_default(o):
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
-
 
 def _train_state(rc):
     """('trained' | 'partial' | 'other' | 'none', detail) of the training folder of a cell."""
@@ -366,7 +351,7 @@ def _prepare_dir(rc, out_root, log):
     files = _files(d)
     same = _same_training(rc, d, meta)
     if same and meta.get("train_hash") != rc.train_hash:  # e.g. trained before issue 13 (other hashes)
-        _write_json(dict(meta, train_hash=rc.train_hash, train_hash_before=meta.get("train_hash")), meta_path)
+        atomic_json(dict(meta, train_hash=rc.train_hash, train_hash_before=meta.get("train_hash")), meta_path)
         log("    the run there has this configuration (its config.yaml); train hash updated")
     elif files and not same:
         old = (meta or {}).get("train_hash") or "unknown-%d" % int(time.time())
@@ -425,7 +410,7 @@ def ensure_trained(rc, out_root="output/tables", trainer_cls=None, progress=True
             for f in _RUN_FILES_KEEP:
                 if os.path.isfile(os.path.join(src, f)):
                     shutil.copy2(os.path.join(src, f), os.path.join(d, f))
-            _write_json(dict(base, trained=True, reused_from=src, finished=time.time()), meta_path)
+            atomic_json(dict(base, trained=True, reused_from=src, finished=time.time()), meta_path)
             log("    reused the finished run %s (same training configuration)" % src)
             return d
     resume = bool(meta and meta.get("train_hash") == rc.train_hash
@@ -434,12 +419,12 @@ def ensure_trained(rc, out_root="output/tables", trainer_cls=None, progress=True
         for f in _files(d):  # leftovers without a checkpoint (e.g. killed before the first epoch)
             if f not in ("cell.json",):
                 os.remove(os.path.join(d, f))
-    _write_json(dict(base, started=time.time()), meta_path)
+    atomic_json(dict(base, started=time.time()), meta_path)
     trainer_cls = trainer_cls or _default_trainer()
     t0 = time.time()
     trainer = trainer_cls(rc.cfg, out_dir=d, progress=progress)
     trainer.fit(resume=resume)
-    _write_json(dict(base, trained=True, resumed=resume, finished=time.time(), train_seconds=time.time() - t0),
+    atomic_json(dict(base, trained=True, resumed=resume, finished=time.time(), train_seconds=time.time() - t0),
                 meta_path)
     if not keep_checkpoints:
         for f in ("checkpoint_last.params", "checkpoint_last.states"):
@@ -474,7 +459,7 @@ def evaluate_cell(cfg, params, flips=(False, True), out_dir=None):
     out["mean_shape_baseline"] = base
     out["nmes"]["mean_shape"] = [float(x) for x in base_nmes]
     if out_dir:
-        _write_json({"names": out["names"], "threshold": run.scheme.threshold,
+        atomic_json({"names": out["names"], "threshold": run.scheme.threshold,
                      **{"nme_" + k: v for k, v in out["nmes"].items()}}, os.path.join(out_dir, "per_image.json"))
         keys = [k for k in ("noflip", "flip", "mean_shape") if k in out["nmes"]]
         with open(os.path.join(out_dir, "per_image.csv"), "w") as f:
@@ -581,7 +566,7 @@ def run_cell(rc, out_root="output/tables", trainer_cls=None, evaluate_fn=None, b
     except TrainingDiverged as err:
         os.makedirs(rc.out_dir, exist_ok=True)
         record.update(diverged=True, error=str(err), values={}, seconds=time.time() - t0)
-        _write_json(record, os.path.join(rc.out_dir, "metrics.json"))
+        atomic_json(record, os.path.join(rc.out_dir, "metrics.json"))
         return record
     done = _read_json(os.path.join(rc.out_dir, "metrics.json"))
     if done and done.get("cell_hash") == rc.cell_hash:  # restored from .stash/ with its results
@@ -607,7 +592,7 @@ def run_cell(rc, out_root="output/tables", trainer_cls=None, evaluate_fn=None, b
                   num_images=len(result.get("names", [])), model_info=info, benchmark=bench,
                   train_dir=os.path.abspath(train_dir), train_seconds=train_meta.get("train_seconds"),
                   reused_from=train_meta.get("reused_from"), seconds=time.time() - t0, finished=time.time())
-    _write_json(record, os.path.join(rc.out_dir, "metrics.json"))
+    atomic_json(record, os.path.join(rc.out_dir, "metrics.json"))
     return record
 
 
@@ -678,7 +663,7 @@ def run_table(resolved, out_root="output/tables", trainer_cls=None, evaluate_fn=
                                             (fn, None), log)
                     m.setdefault("values", {}).update(ms_noflip=m["benchmark"].get("ms_noflip"),
                                                       ms_flip=m["benchmark"].get("ms_flip"))
-                    _write_json(m, os.path.join(rc.out_dir, "metrics.json"))
+                    atomic_json(m, os.path.join(rc.out_dir, "metrics.json"))
             log("%s  done (cached%s)  %s" % (head, ", " + detail if detail else "", _short(rc.spec, m)))
             summary[rc.name] = ("cached", 0.0, None)
             continue
