@@ -390,3 +390,13 @@ def test_write_errors_during_training_are_one_line_and_lose_nothing(tools, tiny,
     (out / "log.bak").rename(out / "log.jsonl")
     assert run_main(tools["train"].main, train + ["--resume", "TRAIN.EPOCHS", "3"]) == 0
     assert json.loads((out / "checkpoint_last.json").read_text())["epoch"] == 3
+
+
+def test_list_item_of_the_wrong_type_writes_nothing(tools, tiny, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["--cfg", tiny["cfg"], "--out", str(out), "--no-progress", "TRAIN.LR_STEPS", '["a"]']
+    assert run_main(tools["train"].main, args) == UsageError.exit_code
+    assert "TRAIN.LR_STEPS on the command line expects a list of numbers" in _one_line(capsys)
+    assert not out.exists()
+    args[-1] = "[1]"  # the same command, corrected, is not refused as 'already holds a run'
+    assert run_main(tools["train"].main, args) == 0

@@ -2,6 +2,7 @@
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -273,3 +274,28 @@ def test_migrate_legacy_partial_and_conflicting():
     assert migrate_legacy({"TRAIN": {"LR": 0.1}}) == {"TRAIN": {"LR": 0.1}}
     with pytest.raises(ConfigError, match="MODEL.ENC_LAYERS"):
         migrate_legacy({"MODEL": {"ENC_LAYERS": 3, "TRANSFORMER": {"ENC_LAYERS": 4}}})
+
+
+@pytest.mark.parametrize("key,value,item", [("TRAIN.LR_STEPS", '["a"]', "item 0 is 'a' (str)"),
+                                            ("TRAIN.LR_STEPS", "[10, True]", "item 1 is True (bool)"),
+                                            ("MODEL.HEAD.HIDDEN", "[512, 0.5]", "item 1 is 0.5 (float)"),
+                                            ("DATA.MEAN", '[0.5, "x", 0.5]', "item 1 is 'x' (str)"),
+                                            ("MODEL.INIT_FROM_PREFIXES", "[1]", "item 0 is 1 (int)")])
+def test_list_items_of_the_wrong_type_are_refused_at_load(tmp_path, key, value, item):
+    with pytest.raises(ConfigError, match=re.escape(item)):
+        load_config(None, [key, value])
+    section, name = key.rsplit(".", 1)
+    text = "".join("%s%s:\n" % ("  " * i, part) for i, part in enumerate(section.split("."))) + \
+        "%s%s: %s\n" % ("  " * len(section.split(".")), name, value)
+    (tmp_path / "c.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=re.escape("%s in %s" % (key, tmp_path / "c.yaml"))):
+        load_config(str(tmp_path / "c.yaml"))
+
+
+def test_fractional_lr_steps_are_mid_epoch_steps():
+    from lotr_gluon.trainer import lr_at
+    cfg = load_config(None, ["TRAIN.LR_STEPS", "[1.5]"])
+    assert cfg.TRAIN.LR_STEPS == [1.5]
+    assert lr_at(1.49, 1.0, cfg.TRAIN.LR_STEPS, 0.1) == 1.0
+    assert lr_at(1.5, 1.0, cfg.TRAIN.LR_STEPS, 0.1) == pytest.approx(0.1)
+    assert load_config(None, ["DATA.MEAN", "[0, 0.5, 1]"]).DATA.MEAN == [0, 0.5, 1]  # ints are numbers too

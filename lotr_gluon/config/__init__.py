@@ -46,6 +46,38 @@ def _type_error(key, expected, value, source):
                        % (key, source, _type_name(expected), expected, value, type(value).__name__, hint))
 
 
+#: list keys whose items are not of the defaults' item type: LR_STEPS are epochs, whole or fractional (the
+#: learning rate is set per step, so a step at 1.5 takes effect half-way through epoch 2); DEVICES are GPU ids
+LIST_ITEM_TYPES = {"TRAIN.LR_STEPS": (int, float), "DEVICES": (int,)}
+
+
+def _item_types(key, expected):
+    """The types a list ``key`` accepts for its items (from its default), or None when not known."""
+    if key in LIST_ITEM_TYPES:
+        return LIST_ITEM_TYPES[key]
+    kinds = {type(v) for v in expected}
+    if kinds == {int}:
+        return (int,)
+    if kinds and kinds <= {int, float}:
+        return (int, float)
+    if kinds == {str}:
+        return (str,)
+    return None
+
+
+def _check_items(key, value, expected, source):
+    """ConfigError for the first item of the list ``value`` whose type ``key`` does not accept."""
+    types = _item_types(key, expected)
+    if types is None:
+        return
+    for i, item in enumerate(value):
+        if isinstance(item, bool) or not isinstance(item, types):
+            what = {(int,): "whole numbers", (int, float): "numbers", (str,): "strings"}[types]
+            raise ConfigError("config key %s %s expects a list of %s (like %r), got %r: item %d is %r (%s)"
+                              % (key, source, what, list(expected) or [0], list(value), i, item,
+                                 type(item).__name__))
+
+
 def _same_type(value, expected):
     """yacs' rule: the same type, or list <-> tuple (no int -> float)."""
     return type(value) is type(expected) or (isinstance(value, (list, tuple)) and isinstance(expected, (list, tuple)))
@@ -65,6 +97,8 @@ def _check_types(cfg, other, path, source):
                               % (full, source, ", ".join(sorted(cur.keys())), v))
         if v is not None and cur is not None and not _same_type(v, cur):
             raise _type_error(full, cur, v, source)
+        if isinstance(v, (list, tuple)):
+            _check_items(full, v, cur, source)
 
 
 def flatten_keys(cfg, prefix=""):
@@ -166,6 +200,8 @@ def _load(cfg_file, opts, freeze, migrate):
             expected = _lookup(cfg, key)
             if value is not None and expected is not None and not _same_type(value, expected):
                 raise _type_error(key, expected, value, "on the command line")
+            if isinstance(value, (list, tuple)):
+                _check_items(key, value, expected, "on the command line")
         cfg.merge_from_list(list(opts))
     if not (migrate and cfg.CFG_NAME):  # a run folder's config.yaml keeps the name of its run
         cfg.CFG_NAME = os.path.splitext(os.path.basename(cfg_file))[0] if cfg_file else "default"
