@@ -16,7 +16,7 @@ from .errors import DataError, ModelError
 from .losses import get_loss
 
 __all__ = ["build_scheme", "build_samples", "build_dataset", "build_loss", "build_optimizer", "split_path",
-           "check_model_config", "load_params", "load_model", "build", "build_criterion", "build_postprocessor",
+           "check_model_config", "check_params_file", "load_params", "load_model", "build", "build_criterion", "build_postprocessor",
            "inference_config", "model_kind", "needs_anchors", "flip_permutation", "Criterion", "PostProcessor",
            "ParamsFileError", "EmptySplitError", "DataRootError", "TRAINING_ONLY_PREFIXES", "OUTPUT_KINDS"]
 
@@ -160,6 +160,19 @@ class ParamsFileError(ModelError, FileNotFoundError):
     """A ``.params`` file that is missing, unreadable, or holds the weights of another architecture."""
 
 
+def check_params_file(path, hint=""):
+    """``str(path)`` when it is a file; else :class:`ParamsFileError` saying it is missing (``hint``, e.g.
+    "train first, or pass --params", in parentheses) or a folder (naming the folder's ``.params`` files)."""
+    path = str(path)
+    if os.path.isdir(path):
+        inside = sorted(f for f in os.listdir(path) if f.endswith(".params"))
+        raise ParamsFileError("model weights %s: a folder, not a .params file%s" % (
+            path, "; pass one of its files, e.g. %s" % os.path.join(path, inside[0]) if inside else ""))
+    if not os.path.isfile(path):
+        raise ParamsFileError("model weights not found: %s%s" % (path, " (%s)" % hint if hint else ""))
+    return path
+
+
 def check_model_config(cfg):
     """Check ``MODEL.NAME`` and ``MODEL.BACKBONE.NAME`` against the registries before any data or weight is loaded.
 
@@ -213,9 +226,7 @@ def load_params(net, path, ctx=None, cfg_name=None):
         params (``arg:`` / ``aux:`` names); or its parameters do not match the model's (the message names the
         missing, unexpected and mis-shaped parameters: the file belongs to another architecture).
     """
-    path = str(path)
-    if not os.path.isfile(path):
-        raise ParamsFileError("model weights not found: %s" % path)
+    path = check_params_file(path)
     try:
         saved = mx.nd.load(path)
     except mx.base.MXNetError as e:

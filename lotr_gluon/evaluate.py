@@ -199,8 +199,8 @@ def evaluate_weights(cfg, params, flips=(False,), baseline=True):
         ``.params`` file.
     flips : sequence of bool
     baseline : bool
-        Also score the mean training shape (:func:`mean_shape_baseline`; reads the train split, which
-        anchored models need anyway).
+        Also score the mean training shape (:func:`mean_shape_baseline`; reads the train split). Without it
+        the train split is not read: an anchored model's anchors come with its weights.
 
     Returns
     -------
@@ -213,14 +213,14 @@ def evaluate_weights(cfg, params, flips=(False,), baseline=True):
     DataError
         A split cannot be read.
     """
-    from .build import build_dataset, build_scheme, contexts, load_model, needs_anchors
+    from .build import build_dataset, build_scheme, contexts, load_model
     from .data.dataset import mean_shape
 
     ctx = contexts(cfg)[0]
     scheme = build_scheme(cfg)
     test_set = build_dataset(cfg, "test")
-    train_mean = mean_shape(build_dataset(cfg, "train")) if baseline or needs_anchors(cfg) else None
-    net, post = load_model(cfg, params, ctx=ctx, anchors=train_mean if needs_anchors(cfg) else None)
+    train_mean = mean_shape(build_dataset(cfg, "train")) if baseline else None
+    net, post = load_model(cfg, params, ctx=ctx)  # anchors (MODEL.HEAD.ANCHORS) are stored in the weights
     net.hybridize(static_alloc=True)
     runs = {}
     for flip in flips:

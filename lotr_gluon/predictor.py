@@ -238,11 +238,10 @@ class Predictor:
         Training-only parameters in ``params`` (the auxiliary heatmap head) are skipped silently: the model is
         built without that head (:func:`lotr_gluon.build.load_model`).
         """
-        from .build import ParamsFileError
+        from .build import check_params_file
         from .config import load_config
 
-        if not os.path.isfile(str(params)):
-            raise ParamsFileError("model weights not found: %s" % params)
+        check_params_file(params)
         return cls.from_model(load_config(cfg_file, list(opts or [])), str(params), ctx=ctx, detector=detector, **kw)
 
     @classmethod

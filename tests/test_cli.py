@@ -400,3 +400,29 @@ def test_list_item_of_the_wrong_type_writes_nothing(tools, tiny, tmp_path, capsy
     assert not out.exists()
     args[-1] = "[1]"  # the same command, corrected, is not refused as 'already holds a run'
     assert run_main(tools["train"].main, args) == 0
+
+
+def test_params_folder_is_named_as_a_folder(tools, tiny, tmp_path, capsys):
+    folder = os.path.dirname(tiny["params"])
+    for tool in ("test", "export", "demo"):
+        extra = {"test": ["--out", str(tmp_path / "t")], "export": ["--out", str(tmp_path / "m")],
+                 "demo": ["--image", str(tiny["data"] / "images" / "000002.jpg"), "--out", str(tmp_path / "d.png")]}
+        assert run_main(tools[tool].main, ["--cfg", tiny["cfg"], "--params", folder] + extra[tool]) == 4
+        line = _one_line(capsys)
+        assert "%s: a folder, not a .params file; pass one of its files, e.g. %s" % (folder, os.path.join(
+            folder, "cnn_ffn.params")) in line, (tool, line)
+
+
+def test_no_baseline_reads_no_train_split(tools, tiny, tmp_path, capsys):
+    run = tmp_path / "anchored"
+    opts = ["MODEL.HEAD.ANCHORS", "mean_shape"]
+    assert run_main(tools["train"].main, ["--cfg", tiny["cfg"], "--out", str(run), "--no-progress"] + opts) == 0
+    params = str(run / "model_best.params")
+    base = ["--cfg", tiny["cfg"], "--params", params] + opts
+    assert run_main(tools["test"].main, base + ["--out", str(tmp_path / "with")]) == 0
+    capsys.readouterr()
+    assert run_main(tools["test"].main, base + ["--out", str(tmp_path / "without"), "--no-baseline",
+                                                "DATA.TRAIN_SPLIT", "splits/absent.txt"]) == 0
+    with_base = json.loads((tmp_path / "with" / "metrics.json").read_text())
+    without = json.loads((tmp_path / "without" / "metrics.json").read_text())
+    assert without["nme"] == with_base["nme"] and "mean_shape_baseline" not in without

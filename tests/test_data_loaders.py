@@ -364,3 +364,22 @@ def test_a_face_listed_twice_is_an_error(wflw_copy):
     with pytest.raises(LandmarkFileError, match=r"listed twice \(lines 1 and %d\)" % n) as e:
         load_samples("wflw", wflw_copy, annotation=str(ann))
     assert e.value.line == n and e.value.path == str(ann)
+
+
+def test_datatang_malformed_point_lists_are_short_one_line_errors(datatang_copy):
+    js = datatang_copy / "images" / "000019.json"
+    d = json.loads(js.read_text())
+    points = [e for e in d["DataList"] if e.get("type", "Point") == "Point"]
+    flat = [v for e in points for v in e["coordinates"]]
+    # all 212 numbers in one point's coordinates
+    bad = json.loads(js.read_text())
+    bad["DataList"][0]["coordinates"] = flat
+    js.write_text(json.dumps(bad))
+    err = _expect(lambda: load_datatang(datatang_copy, "split.txt"), "000019.json", "must be [x, y]", "(212 items)")
+    assert len(str(err)) < 300 and "\n" not in str(err)
+    # a DataList of bare numbers: says why no point was read
+    bad = dict(d, DataList=flat)
+    js.write_text(json.dumps(bad))
+    err = _expect(lambda: load_datatang(datatang_copy, "split.txt"), "expected 106 points, found 0",
+                  "212 DataList entries are not {'type': 'Point'")
+    assert len(str(err)) < 300

@@ -22,7 +22,7 @@ import numpy as np
 import lotr_gluon  # noqa: F401  (first: lotr_gluon.runtime sets the CPU threads before mxnet is imported)
 import mxnet as mx
 
-from lotr_gluon.build import ParamsFileError, load_model
+from lotr_gluon.build import check_params_file, load_model
 from lotr_gluon.cli import ArgumentParser, ensure_output_file, load_cli_config, run_main
 from lotr_gluon.config import run_dir
 from lotr_gluon.export import (check_onnx, export_onnx, export_symbol, load_symbol, normalize_input,
@@ -51,8 +51,7 @@ def main(argv=None):
     params = None
     if not args.random_init:
         params = args.params or os.path.join(run_dir(cfg), "model_best.params")
-        if not os.path.isfile(params):
-            raise ParamsFileError("weights not found: %s (train first, pass --params, or --random-init)" % params)
+        check_params_file(params, "train first, pass --params, or --random-init")
     ensure_output_file(args.out + "-symbol.json", "export")
 
     mx.random.seed(args.seed)

@@ -13,7 +13,7 @@ import sys
 
 import lotr_gluon  # noqa: F401  (first: lotr_gluon.runtime sets the CPU threads before mxnet is imported)
 
-from lotr_gluon.build import ParamsFileError
+from lotr_gluon.build import check_params_file
 from lotr_gluon.cli import ArgumentParser, ensure_output_dir, load_cli_config, run_main
 from lotr_gluon.config import run_dir
 from lotr_gluon.evaluate import evaluate_weights
@@ -29,8 +29,7 @@ def main(argv=None):
     args = ap.parse_args(argv)  # KEY VALUE overrides anywhere on the line -> args.opts
     cfg = load_cli_config(args.cfg, args.opts)
     params = args.params or os.path.join(run_dir(cfg), "model_best.params")
-    if not os.path.isfile(params):
-        raise ParamsFileError("weights not found: %s (train first, or pass --params)" % params)
+    check_params_file(params, "train first, or pass --params")
     split_stem = os.path.splitext(os.path.basename(cfg.DATA.TEST_SPLIT.rstrip("/")))[0] or "test"
     out = args.out or os.path.join(run_dir(cfg), "test_%s%s" % (split_stem, "_flip" if args.flip else ""))
     ensure_output_dir(out)

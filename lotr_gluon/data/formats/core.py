@@ -179,6 +179,16 @@ def collect_samples(items, make_sample, on_error):
     return samples
 
 
+def short_repr(value, limit=60):
+    """``repr(value)`` cut to about ``limit`` characters, saying how many items a long list held, so that an
+    error message stays one readable line."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    count = " (%d items)" % len(value) if isinstance(value, (list, tuple, dict)) else ""
+    return text[:limit] + "..." + count
+
+
 def parse_number(token, path, line, what="coordinate"):
     """``float(token)``; a non-numeric or non-finite token raises :class:`LandmarkFileError` naming ``what``."""
     try:

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from .core import (FaceSample, LandmarkFileError, check_on_error, collect_samples, find_image, parse_number,
-                   read_names, register_format, resolve_path)
+                   read_names, register_format, resolve_path, short_repr)
 
 __all__ = ["load_datatang"]
 
@@ -20,9 +20,10 @@ def _parse_datatang(json_path, num_points):
         raise LandmarkFileError(json_path, "not UTF-8 text: %s" % e) from None
     if not isinstance(d, dict) or not isinstance(d.get("DataList"), list):
         raise LandmarkFileError(json_path, "no 'DataList' list")
-    entries = []
+    entries, skipped = [], []
     for k, e in enumerate(d["DataList"]):
         if not isinstance(e, dict) or e.get("type", "Point") != "Point":
+            skipped.append(e)
             continue
         try:
             pid = int(e["id"])
@@ -31,13 +32,18 @@ def _parse_datatang(json_path, num_points):
             raise LandmarkFileError(json_path, "DataList entry %d: needs an integer 'id' and 'coordinates'" % k) \
                 from None
         if not isinstance(xy, (list, tuple)) or len(xy) != 2:
-            raise LandmarkFileError(json_path, "point id %d: 'coordinates' must be [x, y], got %r" % (pid, xy))
+            raise LandmarkFileError(json_path, "point id %d: 'coordinates' must be [x, y], got %s"
+                                    % (pid, short_repr(xy)))
         x = parse_number(xy[0], json_path, None, "x of point id %d" % pid)
         y = parse_number(xy[1], json_path, None, "y of point id %d" % pid)
         gt = str((e.get("properties") or {}).get("globaltype", "")).lower()
         entries.append((pid, x, y, gt != "invisiblepoint"))
     if len(entries) != num_points:
-        raise LandmarkFileError(json_path, "expected %d points, found %d" % (num_points, len(entries)))
+        why = ""
+        if skipped:
+            why = (" (%d DataList entries are not {'type': 'Point', 'id': ..., 'coordinates': [x, y]} objects; the "
+                   "first is %s)" % (len(skipped), short_repr(skipped[0])))
+        raise LandmarkFileError(json_path, "expected %d points, found %d%s" % (num_points, len(entries), why))
     entries.sort(key=lambda t: t[0])
     ids = [t[0] for t in entries]
     if len(set(ids)) != len(ids):
