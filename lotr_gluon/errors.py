@@ -16,11 +16,12 @@ Exit codes
  6   run folder or resume (:class:`RunFolderError`)
  7   output path not writable (:class:`OutputError`)
  8   face detector unavailable (:class:`DetectorError`)
+130  training stopped by SIGINT (Ctrl-C); 143 by SIGTERM (:class:`Interrupted`, 128 + the signal number)
 ===  =====================================================================
 """
 
 __all__ = ["LotrError", "UsageError", "DataError", "ModelError", "DivergenceError", "RunFolderError",
-           "OutputError", "DetectorError"]
+           "OutputError", "DetectorError", "Interrupted"]
 
 
 class LotrError(Exception):
@@ -72,3 +73,15 @@ class DetectorError(LotrError):
     """A face detector that cannot be used on this machine."""
 
     exit_code = 8
+
+
+class Interrupted(LotrError):
+    """A training stopped by a signal at a step boundary; the last complete checkpoint is kept.
+
+    ``exit_code`` is 128 + the signal number (130 for SIGINT, 143 for SIGTERM), as a shell reports it."""
+
+    exit_code = 130
+
+    def __init__(self, message, signum=2):
+        super().__init__(message)
+        self.exit_code = 128 + int(signum)

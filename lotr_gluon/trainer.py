@@ -33,9 +33,12 @@ import json
 import math
 import os
 import random
+import signal
 import tempfile
+import threading
 import time
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 import mxnet as mx
@@ -44,7 +47,7 @@ from mxnet import autograd, gluon
 from .build import build, build_dataset, build_optimizer, build_scheme, contexts, load_params, needs_anchors
 from .config import run_dir
 from .data.dataset import mean_shape
-from .errors import DivergenceError, RunFolderError
+from .errors import DivergenceError, Interrupted, RunFolderError
 from .files import append_line, atomic_text, atomic_write, atomic_write_all, writing
 from .evaluate import evaluate_dataset, mean_shape_baseline
 from .runlock import run_lock
@@ -354,6 +357,7 @@ class Trainer:
         self.out_dir = out_dir or run_dir(cfg)
         self.progress = progress
         self._resume_default = resume
+        self._stop_signal = None  # set by SIGTERM / SIGINT during fit()
         if resume is not None:
             check_run_folder(self.out_dir, resume)
         os.makedirs(self.out_dir, exist_ok=True)
@@ -595,6 +599,8 @@ class Trainer:
             del pending[:]
 
         for i, batch in enumerate(it):
+            if self._stop_signal is not None:
+                self._interrupted()
             if cfg.TRAIN.MAX_STEPS and self.step >= cfg.TRAIN.MAX_STEPS:
                 break
             data, label = batch[0], batch[1]
@@ -664,8 +670,32 @@ class Trainer:
 
         The run folder is locked (:func:`lotr_gluon.runlock.run_lock`) while this runs.
         """
-        with run_lock(self.out_dir):
+        with run_lock(self.out_dir), self._stop_on_signals():
             return self._fit(resume)
+
+    @contextmanager
+    def _stop_on_signals(self):
+        """SIGTERM and SIGINT stop the training at the next step (:meth:`_interrupted`), never inside a checkpoint
+        write. Only in the main thread (Python delivers signals there); the previous handlers come back after."""
+        self._stop_signal = None
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def stop(signum, frame):
+            self._stop_signal = signum
+        old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for s, handler in old.items():
+                signal.signal(s, handler)
+
+    def _interrupted(self):
+        name = signal.Signals(self._stop_signal).name
+        raise Interrupted("training stopped by %s during epoch %d (step %d); %s holds the checkpoint of epoch %d: "
+                          "continue with --resume" % (name, self.epoch + 1, self.step, self.out_dir, self.epoch),
+                          self._stop_signal)
 
     def _fit(self, resume):
         cfg = self.cfg

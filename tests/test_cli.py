@@ -426,3 +426,28 @@ def test_no_baseline_reads_no_train_split(tools, tiny, tmp_path, capsys):
     with_base = json.loads((tmp_path / "with" / "metrics.json").read_text())
     without = json.loads((tmp_path / "without" / "metrics.json").read_text())
     assert without["nme"] == with_base["nme"] and "mean_shape_baseline" not in without
+
+
+def test_sigterm_stops_at_a_step_with_one_line_and_resumes(tiny, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    out = tmp_path / "run"
+    cmd = [sys.executable, os.path.join(ROOT, "tools", "train.py"), "--cfg", tiny["cfg"], "--out", str(out),
+           "--no-progress", "TRAIN.EPOCHS", "400", "TRAIN.VAL_EVERY", "0"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "checkpoint_last.json").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert lines[-1].startswith("error: training stopped by SIGTERM during epoch ") and "--resume" in lines[-1]
+    epoch = json.loads((out / "checkpoint_last.json").read_text())["epoch"]
+    assert "checkpoint of epoch %d" % epoch in lines[-1] and "Traceback" not in err
+    resumed = subprocess.run(cmd[:-4] + ["TRAIN.EPOCHS", str(epoch + 1), "TRAIN.VAL_EVERY", "0", "--resume"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((out / "checkpoint_last.json").read_text())["epoch"] == epoch + 1
