@@ -7,7 +7,7 @@ The user-facing names are importable from the package itself::
 They are resolved lazily (PEP 562), so ``import lotr_gluon`` stays light and still runs
 :mod:`lotr_gluon.runtime` (thread settings) before MXNet is imported.
 """
-# First import: sets OMP_NUM_THREADS to the core count before mxnet is imported (issue 15; lotr_gluon.runtime).
+# First import: sets OMP_NUM_THREADS to the core count before mxnet is imported (lotr_gluon.runtime).
 from . import runtime  # noqa: F401
 
 #: public name -> module that defines it

@@ -263,7 +263,7 @@ def load_params(net, path, ctx=None, cfg_name=None):
     return net
 
 
-# ------------------------------------------------------------------------ the model contract (issue 13)
+# ------------------------------------------------------------------------ the model contract
 #
 # As DETR's ``build(args) -> (model, criterion, postprocessors)``: :func:`build` returns the network, its
 # training criterion and its post-processor, and :func:`load_model` a trained network with its
@@ -323,7 +323,7 @@ class Criterion:
     Notes
     -----
     Items of the training data are ``(image, landmarks)``, and ``(image, landmarks, targets)`` when
-    ``target_codec`` is set (:meth:`wrap_dataset`: the targets are encoded in the data pipeline, issue 15).
+    ``target_codec`` is set (:meth:`wrap_dataset`: the targets are encoded in the data pipeline).
     """
 
     def __init__(self, loss, target_codec=None, dense=False, deep_supervision=False, aux_loss=None):

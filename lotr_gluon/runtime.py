@@ -1,4 +1,4 @@
-"""Process-wide CPU thread settings, applied before MXNet is imported (issue 15).
+"""Process-wide CPU thread settings, applied before MXNet is imported.
 
 MXNet 1.9 (the CPU wheel, GNU OpenMP) reads ``OMP_NUM_THREADS`` once, when ``mxnet`` is imported; without it a
 training here ran its operators on one thread and left the second core idle (bare MobileNetV2-1.0 trunk,

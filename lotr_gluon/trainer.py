@@ -13,7 +13,7 @@ Files in the run folder (``output/<dataset>/<cfg-name>/``):
 - ``model_best.params`` (+ ``.json``): the weights with the lowest validation NME so far;
 - ``loss_curve.png``, ``val_curve.png``.
 
-Reliability rules (issue 12):
+Reliability rules:
 
 - A run folder that already holds a run is never overwritten: without ``resume`` the trainer raises
   :class:`RunFolderError` before writing anything; ``resume`` without a checkpoint raises it too; ``config.yaml``
@@ -545,8 +545,7 @@ class Trainer:
     # ------------------------------------------------------------------ training
     def _loader(self):
         """The training DataLoader. Items are ``(image, landmarks)``, plus the targets the criterion needs
-        (``criterion.target_codec``): encoded in the pipeline (:meth:`lotr_gluon.build.Criterion.wrap_dataset`;
-        issue 15)."""
+        (``criterion.target_codec``): encoded in the pipeline (:meth:`lotr_gluon.build.Criterion.wrap_dataset`)."""
         cfg = self.cfg
         dataset = self.criterion.wrap_dataset(self.train_set)
         return gluon.data.DataLoader(dataset, batch_size=cfg.TRAIN.BATCH_SIZE, shuffle=True,
@@ -577,7 +576,7 @@ class Trainer:
         has_aux = self.criterion.aux_loss is not None
         self.criterion.training_outputs(self.net, True)
         # Per-step loss sums stay on the device and are fetched in one host synchronisation per LOG_EVERY steps
-        # and at the end of the epoch (issue 15): MXNet's engine keeps computing while the main thread loads
+        # and at the end of the epoch: MXNet's engine keeps computing while the main thread loads
         # the next batch. One fetch serves the log, the progress bar and the divergence check.
         pending = []  # (step, batch size, [loss sum per context], [aux sum per context] or None)
 

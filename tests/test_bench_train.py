@@ -1,4 +1,4 @@
-"""Issue 15 (training speed): the thread runtime, heatmap targets made in the data pipeline, loss fetches once per
+"""Training speed: the thread runtime, heatmap targets made in the data pipeline, loss fetches once per
 logging interval, and tools/bench_train.py's report. Behaviour only, never timings."""
 import importlib.util
 import json
@@ -117,7 +117,7 @@ def test_trainer_loader_targets_equal_the_in_step_targets(datatang_root, tmp_pat
     tr.net.set_aux_heatmap_output(True)
     with mx.autograd.record():
         from_loader = tr._batch_loss(data, label, target)
-        in_step = tr._batch_loss(data, label)  # target None: encoded in the step, as before issue 15
+        in_step = tr._batch_loss(data, label)  # target None: encoded in the step, as the step used to
     assert np.array_equal(from_loader[0].asnumpy(), in_step[0].asnumpy())
     assert np.array_equal(from_loader[1].asnumpy(), in_step[1].asnumpy())
     assert from_loader[1].asnumpy().min() > 0

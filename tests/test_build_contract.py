@@ -1,4 +1,4 @@
-"""The model contract (issue 13): ``lotr_gluon.build.build`` returns ``(net, criterion, postprocessor)`` for every
+"""The model contract: ``lotr_gluon.build.build`` returns ``(net, criterion, postprocessor)`` for every
 model family, ``load_model`` is the one loader, the post-processor's decoding and flip averaging give hand values,
 and no module outside the builder asks what kind of model it holds."""
 import os

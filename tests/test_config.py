@@ -112,7 +112,7 @@ def test_train_tool_rejects_unknown_key():
     assert r.returncode == 2 and "TRAIN.NOPE" in r.stderr and "TRAIN.EPOCHS" in r.stderr
 
 
-# ------------------------------------------------------------------------------ issue 13: nested MODEL sections
+# ------------------------------------------------------------------------------ nested MODEL sections
 # the plan's table of moved keys (/work/notes/i13_plan.md), written out independently of lotr_gluon/config/legacy.py
 MOVED = """
 BACKBONE NAME=BACKBONE PRETRAINED PRETRAINED_FILE PRETRAINED_ROOT HRNET_STRIDE
@@ -147,7 +147,7 @@ def test_model_sections_hold_the_moved_keys_and_nothing_else_moved():
 
 def test_section_defaults_are_the_old_flat_defaults():
     d = get_defaults()
-    # hand-copied from the flat defaults before issue 13
+    # hand-copied from the flat defaults of the earlier layout
     assert (d.MODEL.BACKBONE.NAME, d.MODEL.BACKBONE.PRETRAINED, d.MODEL.BACKBONE.HRNET_STRIDE) == ("mobilenetv2_1.0", True, 4)
     assert (d.MODEL.NECK.HIDDEN_DIM, d.MODEL.NECK.UPSAMPLE, list(d.MODEL.NECK.UPSAMPLE_FILTERS)) == (64, False, [128, 64])
     t = d.MODEL.TRANSFORMER

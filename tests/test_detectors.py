@@ -82,7 +82,7 @@ def test_yunet_finds_the_six_faces_of_t1_with_five_points(yunet, t1):
         assert max(p[0, 1], p[1, 1]) < p[2, 1] < min(p[3, 1], p[4, 1])
         for g in faces[i + 1:]:
             assert _iou(f.box, g.box) == 0.0  # six different people
-    # Haar, for the record of issue 12: not the six faces
+    # Haar, for the record: not the six faces
     assert len(OpenCVDetector().detect(t1)) != 6
 
 
@@ -164,7 +164,7 @@ def test_one_face_photos_give_the_face_not_the_backdrop(yunet, datatang_root, tm
         lm = s.landmarks
         gt_box = np.r_[lm.min(0), lm.max(0)]
         haar_faces = haar.detect(img)
-        assert haar_faces and _iou(haar_faces[0].box, gt_box) == 0.0  # the failure of issue 12
+        assert haar_faces and _iou(haar_faces[0].box, gt_box) == 0.0  # Haar's failure on this photo
         best = yunet.detect(img)[0]
         assert _iou(best.box, gt_box) > 0.5, s.name
         g5 = five_points_from_landmarks(lm, scheme)

@@ -2,7 +2,7 @@
 
 Paper numbers (GMACs, printed as "GFLOPS"): LOTR Sec. IV-E, text after Table III: LOTR-M 0.23, LOTR-M+ 0.44,
 LOTR-R+ 3.23. Earp et al. Table 6 (MNetV2-1.0 0.43, ResNet18 1.13, ResNet50 3.23) is not tested here: the Earp
-upsampling blocks are being changed in heatmap_baseline/ (issue 11).
+upsampling blocks are being changed in heatmap_baseline/.
 """
 import warnings
 

@@ -1,5 +1,5 @@
 """The layer order of README "Layers": no module of lotr_gluon/ or heatmap_baseline/ imports a module of a
-higher layer, not even inside a function (issue 13). Imports are read from the source (ast); importing
+higher layer, not even inside a function. Imports are read from the source (ast); importing
 ``a.b.c`` also runs the ``__init__`` of ``a.b``, so a package's layer counts too (unless the importing module
 is inside that package, whose ``__init__`` has then already run)."""
 import ast
@@ -116,7 +116,7 @@ def test_no_import_runs_from_a_lower_layer_to_a_higher_one():
 
 def test_checker_finds_upward_imports_at_any_depth():
     """Hand-made sources: the checker reports an import inside a function, a relative import, an import of a
-    submodule whose package sits higher (the hidden two-way dependency of issue 13), and nothing else."""
+    submodule whose package sits higher (a hidden two-way dependency), and nothing else."""
     src = ("import numpy\n"
            "from lotr_gluon.errors import ModelError\n"
            "def f():\n"

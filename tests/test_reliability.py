@@ -1,4 +1,4 @@
-"""Issue 12 "silent wrong results and lost data" and issue 16's resume tests: each test builds the bad input
+"""Silent wrong results, lost data and resume: each test builds the bad input
 (unreadable images, points outside the image, an exploding loss, a reused run folder, a kill mid-epoch, a
 partial log line) and checks the message or the outcome. Tiny runs: 64 px crops, 8 + 4 real Datatang faces,
 batches of 4 (2 steps per epoch)."""
@@ -230,7 +230,7 @@ def test_exploding_adam_stops_and_keeps_last_good_epoch(datatang_root, tmp_path,
     run = _copy_run(one_epoch_run, tmp_path)
     before = _snapshot(run)
     assert set(before) == set(RUN_FILES)
-    # LOG_EVERY 10: the step losses reach the host in one batch at the end of the epoch (issue 15's loop); the
+    # LOG_EVERY 10: the step losses reach the host in one batch at the end of the epoch; the
     # check still sees each step: step 3 runs on the good weights, its update explodes them, step 4 is caught
     cfg = _cfg(datatang_root, tmp_path, **{"TRAIN.LR": "1e6", "TRAIN.EPOCHS": "4", "TRAIN.WARMUP_EPOCHS": "0.0",
                                            "TRAIN.LOG_EVERY": "10"})
@@ -341,7 +341,7 @@ def _params(net):
 
 
 def test_resume_loads_checkpoint_weights_and_optimizer_states(datatang_root, tmp_path, one_epoch_run):
-    """Issue 16: right after resume() the weights and the Adam states are the checkpoint's (this fails when
+    """Right after resume() the weights and the Adam states are the checkpoint's (this fails when
     resume's load_parameters or load_states call is removed)."""
     run = _copy_run(one_epoch_run, tmp_path)
     saved = {k: v.asnumpy() for k, v in mx.nd.load(str(run / "checkpoint_last.params")).items()}

@@ -1,4 +1,4 @@
-"""Bootstrap intervals, agreement with the paper and the report-only render (lotr_gluon.tables.stats, issue 14).
+"""Bootstrap intervals, agreement with the paper and the report-only render (lotr_gluon.tables.stats).
 
 Expected values are worked out by hand in the comments (the per-face AUC contribution of an NME e at threshold T
 is clip(1 - e / T, 0, 1), LOTR's AUC being their mean)."""

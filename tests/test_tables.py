@@ -485,7 +485,7 @@ def test_cell_values_units_and_subsets():
     assert v["params_m"] == pytest.approx(2.5) and v["ms_flip"] == 1.5 and v["gflops"] == 0.2  # paper "GFLOPs" = GMACs
 
 
-# ------------------------------------------------------------------------------------------ hashing (issue 13)
+# ------------------------------------------------------------------------------------------ hashing
 def test_canonical_config_is_what_differs_from_the_defaults(tmp_path, monkeypatch):
     """Hand-computed canonical config; a new key with a neutral default changes no hash; a changed setting
     changes it; a key set to its default counts as not set."""

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 3: levers that make LOTR-M learn from scratch on the 800 Datatang training faces.
+# Levers that make LOTR-M learn from scratch on the 800 Datatang training faces.
 # Each probe is the Datatang LOTR-M config plus overrides, trained for EPOCHS epochs at a constant lr,
 # validated every epoch; the table and curves come from tools/compare_runs.py. (The longer runs quoted in the
 # README set TRAIN.EPOCHS / TRAIN.LR_STEPS on the command line of tools/train.py with the same overrides.)

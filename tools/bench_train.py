@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Training speed of a config against its limit: the real step, the bare backbone, the data pipeline (issue 15).
+"""Training speed of a config against its limit: the real step, the bare backbone, the data pipeline.
 
 ``python tools/bench_train.py [--cfg experiments/datatang/lotr_m.yaml] [--threads N] [--batch B] [--steps N]
 [--warmup W] [--breakdown-runs R] [--out output/benchmark/bench_train_<date>.json] [KEY VALUE ...]``
@@ -294,7 +294,7 @@ def main(argv=None):
     import lotr_gluon  # noqa: F401  (lotr_gluon.runtime sets the threads before mxnet is imported)
     try:
         from lotr_gluon.runtime import SETTINGS as runtime_settings
-    except ImportError:  # older trees (before issue 15) have no runtime module
+    except ImportError:  # older trees (without lotr_gluon.runtime) have no runtime module
         runtime_settings = {"threads": None, "source": "none (no lotr_gluon.runtime)"}
     threads_source = "--threads" if args.threads is not None else runtime_settings.get("source")
     import mxnet as mx

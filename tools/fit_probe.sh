@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 3, quick check of what the model can fit: 64 Datatang training faces, no augmentation, validated on the
+# A quick check of what the model can fit: 64 Datatang training faces, no augmentation, validated on the
 # same 64 faces, 30 epochs of 4 steps (about 4-5 minutes per probe on one CPU core). A recipe that cannot bring
 # these faces well below the mean shape cannot learn the full set either. Base: LOTR-M with mean-shape anchors,
 # pixel outputs, head last-layer init std 0.01, queries std 1.0, Adam 1e-3, batch 16.

@@ -148,7 +148,7 @@ def load_config(cfg_file=None, opts=None, freeze=True):
     Raises
     ------
     ConfigError
-        A key of the flat ``MODEL`` section used before issue 13 (the message names the file or "the command
+        A key of the flat ``MODEL`` section of the earlier layout (the message names the file or "the command
         line" and the new key, e.g. ``MODEL.ENC_LAYERS moved to MODEL.TRANSFORMER.ENC_LAYERS``; see
         :func:`load_run_config` for old run folders), an unknown key (the message lists the valid keys at
         that level), a value whose type differs from the default's (the message names the key and the
@@ -161,7 +161,7 @@ def load_config(cfg_file=None, opts=None, freeze=True):
 
 def load_run_config(cfg_file, opts=None, freeze=True):
     """The configuration of a run folder (its ``config.yaml``), in the flat ``MODEL`` layout of runs trained
-    before issue 13 or in the current one: :func:`migrate_legacy`, then as :func:`load_config` (defaults <-
+    in the earlier flat layout or in the current one: :func:`migrate_legacy`, then as :func:`load_config` (defaults <-
     file <- ``opts``; ``opts`` must use the current keys), except that ``CFG_NAME`` stays the run's name
     stored in the file. For internal use on old run folders; experiment YAMLs must use the current keys.
 

@@ -1,4 +1,4 @@
-"""The flat ``MODEL`` section of configurations written before issue 13, and its mapping to the nested
+"""The flat ``MODEL`` section of configurations of the earlier layout, and its mapping to the nested
 sections (``MODEL.BACKBONE``, ``NECK``, ``TRANSFORMER``, ``HEAD``, ``AUX``, ``HEATMAP``).
 
 A YAML or a command-line override in the old form is an error naming the new key

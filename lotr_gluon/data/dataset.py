@@ -91,7 +91,7 @@ class AlignedFaceDataset(mx.gluon.data.Dataset):
                                  % (s.name, s.landmarks.shape, scheme.name, scheme.num_points))
         if validate and self._samples:
             # decode every image once and check the points now, so that a bad file is skipped ('warn') or
-            # stops the run ('raise') before training starts, never mid-epoch (issue 12)
+            # stops the run ('raise') before training starts, never mid-epoch
             n = len(self._samples)
             self._samples = validate_samples(self._samples, on_error, outside_margin)
             if not self._samples:

@@ -1,4 +1,4 @@
-"""Heatmap training targets made in the data pipeline (issue 15), not on the training step's main thread."""
+"""Heatmap training targets made in the data pipeline, not on the training step's main thread."""
 import numpy as np
 import mxnet as mx
 

@@ -22,7 +22,7 @@ The hashes come from the keys whose value differs from the defaults (:func:`cano
 option with a default that changes nothing changes no hash; keys that do not change the result (output folder,
 device list, data-loader workers, logging period, test batch size: :data:`VOLATILE_KEYS`) are left out. A run
 folder holds the training of a cell when its ``config.yaml`` (in the flat ``MODEL`` layout of runs trained
-before issue 13, migrated with :func:`lotr_gluon.config.migrate_legacy`), merged over the current defaults,
+in the earlier flat layout, migrated with :func:`lotr_gluon.config.migrate_legacy`), merged over the current defaults,
 gives the cell's canonical configuration (:func:`run_config_matches`); ``cell.json``'s train hash is used only
 before the trainer wrote ``config.yaml``.
 """
@@ -54,7 +54,7 @@ __all__ = ["ResolvedCell", "resolve_cells", "cell_scale", "select_cells", "confi
 #: config keys that do not change a result, left out of the hashes
 VOLATILE_KEYS = ("CFG_NAME", "OUTPUT_DIR", "DEVICES", "NUM_CPU_CONTEXTS", "KVSTORE", "WORKERS", "TRAIN.LOG_EVERY",
                  "TRAIN.HYBRIDIZE", "TEST.BATCH_SIZE", "TEST.GRID_IMAGES", "DATA.CACHE",
-                 # issue 12 guards: they stop a run or reject bad data, never change a finished run's numbers
+                 # reliability guards: they stop a run or reject bad data, never change a finished run's numbers
                  "DATA.OUTSIDE_MARGIN", "TRAIN.DIVERGENCE_FACTOR", "TRAIN.DIVERGENCE_WINDOW",
                  "TRAIN.DIVERGENCE_VAL_FACTOR")
 #: bump when the content of metrics.json changes meaning
@@ -350,7 +350,7 @@ def _prepare_dir(rc, out_root, log):
     meta = _read_json(meta_path)
     files = _files(d)
     same = _same_training(rc, d, meta)
-    if same and meta.get("train_hash") != rc.train_hash:  # e.g. trained before issue 13 (other hashes)
+    if same and meta.get("train_hash") != rc.train_hash:  # e.g. trained before the nested MODEL sections (other hashes)
         atomic_json(dict(meta, train_hash=rc.train_hash, train_hash_before=meta.get("train_hash")), meta_path)
         log("    the run there has this configuration (its config.yaml); train hash updated")
     elif files and not same:
