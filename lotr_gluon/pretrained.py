@@ -25,7 +25,7 @@ import numpy as np
 from .errors import ModelError
 
 __all__ = ["read_torch_legacy", "read_torchvision_mobilenet_v2", "torchvision_to_gluoncv", "convert_file",
-           "resolve_pretrained_file", "classify", "PretrainedUnavailable", "unavailable", "default_pretrained_file", "DEFAULT_DIR", "SHARED_DIR", "PRETRAINED_FILES",
+           "resolve_pretrained_file", "classify", "initialisation", "PretrainedUnavailable", "unavailable", "default_pretrained_file", "DEFAULT_DIR", "SHARED_DIR", "PRETRAINED_FILES",
            "WHEEL", "WHEEL_MEMBER"]
 
 #: where ``make pretrained`` writes converted weights (relative to the repository root; git-ignored)
@@ -308,6 +308,12 @@ def resolve_pretrained_file(backbone, pretrained, pretrained_file, repo_root=Non
     if not pretrained:
         return ""
     return default_pretrained_file(backbone, repo_root) or ""
+
+
+def initialisation(bcfg):
+    """How a config's backbone starts, for tables and records: ``'ImageNet'`` (``MODEL.BACKBONE.PRETRAINED`` or a
+    ``PRETRAINED_FILE``) or ``'scratch'``. ``bcfg``: the ``MODEL.BACKBONE`` section."""
+    return "ImageNet" if (bcfg.PRETRAINED or bcfg.PRETRAINED_FILE) else "scratch"
 
 
 def unavailable(backbone, err):

@@ -378,6 +378,10 @@ def test_render_missing_cells_never_shows_paper_value(tmp_path):
     assert len(lines) == 15
     assert lines["lotr_m/l2"][ip] == "84.52" and lines["lotr_m/l2"][io_] == "—"      # paper value, ours missing
     assert lines["lotr_m/smooth_wing"][io_] == "12.50" and lines["lotr_m/smooth_wing"][ip] == "87.05"
+    # each row says how its backbone started (smoke scale: no ImageNet weights), and the table stays rectangular
+    assert head[-2] == "backbone init" and lines["lotr_m/smooth_wing"][-2] == "scratch"
+    table = [l for l in md.splitlines() if l.startswith("|")][:17]
+    assert len({l.count("|") for l in table}) == 1
     assert lines["lotr_m/smooth_wing"][io_ + 1] == "-74.55"
     assert lines["lotr_r_plus/wing"][ip] == "87.68" and lines["lotr_r_plus/wing"][io_] == "—"
     for name, cells in lines.items():

@@ -11,6 +11,7 @@ import json
 import math
 import os
 
+from ..pretrained import initialisation
 from . import stats
 from .runner import _read_json, cell_status, run_config_matches, table_dir
 from .spec import PAPERS, load_paper, paper_entry, paper_grid, paper_value
@@ -53,7 +54,7 @@ def build_rows(resolved, paper=None):
              "eval_overrides": list(rc.cell.eval_overrides), "train_from": rc.cell.train_from,
              "diverged": diverged, "paper": {}, "ours": {}, "diff": {}, "provenance": {},
              "num_images": (m or {}).get("num_images"), "out_dir": rc.out_dir, "scale": rc.scale,
-             "scale_opts": list(rc.scale_opts)}
+             "scale_opts": list(rc.scale_opts), "init": initialisation(rc.train_cell.cfg.MODEL.BACKBONE)}
         for met in tuple(spec.metrics) + tuple(spec.extras):
             ours = values.get(met.key) if status == "done" else None
             if diverged:
@@ -303,15 +304,16 @@ def render_markdown(spec, rows, context=None, paper=None, agreement=None):
         for met in spec.extras:
             out.append("| %s%s | | %s | |" % (met.label, _unit(met), _ours(r, met)))
         out.append("")
-        out.append("cell %s: status %s%s" % (r["cell"], r["status"], (" (%s)" % r["detail"]) if r["detail"] else ""))
+        out.append("cell %s: backbone from %s; status %s%s" % (r["cell"], r["init"], r["status"],
+                                                             (" (%s)" % r["detail"]) if r["detail"] else ""))
     else:
         head = ["cell", spec.row_label] + ([spec.col_label] if spec.cols else [])
         for met in spec.metrics:
             head += ["%s%s paper" % (met.label, _unit(met)), "%s ours" % met.label, "Δ %s" % met.label]
-        head += ["%s%s ours" % (met.label, _unit(met)) for met in spec.extras] + ["status"]
+        head += ["%s%s ours" % (met.label, _unit(met)) for met in spec.extras] + ["status", "backbone init"]
         out.append("| " + " | ".join(head) + " |")
-        out.append("|" + "|".join(["---"] * (2 + bool(spec.cols)) + ["---:"] * (len(head) - 3 - bool(spec.cols))
-                                  + ["---"]) + "|")
+        out.append("|" + "|".join(["---"] * (2 + bool(spec.cols)) + ["---:"] * (len(head) - 4 - bool(spec.cols))
+                                  + ["---", "---"]) + "|")
         for r in rows:
             cells = [r["cell"] + _scale_mark(r.get("scale"), ctx.get("scale")), r["row"]] + \
                 ([r["col"]] if spec.cols else [])
@@ -320,7 +322,7 @@ def render_markdown(spec, rows, context=None, paper=None, agreement=None):
                           _ours(r, met), _num(r["diff"][met.key], met.decimals)]
             cells += [_ours(r, met) for met in spec.extras]
             st = r["status"] + (" (%s)" % r["detail"] if r["detail"] else "")
-            cells.append("diverged" if r["diverged"] else st)
+            cells += ["diverged" if r["diverged"] else st, r["init"]]
             out.append("| " + " | ".join(cells) + " |")
         if spec.cols:
             met = spec.metrics[0]
