@@ -426,6 +426,19 @@ def test_no_baseline_reads_no_train_split(tools, tiny, tmp_path, capsys):
     with_base = json.loads((tmp_path / "with" / "metrics.json").read_text())
     without = json.loads((tmp_path / "without" / "metrics.json").read_text())
     assert without["nme"] == with_base["nme"] and "mean_shape_baseline" not in without
+    # the result record beside the metrics: both flips, every face, where the number came from
+    import subprocess
+    rec = json.loads((tmp_path / "with" / "record.json").read_text())
+    assert rec["metrics"]["no_flip"]["nme"] == with_base["nme"] and rec["metrics"]["flip"]["flip"] is True
+    csv = dict(l.split(",") for l in (tmp_path / "with" / "per_image.csv").read_text().splitlines()[1:])
+    assert {k: round(float(v), 6) for k, v in csv.items()} == rec["per_face_nme"]["no_flip"]
+    assert list(csv) == list(VAL_STEMS)
+    head = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert rec["code"]["commit"] == head and isinstance(rec["code"]["dirty"], bool)
+    assert rec["alignment"] == "ground-truth five points" and rec["init"] == "scratch"
+    assert rec["training"]["epochs"] == 1 and rec["training"]["run_folder"] == str(run)
+    assert rec["command"].startswith("tools/test.py --cfg ") and "ANCHORS: mean_shape" in rec["config"]
+    assert rec["machine"]["cores"] == os.cpu_count() and rec["mean_shape_baseline"]["nme"] > 0
 
 
 def test_sigterm_stops_at_a_step_with_one_line_and_resumes(tiny, tmp_path):

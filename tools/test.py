@@ -4,10 +4,11 @@
 Writes to ``--out`` (default: the run folder's ``test_<split-stem>[_flip]/``):
 ``metrics.json`` (nme, fr, auc as fractions, threshold, num_images, flip, per-subset values, and the
 mean-shape baseline), ``per_image.csv`` (NME per image), ``ced.png`` (model vs mean shape) and
-``predictions.png`` (a grid of faces with predicted (green) and ground-truth (red) landmarks).
+``predictions.png`` (a grid of faces with predicted (green) and ground-truth (red) landmarks), and
+``record.json`` (:mod:`lotr_gluon.records`: the metrics with and without flip, every face's NME, alignment,
+initialisation, config, command, commit, machine and the training the weights come from).
 ``DATA.ROOT <dir>`` and ``DATA.TEST_SPLIT <file>`` evaluate any folder in the dataset's layout.
 """
-import json
 import os
 import sys
 
@@ -17,6 +18,8 @@ from lotr_gluon.build import check_params_file
 from lotr_gluon.cli import ArgumentParser, ensure_output_dir, load_cli_config, run_main
 from lotr_gluon.config import run_dir
 from lotr_gluon.evaluate import evaluate_weights
+from lotr_gluon.files import atomic_json, atomic_text
+from lotr_gluon.records import evaluation_record, write_record
 
 
 def main(argv=None):
@@ -34,7 +37,7 @@ def main(argv=None):
     out = args.out or os.path.join(run_dir(cfg), "test_%s%s" % (split_stem, "_flip" if args.flip else ""))
     ensure_output_dir(out)
 
-    run = evaluate_weights(cfg, params, flips=(args.flip,), baseline=not args.no_baseline)
+    run = evaluate_weights(cfg, params, flips=(False, True), baseline=not args.no_baseline)
     scheme, test_set = run.scheme, run.test_set
     metrics, nmes, preds, preds_crop = run.runs[args.flip]
     metrics["params"] = os.path.abspath(params)
@@ -42,12 +45,12 @@ def main(argv=None):
     if run.baseline is not None:
         baseline, base_nmes = run.baseline
         metrics["mean_shape_baseline"] = baseline
-    with open(os.path.join(out, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=1)
-    with open(os.path.join(out, "per_image.csv"), "w") as f:
-        f.write("name,nme\n")
-        for s, v in zip(test_set.samples, nmes):
-            f.write("%s,%.6f\n" % (s.name, v))
+    atomic_json(metrics, os.path.join(out, "metrics.json"))
+    atomic_text("name,nme\n" + "".join("%s,%.6f\n" % (s.name, v) for s, v in zip(test_set.samples, nmes)),
+                os.path.join(out, "per_image.csv"))
+    command = ["tools/test.py"] + list(sys.argv[1:] if argv is None else argv)
+    write_record(evaluation_record(cfg, params, {f: r[:2] for f, r in run.runs.items()},
+                                   [s.name for s in test_set.samples], baseline, argv=command), out)
 
     from lotr_gluon.vis import plot_ced, save_prediction_grid
     curves = {"%s%s" % (cfg.CFG_NAME, " +flip" if args.flip else ""): nmes}
