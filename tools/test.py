@@ -20,6 +20,7 @@ from lotr_gluon.config import run_dir
 from lotr_gluon.evaluate import evaluate_weights
 from lotr_gluon.files import atomic_json, atomic_text
 from lotr_gluon.records import evaluation_record, write_record
+from lotr_gluon.tables.stats import bootstrap_interval
 
 
 def main(argv=None):
@@ -45,6 +46,8 @@ def main(argv=None):
     if run.baseline is not None:
         baseline, base_nmes = run.baseline
         metrics["mean_shape_baseline"] = baseline
+    for stat in ("nme", "auc"):  # 95% percentile bootstrap over the faces (lotr_gluon.tables.stats)
+        metrics["%s_interval" % stat] = list(bootstrap_interval(nmes, stat, scheme.threshold)[1:])
     atomic_json(metrics, os.path.join(out, "metrics.json"))
     atomic_text("name,nme\n" + "".join("%s,%.6f\n" % (s.name, v) for s, v in zip(test_set.samples, nmes)),
                 os.path.join(out, "per_image.csv"))
@@ -62,9 +65,11 @@ def main(argv=None):
     images = [test_set.crop(i) for i in range(k)]
     save_prediction_grid(images, preds_crop[:k], gts, os.path.join(out, "predictions.png"), nmes=nmes[:k])
 
-    line = "NME %.2f%%  AUC@%.2f %.2f%%  FR@%.2f %.2f%%  (%d images, flip=%s)" % (
-        100 * metrics["nme"], scheme.threshold, 100 * metrics["auc"], scheme.threshold, 100 * metrics["fr"],
-        metrics["num_images"], args.flip)
+    line = "NME %.2f%% [%.2f, %.2f]  AUC@%.2f %.2f%% [%.2f, %.2f]  FR@%.2f %.2f%%  (%d images, flip=%s; 95%% " \
+        "bootstrap over faces)" % (100 * metrics["nme"], 100 * metrics["nme_interval"][0],
+                                   100 * metrics["nme_interval"][1], scheme.threshold, 100 * metrics["auc"],
+                                   100 * metrics["auc_interval"][0], 100 * metrics["auc_interval"][1],
+                                   scheme.threshold, 100 * metrics["fr"], metrics["num_images"], args.flip)
     print("model      : " + line)
     if baseline is not None:
         print("mean shape : NME %.2f%%  AUC@%.2f %.2f%%  FR@%.2f %.2f%%" % (
