@@ -35,21 +35,19 @@ import numpy as np
 import mxnet as mx
 
 from .build import PostProcessor
-from .data.align import align_face, arcface_template, estimate_similarity, five_points_from_landmarks, \
-    invert_affine, normalize_crops, transform_points
+from .data.align import IMAGENET_MEAN, IMAGENET_STD, align_face, arcface_template, estimate_similarity, \
+    five_points_from_landmarks, invert_affine, normalize_crops, transform_points
 from .data.formats import read_image
 from .data.schemes import LandmarkScheme, get_scheme
 from .detectors import DEFAULT_BOX_TEMPLATE, Face, five_points_from_box, get_detector
 from .errors import DataError
 
-__all__ = ["Predictor", "BadFaceError", "check_face", "to_rgb", "DEFAULT_MEAN", "DEFAULT_STD"]
+__all__ = ["Predictor", "BadFaceError", "check_face", "to_rgb"]
 
 
 class BadFaceError(DataError, ValueError):
     """A face passed by the caller that does not fit the image (a box or five points outside it, or not finite)."""
 
-DEFAULT_MEAN = (0.485, 0.456, 0.406)
-DEFAULT_STD = (0.229, 0.224, 0.225)
 COLORS = ("rgb", "bgr")
 
 
@@ -183,7 +181,7 @@ class Predictor:
         :data:`~lotr_gluon.detectors.DEFAULT_BOX_TEMPLATE`.
     """
 
-    def __init__(self, net, scheme, input_size, template_scale=1.0, mean=DEFAULT_MEAN, std=DEFAULT_STD,
+    def __init__(self, net, scheme, input_size, template_scale=1.0, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                  raw_input=False, ctx=None, detector="auto", detector_kw=None, flip=False, postprocess=None,
                  box_template=None):
         self.net = net
@@ -260,7 +258,7 @@ class Predictor:
         return p
 
     @classmethod
-    def from_symbol(cls, prefix, input_size, scheme, mean=DEFAULT_MEAN, std=DEFAULT_STD, preprocess=False,
+    def from_symbol(cls, prefix, input_size, scheme, mean=IMAGENET_MEAN, std=IMAGENET_STD, preprocess=False,
                     template_scale=1.0, ctx=None, detector="auto", epoch=0, **kw):
         """A predictor from ``PREFIX-symbol.json`` + ``PREFIX-%04d.params`` (``tools/export.py``).
 
