@@ -33,7 +33,7 @@ import os
 import numpy as np
 import mxnet as mx
 
-from .build import PostProcessor
+from .build import PostProcessor, output_names
 from .data.align import IMAGENET_MEAN, IMAGENET_STD, align_face, arcface_template, estimate_similarity, \
     five_points_from_landmarks, invert_affine, normalize_crops, transform_points
 from .data.formats import read_image, to_rgb
@@ -160,7 +160,7 @@ class Predictor:
         self.detector = detector
         self.flip = bool(flip)
         self.flip_perm = self.scheme.flip_permutation()
-        self.post = postprocess or PostProcessor(self.input_size, self.flip_perm)
+        self.post = postprocess or PostProcessor(self.input_size, self.flip_perm, outputs=output_names(net))
         if box_template is None:
             box_template = getattr(detector, "box_template", None)
         self.box_template = np.asarray(DEFAULT_BOX_TEMPLATE if box_template is None else box_template,
