@@ -14,10 +14,12 @@ from .data.formats import load_detections, load_samples
 from .data.schemes import get_scheme
 from .errors import DataError, ModelError
 from .losses import get_loss
+from .models.lotr import LOTR
 
 __all__ = ["build_scheme", "build_samples", "build_dataset", "build_loss", "build_optimizer", "split_path",
            "check_model_config", "check_params_file", "load_params", "load_model", "build", "build_criterion", "build_postprocessor",
-           "inference_config", "model_kind", "needs_anchors", "flip_permutation", "Criterion", "PostProcessor",
+           "inference_config", "model_kind", "needs_anchors", "flip_permutation", "output_names", "Criterion",
+           "PostProcessor",
            "ParamsFileError", "EmptySplitError", "DataRootError", "TRAINING_ONLY_PREFIXES", "OUTPUT_KINDS"]
 
 
@@ -288,6 +290,12 @@ def needs_anchors(cfg):
     return model_kind(cfg) == "regression" and cfg.MODEL.HEAD.ANCHORS != "none"
 
 
+def output_names(net):
+    """Names of the elements of ``net``'s tuple output (:attr:`LOTR.TRAINING_OUTPUTS` for LOTR), None for a
+    network that returns one array."""
+    return LOTR.TRAINING_OUTPUTS if isinstance(net, LOTR) else None
+
+
 def flip_permutation(cfg):
     """The flip permutation of ``DATA.SCHEME`` (N,), or the identity when the scheme does not fit
     ``MODEL.NUM_POINTS`` (a timing run of a model on another scheme: the time is the same)."""
@@ -318,7 +326,7 @@ class Criterion:
         (DETR's auxiliary decoding losses, ``MODEL.AUX.DECODER_LOSS``).
     aux_loss : gluon.loss.Loss or None
         Loss of the auxiliary heatmap head (weighted by ``MODEL.AUX.HEATMAP_WEIGHT``); the network then returns
-        ``(landmarks, heatmaps)`` while :meth:`training_outputs` is on.
+        :attr:`LOTR.TRAINING_OUTPUTS` (landmarks, heatmaps) while :meth:`training_outputs` is on.
 
     Notes
     -----
@@ -372,8 +380,9 @@ class Criterion:
             return self.loss(outs, target), None
         aux = None
         if self.aux_loss is not None:
-            outs, heatmaps = outs
-            aux = self.aux_loss(heatmaps, target)
+            named = dict(zip(LOTR.TRAINING_OUTPUTS, outs))
+            outs = named["landmarks"]
+            aux = self.aux_loss(named["aux_heatmaps"], target)
         if self.deep_supervision:  # sum over decoder layers
             loss = sum(self.loss(o, label) for o in outs)
         else:
@@ -393,12 +402,23 @@ class PostProcessor:
     codec : HeatmapCodec, GaussianVectorCodec or None
         Decodes heatmap / vector outputs (``codec.decode(out, method)``, Earp Sec. 4.3); None: the output is
         already (B, N, 2) crop pixels (identity).
+    outputs : tuple of str, optional
+        Names of the elements of the network's tuple output, in order (:func:`output_names`, e.g.
+        :attr:`LOTR.TRAINING_OUTPUTS`); the ``'landmarks'`` element is post-processed. None: the last element.
+
+    Raises
+    ------
+    ValueError
+        ``outputs`` without ``'landmarks'``.
     """
 
-    def __init__(self, input_size, flip_perm=None, codec=None):
+    def __init__(self, input_size, flip_perm=None, codec=None, outputs=None):
         self.input_size = int(input_size)
         self.flip_perm = None if flip_perm is None else np.asarray(flip_perm)
         self.codec = codec
+        self.outputs = None if outputs is None else tuple(outputs)
+        if self.outputs is not None and "landmarks" not in self.outputs:
+            raise ValueError("outputs %r name no 'landmarks' element" % (self.outputs,))
 
     @property
     def kind(self):
@@ -424,10 +444,22 @@ class PostProcessor:
         return None if self.codec is None else self.codec.decoder
 
     def host(self, out):
-        """The inference output as numpy: the last element of a tuple (LOTR with its auxiliary head) and the
-        last decoder layer of a (L, B, N, 2) deep-supervision output."""
+        """The inference output as numpy: the ``'landmarks'`` element of a tuple (``outputs``; without them the
+        last element) and the last decoder layer of a (L, B, N, 2) deep-supervision output.
+
+        Raises
+        ------
+        ValueError
+            A tuple of another length than ``outputs``.
+        """
         if isinstance(out, (list, tuple)):
-            out = out[-1]
+            if self.outputs is None:
+                out = out[-1]
+            elif len(out) != len(self.outputs):
+                raise ValueError("the network returned %d outputs; this post-processor knows %d (%s)"
+                                 % (len(out), len(self.outputs), ", ".join(self.outputs)))
+            else:
+                out = out[self.outputs.index("landmarks")]
         if self.codec is None and len(out.shape) == 4 and out.shape[-1] == 2:  # (L, B, N, 2)
             out = out[-1]
         return out.asnumpy() if hasattr(out, "asnumpy") else np.asarray(out)
@@ -479,9 +511,10 @@ def build_criterion(cfg, net):
 
 def build_postprocessor(cfg, net):
     """The :class:`PostProcessor` of ``cfg``'s model ``net``: the heatmap / vector codec's decoder, or the
-    identity for coordinate regression; the scheme's flip permutation (:func:`flip_permutation`)."""
+    identity for coordinate regression; the scheme's flip permutation (:func:`flip_permutation`); the names of
+    ``net``'s tuple output (:func:`output_names`)."""
     codec = net.codec if model_kind(cfg) != "regression" else None
-    return PostProcessor(cfg.DATA.INPUT_SIZE, flip_permutation(cfg), codec)
+    return PostProcessor(cfg.DATA.INPUT_SIZE, flip_permutation(cfg), codec, output_names(net))
 
 
 def build(cfg, anchors=None, ctx=None, train=True, initialize=True):

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import mxnet as mx
 
-from .build import PostProcessor
+from .build import PostProcessor, output_names
 from .data.align import invert_affine, transform_points
 from .metrics import evaluate as evaluate_metrics, nme_per_image
 
@@ -16,9 +16,10 @@ __all__ = ["predict", "evaluate_dataset", "evaluate_weights", "WeightsEvaluation
            "shape_spread"]
 
 
-def _default_post(dataset, scheme=None):
-    """Coordinate regression on ``dataset``'s crops (with ``scheme``'s flip permutation)."""
-    return PostProcessor(dataset.input_size, None if scheme is None else scheme.flip_permutation())
+def _default_post(net, dataset, scheme=None):
+    """Coordinate regression of ``net`` on ``dataset``'s crops (with ``scheme``'s flip permutation)."""
+    return PostProcessor(dataset.input_size, None if scheme is None else scheme.flip_permutation(),
+                         outputs=output_names(net))
 
 
 def _forward(net, post, x, decoder=None):
@@ -58,7 +59,7 @@ def predict(net, dataset, ctx=None, batch_size=32, flip=False, post=None, decode
     seconds : float, wall time of the network and decoding.
     """
     ctx = ctx or mx.cpu()
-    post = post or _default_post(dataset)
+    post = post or _default_post(net, dataset)
     if flip and post.flip_perm is None:
         raise ValueError("flip test needs the scheme's flip permutation")
     preds = []
@@ -134,7 +135,7 @@ def evaluate_dataset(net, dataset, scheme, ctx=None, batch_size=32, flip=False, 
     preds_crop : ndarray (M, N, 2), crop pixels.
     """
     timings = {}
-    post = post or _default_post(dataset, scheme)
+    post = post or _default_post(net, dataset, scheme)
     preds_crop, seconds = predict(net, dataset, ctx, batch_size, flip, post, decoder, timings)
     preds = to_original(dataset, preds_crop)
     metrics, nmes = _score(preds, dataset, scheme)

@@ -21,11 +21,11 @@ import numpy as np
 import mxnet as mx
 from mxnet.gluon import HybridBlock
 
-__all__ = ["export_symbol", "load_symbol", "export_onnx", "check_onnx", "onnx_session", "Normalize",
-           "normalize_input", "resolve_reshapes", "ONNX_OPSET", "DEFAULT_MEAN", "DEFAULT_STD"]
+from .data.align import IMAGENET_MEAN, IMAGENET_STD
 
-DEFAULT_MEAN = (0.485, 0.456, 0.406)  # ImageNet RGB (config DATA.MEAN)
-DEFAULT_STD = (0.229, 0.224, 0.225)   # config DATA.STD
+__all__ = ["export_symbol", "load_symbol", "export_onnx", "check_onnx", "onnx_session", "Normalize",
+           "normalize_input", "resolve_reshapes", "ONNX_OPSET"]
+
 ONNX_OPSET = 13  # newest opset MXNet 1.9.1's translation tables are written for (registry: 12 and 13)
 
 
@@ -46,7 +46,7 @@ class Normalize(HybridBlock):
         export preprocess expects) is transposed to NCHW after normalising.
     """
 
-    def __init__(self, mean=DEFAULT_MEAN, std=DEFAULT_STD, layout="NCHW", **kwargs):
+    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD, layout="NCHW", **kwargs):
         super().__init__(**kwargs)
         if layout not in ("NCHW", "NHWC"):
             raise ValueError("layout must be 'NCHW' or 'NHWC', got %r" % (layout,))
@@ -63,7 +63,7 @@ class Normalize(HybridBlock):
         return x
 
 
-def normalize_input(raw, mean=DEFAULT_MEAN, std=DEFAULT_STD):
+def normalize_input(raw, mean=IMAGENET_MEAN, std=IMAGENET_STD):
     """numpy float32 ``(raw / 255 - mean) / std`` for (B, 3, H, W) raw 0-255 RGB (the :class:`Normalize` ops)."""
     raw = np.asarray(raw, np.float32)
     m = np.asarray(mean, np.float32).reshape(1, 3, 1, 1)
@@ -80,7 +80,7 @@ def _net_ctx(net):
     return mx.cpu()
 
 
-def export_symbol(net, prefix, input_size, preprocess=False, mean=DEFAULT_MEAN, std=DEFAULT_STD, layout="NCHW",
+def export_symbol(net, prefix, input_size, preprocess=False, mean=IMAGENET_MEAN, std=IMAGENET_STD, layout="NCHW",
                   epoch=0):
     """Hybridize ``net`` and write ``PREFIX-symbol.json`` and ``PREFIX-%04d.params`` (epoch).
 
@@ -211,8 +211,8 @@ def _fix_onnx_model(model, opset):
     return model
 
 
-def export_onnx(prefix_or_net, onnx_path, input_size, batch=1, preprocess=False, mean=DEFAULT_MEAN,
-                std=DEFAULT_STD, opset=ONNX_OPSET, epoch=0, dynamic_batch=False):
+def export_onnx(prefix_or_net, onnx_path, input_size, batch=1, preprocess=False, mean=IMAGENET_MEAN,
+                std=IMAGENET_STD, opset=ONNX_OPSET, epoch=0, dynamic_batch=False):
     """Export to ONNX with ``mx.onnx.export_model`` and make the result load in onnxruntime.
 
     What the MXNet 1.9.1 exporter does with onnx 1.14.1, and what is changed here:

@@ -30,66 +30,22 @@ Pipeline per image (as in training, :class:`lotr_gluon.data.dataset.AlignedFaceD
 """
 import os
 
-import cv2
 import numpy as np
 import mxnet as mx
 
-from .build import PostProcessor
-from .data.align import align_face, arcface_template, estimate_similarity, five_points_from_landmarks, \
-    invert_affine, normalize_crops, transform_points
-from .data.formats import read_image
+from .build import PostProcessor, output_names
+from .data.align import IMAGENET_MEAN, IMAGENET_STD, align_face, arcface_template, estimate_similarity, \
+    five_points_from_landmarks, invert_affine, normalize_crops, transform_points
+from .data.formats import read_image, to_rgb
 from .data.schemes import LandmarkScheme, get_scheme
 from .detectors import DEFAULT_BOX_TEMPLATE, Face, five_points_from_box, get_detector
 from .errors import DataError
 
-__all__ = ["Predictor", "BadFaceError", "check_face", "to_rgb", "DEFAULT_MEAN", "DEFAULT_STD"]
+__all__ = ["Predictor", "BadFaceError", "check_face", "to_rgb"]
 
 
 class BadFaceError(DataError, ValueError):
     """A face passed by the caller that does not fit the image (a box or five points outside it, or not finite)."""
-
-DEFAULT_MEAN = (0.485, 0.456, 0.406)
-DEFAULT_STD = (0.229, 0.224, 0.225)
-COLORS = ("rgb", "bgr")
-
-
-def to_rgb(image, color="rgb"):
-    """Any image array as contiguous RGB ``uint8`` (H, W, 3).
-
-    Parameters
-    ----------
-    image : ndarray
-        (H, W) or (H, W, 1) grey, (H, W, 3) colour, (H, W, 4) colour with alpha (dropped). ``uint8``;
-        ``uint16`` (scaled to 8 bits); float or other types are taken as 0-255 unless their maximum is <= 1
-        (then as 0-1); values are clipped.
-    color : {'rgb', 'bgr'}
-        Channel order of a colour ``image`` (OpenCV's ``imread`` and ``VideoCapture`` give BGR / BGRA).
-
-    Raises
-    ------
-    ValueError
-        Another shape, an empty image or an unknown ``color``.
-    """
-    if color not in COLORS:
-        raise ValueError("color must be 'rgb' or 'bgr', got %r" % (color,))
-    img = np.asarray(image)
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[:, :, 0]
-    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (3, 4)) or img.size == 0:
-        raise ValueError("expected an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) image, got shape %s" % (img.shape,))
-    if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
-    elif img.dtype != np.uint8:
-        f = img.astype(np.float64)
-        if np.nanmax(f) <= 1.0:
-            f = f * 255.0
-        img = np.clip(np.nan_to_num(f), 0, 255).round().astype(np.uint8)
-    if img.ndim == 2:
-        return cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_GRAY2RGB)
-    img = img[:, :, :3]
-    if color == "bgr":
-        img = img[:, :, ::-1]
-    return np.ascontiguousarray(img)
 
 
 def _as_face(f):
@@ -183,7 +139,7 @@ class Predictor:
         :data:`~lotr_gluon.detectors.DEFAULT_BOX_TEMPLATE`.
     """
 
-    def __init__(self, net, scheme, input_size, template_scale=1.0, mean=DEFAULT_MEAN, std=DEFAULT_STD,
+    def __init__(self, net, scheme, input_size, template_scale=1.0, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                  raw_input=False, ctx=None, detector="auto", detector_kw=None, flip=False, postprocess=None,
                  box_template=None):
         self.net = net
@@ -204,7 +160,7 @@ class Predictor:
         self.detector = detector
         self.flip = bool(flip)
         self.flip_perm = self.scheme.flip_permutation()
-        self.post = postprocess or PostProcessor(self.input_size, self.flip_perm)
+        self.post = postprocess or PostProcessor(self.input_size, self.flip_perm, outputs=output_names(net))
         if box_template is None:
             box_template = getattr(detector, "box_template", None)
         self.box_template = np.asarray(DEFAULT_BOX_TEMPLATE if box_template is None else box_template,
@@ -260,7 +216,7 @@ class Predictor:
         return p
 
     @classmethod
-    def from_symbol(cls, prefix, input_size, scheme, mean=DEFAULT_MEAN, std=DEFAULT_STD, preprocess=False,
+    def from_symbol(cls, prefix, input_size, scheme, mean=IMAGENET_MEAN, std=IMAGENET_STD, preprocess=False,
                     template_scale=1.0, ctx=None, detector="auto", epoch=0, **kw):
         """A predictor from ``PREFIX-symbol.json`` + ``PREFIX-%04d.params`` (``tools/export.py``).
 

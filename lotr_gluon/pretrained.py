@@ -13,7 +13,7 @@ torchvision does): conv ``weight`` -> ``*_conv*_weight``; BatchNorm ``weight, bi
 -> ``gamma, beta, running_mean, running_var`` (``num_batches_tracked`` dropped); the classifier's Linear
 (1000, 1280) -> gluoncv's 1x1 output conv (1000, 1280, 1, 1). gluoncv's output conv has no bias, so
 ``classifier.1.bias`` is not stored in the ``.params`` (:func:`read_torchvision_mobilenet_v2` returns it for
-classification checks). Both use BN eps 1e-5, ReLU6 and the ImageNet mean/std of :mod:`lotr_gluon.data.transforms`.
+classification checks). Both use BN eps 1e-5, ReLU6 and the ImageNet mean/std of :mod:`lotr_gluon.data.align`.
 """
 import os
 import pickle
@@ -22,6 +22,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .data.align import IMAGENET_MEAN, IMAGENET_STD
 from .errors import ModelError
 
 __all__ = ["read_torch_legacy", "read_torchvision_mobilenet_v2", "torchvision_to_gluoncv", "convert_file",
@@ -240,7 +241,7 @@ def convert_file(pth, out, width="1.0"):
     return net, state["classifier.1.bias"]
 
 
-def classify(net, bias, image, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), k=5):
+def classify(net, bias, image, mean=IMAGENET_MEAN, std=IMAGENET_STD, k=5):
     """Top-``k`` ImageNet classes of an RGB image under torchvision's evaluation transform (shorter side resized
     to 256, 224 centre crop, ImageNet mean/std), as a check of converted weights.
 

@@ -33,6 +33,7 @@ from matplotlib.figure import Figure
 
 from . import losses as _losses
 from . import metrics as _metrics
+from .data.formats import to_rgb
 
 __all__ = [
     "GREEN",
@@ -253,19 +254,9 @@ def plot_loss_curves(log_records, path, title=None, subplots=None, logy=False, x
 # ----------------------------------------------------------------------------
 # landmark drawing
 # ----------------------------------------------------------------------------
-def _to_rgb_uint8(img):
-    img = np.asarray(img)
-    if img.ndim == 2:
-        img = np.stack([img] * 3, axis=-1)
-    if img.ndim != 3 or img.shape[-1] not in (3, 4):
-        raise ValueError("image must have shape (H, W), (H, W, 3) or (H, W, 4), got %s" % (img.shape,))
-    img = img[..., :3]
-    if img.dtype != np.uint8:
-        img = img.astype(np.float64)
-        if img.size and np.nanmax(img) <= 1.0:
-            img = img * 255.0
-        img = np.clip(np.nan_to_num(img), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(img)
+def _as_rgb(img):
+    """RGB uint8 of an image to draw on: float levels truncated, uint16 taken as levels, empty accepted."""
+    return to_rgb(img, unit_range=True, round_values=False, uint16_to_8bit=False, allow_empty=True)
 
 
 def draw_landmarks(img_rgb, pts, color=GREEN, radius=2, thickness=-1):
@@ -296,7 +287,7 @@ def draw_landmarks(img_rgb, pts, color=GREEN, radius=2, thickness=-1):
     ValueError
         Bad image or ``pts`` shape.
     """
-    out = _to_rgb_uint8(img_rgb).copy()
+    out = _as_rgb(img_rgb).copy()
     pts = np.asarray(pts, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[-1] != 2:
         raise ValueError("pts must have shape (N, 2), got %s" % (pts.shape,))
@@ -356,7 +347,7 @@ def save_prediction_grid(images, preds, gts=None, path=None, ncols=5, nmes=None,
         Missing ``path``, no images, or mismatched lengths/shapes.
     """
     path = _prepare_path(path)
-    images = [_to_rgb_uint8(im) for im in images]
+    images = [_as_rgb(im) for im in images]
     m = len(images)
     if m == 0:
         raise ValueError("no images")

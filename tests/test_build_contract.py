@@ -93,6 +93,25 @@ def test_postprocessor_output_selection_and_decoding():
     assert hp.decodes and hp.default_decoder == "argmax" and "dark" in hp.decoders
 
 
+
+def test_postprocessor_reads_the_landmarks_of_lotr_with_its_heatmap_output_on():
+    # the Datatang LOTR-M recipe has the training-only heatmap head: its tuple output is (landmarks, heatmaps)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net, _, post = build(_cfg("lotr_m"))
+    assert post.outputs == ("landmarks", "aux_heatmaps")
+    x = mx.nd.random.normal(shape=(2, 3, S, S))
+    landmarks = net(x).asnumpy()
+    net.set_aux_heatmap_output(True)
+    out = net(x)
+    assert isinstance(out, (list, tuple)) and len(out) == 2 and out[1].ndim == 4  # (B, N, h, h) heatmaps
+    np.testing.assert_allclose(post(out), landmarks, rtol=1e-5, atol=1e-4)
+    net.set_aux_heatmap_output(False)
+    with pytest.raises(ValueError, match="returned 3 outputs; this post-processor knows 2"):
+        post.host(tuple(out) + (out[0],))
+    with pytest.raises(ValueError, match="no 'landmarks'"):
+        PostProcessor(S, outputs=("heatmaps",))
+
 def test_criterion_deep_supervision_and_targets_hand_values():
     l1 = mx.gluon.loss.L1Loss()
     label = mx.nd.zeros((1, 2, 2))

@@ -121,3 +121,28 @@ def test_read_image_applies_exif_orientation_on_a_real_face(datatang_root, tmp_p
     np.testing.assert_array_equal(img, upright)  # lossless PNG: exactly the displayed pixels
     np.testing.assert_array_equal(img, np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB")))
     assert core.check_image(path) == upright.shape[:2]  # the size points are checked against: as displayed
+
+
+# ------------------------------------------------------------------------------------- array -> RGB uint8
+def test_to_rgb_orders_channels_and_keeps_each_value_rule():
+    bgra = np.array([[[10, 20, 30, 255]]], np.uint8)
+    assert formats.to_rgb(bgra, "bgr").tolist() == [[[30, 20, 10]]]
+    assert formats.to_rgb(bgra).tolist() == [[[10, 20, 30]]]
+    assert formats.to_rgb(np.full((2, 2, 1), 7, np.uint8)).tolist() == [[[7] * 3] * 2] * 2
+    rgb = np.zeros((2, 2, 3), np.uint8)
+    assert np.shares_memory(formats.to_rgb(rgb), rgb)  # no copy of contiguous RGB uint8
+    # floats: 0-1 when the maximum is <= 1, rounded by default, truncated on request
+    f = np.array([[0.5, 1.0]], np.float32)
+    assert formats.to_rgb(f)[0, :, 0].tolist() == [128, 255]
+    assert formats.to_rgb(f, round_values=False)[0, :, 0].tolist() == [127, 255]
+    assert formats.to_rgb(f, unit_range=False, round_values=False)[0, :, 0].tolist() == [0, 1]
+    # uint16: the high byte, or levels clipped to 255
+    u = np.array([[256, 65535]], np.uint16)
+    assert formats.to_rgb(u)[0, :, 0].tolist() == [1, 255]
+    assert formats.to_rgb(u, uint16_to_8bit=False)[0, :, 0].tolist() == [255, 255]
+    assert formats.to_rgb(np.zeros((0, 4, 3)), allow_empty=True).shape == (0, 4, 3)
+    for bad in (np.zeros((0, 4, 3)), np.zeros((2, 2, 2), np.uint8)):
+        with pytest.raises(ValueError):
+            formats.to_rgb(bad)
+    with pytest.raises(ValueError):
+        formats.to_rgb(rgb, "hsv")

@@ -126,6 +126,21 @@ def test_kendall_tau_matches_scipy_with_nan_as_worst():
     assert math.isnan(stats.kendall_tau([1.0], [1.0]))
 
 
+def test_kendall_tau_over_given_pairs():
+    rng = np.random.default_rng(7)
+    ours = list(rng.normal(size=7)) + [float("nan"), None]
+    paper = list(rng.normal(size=7)) + [2.0, 1.0]
+    ours[1] = ours[4]
+    every = [(i, j) for i in range(9) for j in range(i + 1, 9)]
+    for sign in (1, -1):
+        assert stats.kendall_tau(ours, paper, sign, every) == pytest.approx(stats.kendall_tau(ours, paper, sign))
+    # pairs within two columns: 3 concordant in the first, 3 discordant in the second, the None cell left out
+    ours, paper = [1, 2, 3, 3, 2, 1, None], [1, 2, 3, 1, 2, 3, 4]
+    within = [(0, 1), (0, 2), (1, 2), (3, 4), (3, 5), (4, 5), (5, 6)]
+    assert stats.kendall_tau(ours, paper, 1, within) == pytest.approx(0.0)
+    assert stats.kendall_tau(ours, paper, 1, within[:3]) == pytest.approx(1.0)
+
+
 def test_lower_is_better_and_two_nans_not_ordered():
     # NME: paper A 3 < B 4 < C NaN (NaN worst = highest); ours A 3.5, B 3.2, C 5 (no per-face NMEs: exact rule)
     cells = [{"name": "A", "paper": 3.0, "ours": 3.5}, {"name": "B", "paper": 4.0, "ours": 3.2},

@@ -6,6 +6,8 @@ Defaults are the LOTR paper's (JD-landmark, LOTR-M) unless a comment says otherw
 """
 from yacs.config import CfgNode as CN
 
+from ..data.align import IMAGENET_MEAN, IMAGENET_STD
+
 _C = CN()
 _C.CFG_NAME = ""             # set by load_config to the YAML file stem; names the run folder
 _C.OUTPUT_DIR = "output"        # runs go to OUTPUT_DIR/<DATA.NAME>/<config file stem>/
@@ -30,8 +32,8 @@ _C.DATA.INPUT_SIZE = 192        # side of the aligned square crop, pixels (LOTR:
 _C.DATA.TEMPLATE_SCALE = 1.0    # scales insightface's ArcFace five-point template about its centre (1.0 = as is)
 _C.DATA.DETECTIONS = ""         # JSON of detected five points per image; '' = take five points from the ground truth (deviation)
 _C.DATA.FIVE_POINT_JITTER = 0.0 # std of gaussian noise added to ground-truth five points, fraction of the crop size (imitates a detector)
-_C.DATA.MEAN = [0.485, 0.456, 0.406]  # RGB normalisation mean (ImageNet, gluoncv)
-_C.DATA.STD = [0.229, 0.224, 0.225]   # RGB normalisation std
+_C.DATA.MEAN = list(IMAGENET_MEAN)  # RGB normalisation mean of [0, 1] pixels (ImageNet, gluoncv)
+_C.DATA.STD = list(IMAGENET_STD)    # RGB normalisation std
 _C.DATA.CACHE = True           # pre-align every face once and keep the uint8 crops in memory (False: read + align on every access)
 _C.DATA.MAX_SAMPLES = 0         # use only the first N samples of each split (0 = all; for smoke runs)
 

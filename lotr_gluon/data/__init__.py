@@ -18,14 +18,14 @@ from .schemes import LandmarkScheme, available_schemes, get_scheme
 from .formats import (Detection, FaceSample, ImageReadError, LandmarkFileError, LandmarkFileWarning,
                       load_300w, load_datatang, load_detections, load_jd, load_samples, load_wflw, read_image,
                       save_detections)
-from .align import (align_face, arcface_template, estimate_similarity, five_points_from_landmarks,
-                    invert_affine, transform_points)
+from .align import (IMAGENET_MEAN, IMAGENET_STD, align_face, arcface_template, estimate_similarity,
+                    five_points_from_landmarks, invert_affine, transform_points)
 from .augment import Augmenter, flip_image, flip_points
 
 __all__ = [
     "LandmarkScheme", "available_schemes", "get_scheme",
     "Detection", "FaceSample", "ImageReadError", "LandmarkFileError", "LandmarkFileWarning", "load_300w",
     "load_datatang", "load_detections", "load_jd", "load_samples", "load_wflw", "read_image", "save_detections",
-    "align_face", "arcface_template", "estimate_similarity", "five_points_from_landmarks", "invert_affine",
+    "IMAGENET_MEAN", "IMAGENET_STD", "align_face", "arcface_template", "estimate_similarity", "five_points_from_landmarks", "invert_affine",
     "transform_points", "Augmenter", "flip_image", "flip_points",
 ]

@@ -14,7 +14,13 @@ import numpy as np
 __all__ = [
     "ARCFACE_TEMPLATE_112", "arcface_template", "estimate_similarity", "five_points_from_landmarks",
     "align_face", "warp_crop", "normalize_crops", "transform_points", "invert_affine", "generalized_procrustes",
+    "IMAGENET_MEAN", "IMAGENET_STD",
 ]
+
+#: ImageNet RGB mean and std of [0, 1] pixel values (gluoncv, torchvision): the default input normalisation
+#: (config ``DATA.MEAN`` / ``DATA.STD``, :func:`normalize_crops`).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 #: insightface's ArcFace five-point template for a 112 x 112 crop (``insightface.utils.face_align.arcface_dst``,
 #: insightface 0.7.3), pixels: image-left eye, image-right eye, nose tip, image-left and image-right mouth corner.

@@ -2,8 +2,8 @@
 import numpy as np
 import mxnet as mx
 
-from .align import arcface_template, estimate_similarity, five_points_from_landmarks, \
-    invert_affine, normalize_crops, transform_points, warp_crop
+from .align import IMAGENET_MEAN, IMAGENET_STD, arcface_template, estimate_similarity, \
+    five_points_from_landmarks, invert_affine, normalize_crops, transform_points, warp_crop
 from ..errors import DataError
 from .formats import OUTSIDE_MARGIN, read_image, validate_samples
 
@@ -72,7 +72,7 @@ class AlignedFaceDataset(mx.gluon.data.Dataset):
     """
 
     def __init__(self, samples, scheme, input_size, template_scale=1.0, detections=None, five_point_jitter=0.0,
-                 augmenter=None, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), cache=True, seed=0,
+                 augmenter=None, mean=IMAGENET_MEAN, std=IMAGENET_STD, cache=True, seed=0,
                  on_error="raise", outside_margin=OUTSIDE_MARGIN, validate=True):
         self._samples = list(samples)
         self.scheme = scheme

@@ -20,13 +20,13 @@ from typing import Dict, Tuple
 
 import numpy as np
 
+from ..metrics import NORMS
+
 __all__ = [
     "LandmarkScheme", "get_scheme", "available_schemes", "SCHEMES", "WFLW_SUBSETS",
     "JD106_FLIP_PAIRS", "WFLW98_FLIP_PAIRS", "IBUG68_FLIP_PAIRS", "DATATANG106_FLIP_PAIRS",
     "derive_flip_permutation", "mirror_symmetry_error", "pairs_from_permutation",
 ]
-
-NORMS = ("box", "inter_ocular")
 
 #: WFLW attribute subsets, in the order of the six attribute flags of the official annotation lines.
 WFLW_SUBSETS = ("pose", "expression", "illumination", "makeup", "occlusion", "blur")

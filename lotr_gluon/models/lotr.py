@@ -116,6 +116,11 @@ class LOTR(HybridBlock):
         head with every decoder layer's output; ``query_init='anchor_pos'`` without anchors.
     """
 
+    #: The elements of the output while the auxiliary heatmap output is on (:meth:`set_aux_heatmap_output`),
+    #: in this order; otherwise the output is the landmarks alone. :class:`lotr_gluon.build.Criterion` and
+    #: :class:`lotr_gluon.build.PostProcessor` read the elements by these names.
+    TRAINING_OUTPUTS = ("landmarks", "aux_heatmaps")
+
     def __init__(self, backbone, neck, transformer, head, output, aux_heatmap=None, input_size=192, **kwargs):
         super().__init__(**kwargs)
         stride = backbone.stride
@@ -193,7 +198,7 @@ class LOTR(HybridBlock):
         hs = self.transformer(tokens, pos_embed, query_embed)  # Y^L, eq. (14): (B, N, D) or (L, B, N, D)
         out = self.to_pixels(self.head(hs))  # eq. (19): Z-hat, then crop pixels
         if self._emit_aux_heatmap:
-            return out, self.aux_heatmap(fb)  # (B, N, hm, hm) heatmaps, training only
+            return out, self.aux_heatmap(fb)  # TRAINING_OUTPUTS; (B, N, hm, hm) heatmaps, training only
         return out
 
 

@@ -47,6 +47,8 @@ from collections import namedtuple
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
+from ..data.schemes import WFLW_SUBSETS
+
 __all__ = ["Cell", "Metric", "TableSpec", "TABLES", "PAPERS", "get_table", "list_tables", "parse_table_id",
            "load_paper", "paper_value", "scale_overrides", "parse_scale", "benchmark_settings", "PAPER_DIR",
            "LOSSES", "LOTR_MODELS", "ROMAN", "paper_entry", "paper_grid", "provenance", "PaperTableError"]
@@ -151,7 +153,6 @@ class TableSpec:
 LOTR_MODELS = (("lotr_m", "LOTR-M", "lotr_m.yaml"), ("lotr_m_plus", "LOTR-M+", "lotr_m_plus.yaml"),
                ("lotr_r_plus", "LOTR-R+", "lotr_r_plus.yaml"))
 LOSSES = (("l2", "L2"), ("l1", "L1"), ("smooth_l1", "Smooth-L1"), ("wing", "Wing"), ("smooth_wing", "Smooth-Wing"))
-WFLW_SUBSETS = ("pose", "expression", "illumination", "makeup", "occlusion", "blur")
 EARP_CFG = "earp_mnv2_1.0_sdd.yaml"   # present in experiments/jd and experiments/datatang
 EARP_VECTOR_CFG = "earp_mnv2_1.0_sdd_vector.yaml"   # the Gaussian-vector model (LOTR Table V), jd and datatang
 AUC, NME, FR = _m("auc", "AUC"), _m("nme", "NME"), _m("fr", "FR")

@@ -1,4 +1,4 @@
-"""Noise and agreement of a reproduced table (pure numpy): bootstrap intervals over faces, paired differences,
+"""Noise and agreement of a reproduced table (numpy, scipy): bootstrap intervals over faces, paired differences,
 and how well our ordering of the cells follows the paper's.
 
 **Bootstrap interval.** The val faces of a cell are resampled with replacement ``n_boot`` times (default 2000,
@@ -28,6 +28,7 @@ cells, with the same non-finite rule; point values, no noise. ``+1``: the same o
 import math
 
 import numpy as np
+from scipy.stats import kendalltau
 
 from .. import metrics as M
 
@@ -178,6 +179,11 @@ def _order(x, y, sign):
     return (d > 0) - (d < 0)
 
 
+def _rank_value(x, sign):
+    """``sign * x`` for a finite number, -inf (worst) for a non-finite one: higher is better on this scale."""
+    return sign * float(x) if _finite(x) else -math.inf
+
+
 def kendall_tau(ours, paper, sign=1, pairs=None):
     """Kendall's tau-b between two lists of values (None entries dropped; non-finite = worst, see module).
 
@@ -194,13 +200,21 @@ def kendall_tau(ours, paper, sign=1, pairs=None):
     -------
     float
         tau-b in [-1, 1]; NaN with fewer than two cells or when either side has every pair tied.
+
+    Notes
+    -----
+    Over all pairs this is ``scipy.stats.kendalltau(..., variant='b')``; a subset of ``pairs`` is counted here
+    (scipy counts every pair), with the same tau-b formula.
     """
     keep = [i for i in range(len(ours)) if _present(ours[i]) and _present(paper[i])]
     if pairs is None:
-        pairs = [(keep[a], keep[b]) for a in range(len(keep)) for b in range(a + 1, len(keep))]
-    else:
-        ks = set(keep)
-        pairs = [(i, j) for i, j in pairs if i in ks and j in ks]
+        if len(keep) < 2:
+            return float("nan")
+        x = [_rank_value(ours[i], sign) for i in keep]
+        y = [_rank_value(paper[i], sign) for i in keep]
+        return float(kendalltau(x, y, variant="b").statistic)
+    ks = set(keep)
+    pairs = [(i, j) for i, j in pairs if i in ks and j in ks]
     conc = disc = tx = ty = 0
     for i, j in pairs:
         o, p = _order(ours[i], ours[j], sign), _order(paper[i], paper[j], sign)

@@ -21,7 +21,8 @@ Importing this package imports every format module, and each registers its split
 :func:`register_format` and imported below.
 """
 from .core import (FORMATS, IMAGE_EXTENSIONS, OUTSIDE_MARGIN, FaceSample, ImageReadError, LandmarkFileError,
-                   LandmarkFileWarning, check_image, load_samples, read_image, register_format, validate_samples)
+                   LandmarkFileWarning, check_image, load_samples, read_image, register_format, to_rgb,
+                   validate_samples)
 from .datatang import load_datatang
 from .jd import load_jd
 from .wflw import load_wflw
@@ -30,7 +31,7 @@ from .detections import Detection, load_detections, save_detections
 
 __all__ = [
     "FaceSample", "Detection", "LandmarkFileError", "ImageReadError", "LandmarkFileWarning", "read_image",
-    "check_image", "validate_samples", "OUTSIDE_MARGIN",
+    "to_rgb", "check_image", "validate_samples", "OUTSIDE_MARGIN",
     "load_datatang", "load_jd", "load_wflw", "load_300w", "load_detections", "save_detections",
     "load_samples", "FORMATS", "IMAGE_EXTENSIONS", "register_format",
 ]

@@ -29,8 +29,8 @@ from PIL import Image
 from ...errors import DataError
 
 __all__ = [
-    "FaceSample", "LandmarkFileError", "ImageReadError", "LandmarkFileWarning", "read_image", "check_image",
-    "exif_orientation", "apply_orientation", "check_unique", "validate_samples", "OUTSIDE_MARGIN", "IMAGE_EXTENSIONS", "FORMATS", "register_format", "load_samples",
+    "FaceSample", "LandmarkFileError", "ImageReadError", "LandmarkFileWarning", "read_image", "to_rgb", "COLORS",
+    "check_image", "exif_orientation", "apply_orientation", "check_unique", "validate_samples", "OUTSIDE_MARGIN", "IMAGE_EXTENSIONS", "FORMATS", "register_format", "load_samples",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".png", ".jpeg", ".JPG", ".PNG", ".JPEG", ".bmp")
@@ -338,6 +338,64 @@ def apply_orientation(img, orientation):
     return img if op is None else np.ascontiguousarray(op(img))
 
 
+#: Channel orders of a colour image array accepted by :func:`to_rgb`.
+COLORS = ("rgb", "bgr")
+
+
+def to_rgb(image, color="rgb", unit_range=True, round_values=True, uint16_to_8bit=True, allow_empty=False):
+    """Any image array as contiguous RGB ``uint8`` (H, W, 3).
+
+    Parameters
+    ----------
+    image : ndarray
+        (H, W) or (H, W, 1) grey, (H, W, 3) colour, (H, W, 4) colour with alpha (dropped). ``uint8`` is taken
+        as is; ``uint16`` is scaled to 8 bits (see ``uint16_to_8bit``); other types are 0-255 levels (see
+        ``unit_range``), NaN as 0, clipped to [0, 255].
+    color : {'rgb', 'bgr'}
+        Channel order of a colour ``image`` (OpenCV's ``imread`` and ``VideoCapture`` give BGR / BGRA).
+    unit_range : bool
+        A non-``uint8`` image whose maximum is <= 1 is taken as 0-1 (times 255).
+    round_values : bool
+        Non-``uint8`` levels are rounded to the nearest integer; False truncates them.
+    uint16_to_8bit : bool
+        ``uint16`` keeps its high byte; False takes its values as levels like other types.
+    allow_empty : bool
+        An image without pixels is returned (empty) instead of refused.
+
+    Returns
+    -------
+    ndarray uint8, shape (H, W, 3)
+        A view of ``image`` (no copy) when it is already contiguous RGB ``uint8``.
+
+    Raises
+    ------
+    ValueError
+        Another shape, an empty image (unless ``allow_empty``) or an unknown ``color``.
+    """
+    if color not in COLORS:
+        raise ValueError("color must be 'rgb' or 'bgr', got %r" % (color,))
+    img = np.asarray(image)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if (img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (3, 4))
+            or (img.size == 0 and not allow_empty)):
+        raise ValueError("expected an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) image, got shape %s" % (img.shape,))
+    if img.dtype == np.uint16 and uint16_to_8bit:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        f = img.astype(np.float64)
+        if unit_range and f.size and np.nanmax(f) <= 1.0:
+            f = f * 255.0
+        f = np.clip(np.nan_to_num(f), 0, 255)
+        img = (f.round() if round_values else f).astype(np.uint8)
+    if img.ndim == 2:
+        return np.repeat(img[:, :, None], 3, axis=2)
+    img = img[:, :, :3]
+    if color == "bgr":
+        img = img[:, :, ::-1]
+    return np.ascontiguousarray(img)
+
+
 def read_image(path):
     """Decode an image file as RGB, as it is displayed: the EXIF Orientation is applied.
 
@@ -372,16 +430,7 @@ def read_image(path):
         raise ImageReadError(path, "empty image file (0 bytes)")
     if img is None or img.size == 0:
         raise ImageReadError(path, "cannot decode image (truncated, corrupt or unsupported format)")
-    if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
-    elif img.dtype != np.uint8:
-        img = np.clip(img, 0, 255).astype(np.uint8)
-    if img.ndim == 2 or img.shape[2] == 1:
-        img = cv2.cvtColor(img.reshape(img.shape[:2]), cv2.COLOR_GRAY2RGB)
-    elif img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    else:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    img = to_rgb(img, "bgr", unit_range=False, round_values=False)
     return apply_orientation(img, _header(buf.tobytes())[1])
 
 

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..schemes import WFLW_SUBSETS
 from .core import (FaceSample, LandmarkFileError, check_on_error, collect_samples, parse_number, register_format,
                    require_file)
 
@@ -10,7 +11,6 @@ __all__ = ["load_wflw", "WFLW_FIELDS"]
 
 #: Fields of a WFLW line: 98 (x, y) pairs, 4 box values, 6 attribute flags, the image path.
 WFLW_FIELDS = 98 * 2 + 4 + 6 + 1
-_WFLW_ATTRS = ("pose", "expression", "illumination", "makeup", "occlusion", "blur")
 
 
 def load_wflw(annotation_file, image_root, on_error="raise"):
@@ -67,7 +67,7 @@ def load_wflw(annotation_file, image_root, on_error="raise"):
         seen[stem] = k + 1
         pts = np.array(vals[:196], np.float32).reshape(98, 2)
         return FaceSample("%s_%d" % (stem, k), image_path, pts, None, np.array(vals[196:200]),
-                          dict(zip(_WFLW_ATTRS, flags)), source=str(annotation_file), source_line=lineno)
+                          dict(zip(WFLW_SUBSETS, flags)), source=str(annotation_file), source_line=lineno)
 
     with open(annotation_file, "r", encoding="utf-8") as f:
         return collect_samples(enumerate(f, 1), sample, on_error)
