@@ -26,7 +26,7 @@ CFG = os.path.join(ROOT, "experiments", "datatang", "lotr_m.yaml")
 
 def tiny_opts(datatang_root, **extra):
     opts = {"DATA.ROOT": str(datatang_root), "DATA.MAX_SAMPLES": "12", "DATA.INPUT_SIZE": "64",
-            "MODEL.BACKBONE.NAME": "mobilenetv2_0.25", "TRAIN.BATCH_SIZE": "4", "TRAIN.EPOCHS": "1",
+            "MODEL.BACKBONE.NAME": "mobilenetv2_0.25", "MODEL.BACKBONE.PRETRAINED": "False", "TRAIN.BATCH_SIZE": "4", "TRAIN.EPOCHS": "1",
             "TRAIN.LOG_EVERY": "1", "TRAIN.VAL_EVERY": "0"}
     opts.update(extra)
     return [x for kv in opts.items() for x in kv]
@@ -149,7 +149,7 @@ def test_bench_train_cli_writes_the_three_figures_and_ratios(datatang_root, tmp_
     out = tmp_path / "bt.json"
     mod.main(["--steps", "1", "--warmup", "1", "--breakdown-runs", "1", "--out", str(out),
               "DATA.ROOT", str(datatang_root), "DATA.MAX_SAMPLES", "8", "DATA.INPUT_SIZE", "64",
-              "MODEL.BACKBONE.NAME", "mobilenetv2_0.25", "TRAIN.BATCH_SIZE", "4"])
+              "MODEL.BACKBONE.NAME", "mobilenetv2_0.25", "MODEL.BACKBONE.PRETRAINED", "False", "TRAIN.BATCH_SIZE", "4"])
     data = json.loads(out.read_text())
     res = data["results"]
     for k in ("training_step", "bare_backbone", "data_pipeline"):

@@ -130,7 +130,7 @@ def test_bench_input_tool_times_cache_off_and_on(datatang_root, tmp_path):
     spec.loader.exec_module(mod)
     out = tmp_path / "b.json"
     rows = mod.main(["--cfg", cfg_file, "--items", "4", "--train-steps", "1", "--json", str(out)] + base +
-                    ["MODEL.BACKBONE.NAME", "mobilenetv2_0.25", "TRAIN.BATCH_SIZE", "2"])
+                    ["MODEL.BACKBONE.NAME", "mobilenetv2_0.25", "MODEL.BACKBONE.PRETRAINED", "False", "TRAIN.BATCH_SIZE", "2"])
     assert [r["cache"] for r in rows] == [False, True]
     for r in rows:
         assert r["faces"] == 6 and r["items"] == 4 and r["data_images_per_s"] > 0

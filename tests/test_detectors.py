@@ -186,7 +186,7 @@ def test_demo_max_faces_1_on_a_one_face_photo(yunet_file, datatang_root, tmp_pat
     js = str(tmp_path / "out.json")
     argv = ["--cfg", os.path.join(ROOT, "experiments", "datatang", "lotr_m.yaml"), "--random-init",
             "--image", str(datatang_root / "images" / (stem + ".jpg")), "--out", str(tmp_path / "o.png"),
-            "--json", js, "--max-faces", "1", "--det-model", yunet_file, "MODEL.BACKBONE.NAME", "mobilenetv2_0.25",
+            "--json", js, "--max-faces", "1", "--det-model", yunet_file, "MODEL.BACKBONE.NAME", "mobilenetv2_0.25", "MODEL.BACKBONE.PRETRAINED", "False",
             "DATA.INPUT_SIZE", "64"]
     assert demo.main(argv) == 0
     rec = json.load(open(js))

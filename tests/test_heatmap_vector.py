@@ -159,7 +159,7 @@ def test_config_registry_and_build():
     from lotr_gluon.config import load_config
     for data in ("datatang", "jd"):
         f = os.path.join(ROOT, "experiments", data, "earp_mnv2_1.0_sdd_vector.yaml")
-        cfg = load_config(f, ["MODEL.BACKBONE.NAME", "mobilenetv2_0.25", "DATA.INPUT_SIZE", "64",
+        cfg = load_config(f, ["MODEL.BACKBONE.NAME", "mobilenetv2_0.25", "MODEL.BACKBONE.PRETRAINED", "False", "DATA.INPUT_SIZE", "64",
                               "MODEL.BACKBONE.PRETRAINED", "False"])
         assert cfg.MODEL.NAME == "earp_vector" and list(cfg.MODEL.HEATMAP.VECTOR_BANDWIDTHS) == [3, 5]
         net = build_model(cfg)
@@ -192,7 +192,7 @@ def test_vector_model_trains_on_real_faces(datatang_root, tmp_path):
     from lotr_gluon.trainer import Trainer, read_log
     cfg_file = os.path.join(ROOT, "experiments", "datatang", "earp_mnv2_1.0_sdd_vector.yaml")
     opts = {"DATA.ROOT": str(datatang_root), "DATA.MAX_SAMPLES": "8", "DATA.INPUT_SIZE": "64",
-            "MODEL.BACKBONE.NAME": "mobilenetv2_0.25", "TRAIN.BATCH_SIZE": "4", "TRAIN.EPOCHS": "3",
+            "MODEL.BACKBONE.NAME": "mobilenetv2_0.25", "MODEL.BACKBONE.PRETRAINED": "False", "TRAIN.BATCH_SIZE": "4", "TRAIN.EPOCHS": "3",
             "TRAIN.LOG_EVERY": "1", "OUTPUT_DIR": str(tmp_path)}
     cfg = load_config(cfg_file, [x for kv in opts.items() for x in kv])
     tr = Trainer(cfg, out_dir=str(tmp_path / "run"), progress=False)
@@ -210,7 +210,7 @@ def test_benchmark_and_export_of_the_vector_model():
     """Timed with its own decoders; band pooling exports to the symbol and ONNX runtimes with the same output."""
     from lotr_gluon.benchmark import benchmark_model
     cfg = os.path.join(ROOT, "experiments", "datatang", "earp_mnv2_1.0_sdd_vector.yaml")
-    rows = benchmark_model(cfg, opts=["MODEL.BACKBONE.NAME", "mobilenetv2_0.25", "DATA.INPUT_SIZE", "64"],
+    rows = benchmark_model(cfg, opts=["MODEL.BACKBONE.NAME", "mobilenetv2_0.25", "MODEL.BACKBONE.PRETRAINED", "False", "DATA.INPUT_SIZE", "64"],
                            runtimes=("gluon", "symbol", "onnx"), batches=(1,), flips=(False, True), runs=1,
                            warmup=0)
     assert {(r["runtime"], r["flip"], r["decoder"]) for r in rows} == {

@@ -31,7 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CFG = os.path.join(ROOT, "experiments", "datatang", "lotr_m.yaml")
 S = 64
 TEMPLATE_SCALE = 0.8
-OPTS = ["MODEL.BACKBONE.NAME", "mobilenetv2_0.25", "DATA.INPUT_SIZE", str(S),
+OPTS = ["MODEL.BACKBONE.NAME", "mobilenetv2_0.25", "MODEL.BACKBONE.PRETRAINED", "False", "DATA.INPUT_SIZE", str(S),
         "DATA.TEMPLATE_SCALE", str(TEMPLATE_SCALE)]
 STEM = "000019"  # a Datatang image where the Haar cascade finds the face
 KEYS = {"landmarks", "five_points", "box", "score", "detector", "align_points", "alignment", "affine"}

@@ -453,7 +453,7 @@ def test_cells_with_a_schedule_of_their_own(tmp_path, capsys):
 # ------------------------------------------------------------------------------------------ real run
 def test_real_tiny_cell_end_to_end(datatang_root, tmp_path, capsys):
     """One cell of Table VI trained for real on 12 Datatang faces, evaluated like tools/test.py, cached on rerun."""
-    opts = _opts(**{"DATA.ROOT": str(datatang_root), "MODEL.BACKBONE.NAME": "mobilenetv2_0.25",
+    opts = _opts(**{"DATA.ROOT": str(datatang_root), "MODEL.BACKBONE.NAME": "mobilenetv2_0.25", "MODEL.BACKBONE.PRETRAINED": "False",
                     "DATA.INPUT_SIZE": "64", "DATA.MAX_SAMPLES": "12", "TRAIN.BATCH_SIZE": "4", "TRAIN.EPOCHS": "1"})
     argv = ["--table", "6", "--scale", "smoke", "--out", str(tmp_path), "--cells", "lotr_m/smooth_wing", "--quiet"] + opts
     assert reproduce_table.main(argv) == 0

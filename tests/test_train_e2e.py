@@ -21,7 +21,7 @@ warnings.filterwarnings("ignore", category=UserWarning)
 
 def tiny_opts(datatang_root, out, **extra):
     opts = {"DATA.ROOT": str(datatang_root), "DATA.MAX_SAMPLES": "12", "DATA.INPUT_SIZE": "64",
-            "MODEL.BACKBONE.NAME": "mobilenetv2_0.25", "TRAIN.BATCH_SIZE": "4", "TRAIN.EPOCHS": "1",
+            "MODEL.BACKBONE.NAME": "mobilenetv2_0.25", "MODEL.BACKBONE.PRETRAINED": "False", "TRAIN.BATCH_SIZE": "4", "TRAIN.EPOCHS": "1",
             "TRAIN.LOG_EVERY": "1", "OUTPUT_DIR": str(out)}
     opts.update(extra)
     return [x for kv in opts.items() for x in kv]
