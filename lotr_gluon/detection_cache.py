@@ -22,7 +22,6 @@ Rule for misses (config ``DATA.ALIGN detector``, ``tools/detect_faces.py``; a mi
 face the detector misses (no detection with IoU >= 0.4 to its landmarks' box) is aligned on its ground-truth five
 points in training and in evaluation, where it is scored that way and counted in ``detector_misses``.
 """
-import hashlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -32,11 +31,11 @@ import numpy as np
 from tqdm import tqdm
 
 from .data.formats import Detection, load_detections_meta, read_image, save_detections
-from .detectors import get_detector
+from .detectors import file_sha256, get_detector
 from .errors import DetectorError
 
 __all__ = ["MATCH_IOU", "FORMAT_VERSION", "FINGERPRINT", "NO_FACE", "LOW_IOU", "NO_POINTS", "FIVE_POINT_DETECTORS",
-           "DetectionRun", "box_iou", "landmark_box", "match_face", "fingerprint", "file_sha256",
+           "DetectionRun", "box_iou", "landmark_box", "match_face", "fingerprint",
            "detector_identity", "five_point_detector", "detect_samples", "detection_meta", "write_detections",
            "stale_reason", "ensure_detections"]
 
@@ -118,15 +117,6 @@ def match_face(faces, gt_box, min_iou=MATCH_IOU):
     ious = [box_iou(f.box, gt_box) for f in faces]
     k = int(np.argmax(ious))
     return (faces[k] if ious[k] >= min_iou else None), ious[k]
-
-
-def file_sha256(path):
-    """sha256 (hex) of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def fingerprint(path, sha256=True):
