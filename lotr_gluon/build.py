@@ -107,7 +107,7 @@ def build_detections(cfg, split, samples, progress=True):
     if _align_mode(cfg) != "detector":
         return None
     path, _ = ensure_detections(detections_path(cfg, split), samples, cfg.DATA.DETECTOR, progress=progress,
-                                dataset=cfg.DATA.NAME, root=os.path.abspath(cfg.DATA.ROOT),
+                                on_error=cfg.DATA.ON_ERROR, dataset=cfg.DATA.NAME, root=os.path.abspath(cfg.DATA.ROOT),
                                 split=split_path(cfg, split))
     return load_detections(path)
 

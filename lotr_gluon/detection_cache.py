@@ -30,11 +30,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .data.formats import Detection, load_detections_meta, read_image, save_detections
+from .data.formats import Detection, ImageReadError, load_detections_meta, read_image, save_detections
 from .detectors import file_sha256, get_detector
 from .errors import DetectorError
 
-__all__ = ["MATCH_IOU", "FORMAT_VERSION", "FINGERPRINT", "NO_FACE", "LOW_IOU", "NO_POINTS", "FIVE_POINT_DETECTORS",
+__all__ = ["MATCH_IOU", "FORMAT_VERSION", "FINGERPRINT", "NO_FACE", "LOW_IOU", "NO_POINTS", "UNREADABLE",
+           "FIVE_POINT_DETECTORS",
            "DetectionRun", "box_iou", "landmark_box", "match_face", "fingerprint",
            "detector_identity", "five_point_detector", "detect_samples", "detection_meta", "write_detections",
            "stale_reason", "ensure_detections"]
@@ -58,10 +59,12 @@ FORMAT_VERSION = 1
 FINGERPRINT = "size+mtime_ns, sha256 when mtime changed"
 
 #: Miss reasons: the detector found no face in the image / found faces, none with IoU >= the threshold / the
-#: matching detection has no five points (a box-only insightface model).
+#: matching detection has no five points (a box-only insightface model) / the image cannot be read (with
+#: ``on_error='warn'``; the dataset then skips the sample with its warning).
 NO_FACE = "no_face"
 LOW_IOU = "low_iou"
 NO_POINTS = "no_five_points"
+UNREADABLE = "unreadable"
 
 #: Detectors of :func:`lotr_gluon.detectors.get_detector` that give five points.
 FIVE_POINT_DETECTORS = ("yunet", "insightface")
@@ -122,8 +125,10 @@ def match_face(faces, gt_box, min_iou=MATCH_IOU):
 def fingerprint(path, sha256=True):
     """``{"path", "size", "mtime_ns", "sha256"}`` of an image file (:data:`FINGERPRINT`); ``path`` absolute.
 
-    ``sha256=False`` leaves the hash out (None)."""
+    ``sha256=False`` leaves the hash out (None); a missing file has None for all three."""
     path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        return {"path": path, "size": None, "mtime_ns": None, "sha256": None}
     st = os.stat(path)
     return {"path": path, "size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns),
             "sha256": file_sha256(path) if sha256 else None}
@@ -176,7 +181,7 @@ class DetectionRun:
     samples: dict = field(default_factory=dict)
 
 
-def detect_samples(samples, detector, min_iou=MATCH_IOU, progress=True, desc="detecting faces"):
+def detect_samples(samples, detector, min_iou=MATCH_IOU, progress=True, desc="detecting faces", on_error="raise"):
     """Run ``detector`` over the images of ``samples`` and match each annotated face (:func:`match_face`).
 
     Parameters
@@ -191,6 +196,9 @@ def detect_samples(samples, detector, min_iou=MATCH_IOU, progress=True, desc="de
         Show a tqdm bar (stderr), one step per image.
     desc : str
         The bar's label.
+    on_error : {'raise', 'warn'}
+        An image that cannot be read: raise, or list its faces as misses (:data:`UNREADABLE`) and go on (config
+        ``DATA.ON_ERROR``; the dataset skips such a sample with its own warning).
 
     Returns
     -------
@@ -199,7 +207,7 @@ def detect_samples(samples, detector, min_iou=MATCH_IOU, progress=True, desc="de
     Raises
     ------
     ImageReadError
-        An image cannot be read (named in the message).
+        An image cannot be read (named in the message), with ``on_error='raise'``.
     """
     run = DetectionRun()
     by_image = {}
@@ -208,12 +216,19 @@ def detect_samples(samples, detector, min_iou=MATCH_IOU, progress=True, desc="de
     for path, group in tqdm(by_image.items(), total=len(by_image), desc=desc, unit="img",
                             disable=not progress, file=sys.stderr):
         fp = fingerprint(path)  # before the read: an image edited while the detector runs is stale
-        faces = detector.detect(read_image(path))
+        try:
+            faces, error = detector.detect(read_image(path)), None
+        except ImageReadError as e:
+            if on_error == "raise":
+                raise
+            faces, error = [], e.reason
         for s in group:
             gt_box = landmark_box(s.landmarks)
             run.samples[s.name] = dict(fp, gt_box=gt_box.tolist())
             face, iou = match_face(faces, gt_box, min_iou)
-            if face is not None and face.five_points is not None:
+            if error is not None:
+                run.misses[s.name] = {"reason": UNREADABLE, "message": error, "iou": None, "faces": 0}
+            elif face is not None and face.five_points is not None:
                 run.detections[s.name] = Detection(face.five_points.astype(np.float32),
                                                    face.box.astype(np.float32), face.score, iou)
             elif face is not None:
@@ -304,8 +319,11 @@ def stale_reason(path, samples, identity, min_iou=MATCH_IOU):
         image = os.path.abspath(s.image_path)
         if rec.get("path") != image:
             return "image of %s is %s, was %s" % (s.name, image, rec.get("path"))
+        now = fingerprint(image, sha256=False)
+        if now["size"] is None and rec.get("size") is not None:
+            return "image of %s is gone" % s.name
         try:
-            why = _changed(s.name, rec, fingerprint(image, sha256=False))
+            why = _changed(s.name, rec, now)
         except OSError as e:
             return "image of %s unreadable (%s)" % (s.name, e.strerror or e)
         if why:
@@ -316,7 +334,7 @@ def stale_reason(path, samples, identity, min_iou=MATCH_IOU):
     return None
 
 
-def ensure_detections(path, samples, detector="yunet", min_iou=MATCH_IOU, progress=True, **extra):
+def ensure_detections(path, samples, detector="yunet", min_iou=MATCH_IOU, progress=True, on_error="raise", **extra):
     """A detections file for ``samples`` that can be trusted: ``path`` when :func:`stale_reason` accepts it,
     else rebuilt there by :func:`detect_samples` with the detector ``detector`` (one line on stderr says why).
 
@@ -330,6 +348,8 @@ def ensure_detections(path, samples, detector="yunet", min_iou=MATCH_IOU, progre
     min_iou : float
     progress : bool
         tqdm bar while detecting.
+    on_error : {'raise', 'warn'}
+        An unreadable image: see :func:`detect_samples`.
     **extra
         Written into ``"_meta"`` on a rebuild (``dataset``, ``split``).
 
@@ -343,7 +363,7 @@ def ensure_detections(path, samples, detector="yunet", min_iou=MATCH_IOU, progre
     DetectorError
         The detector is unavailable or gives no five points.
     ImageReadError
-        An image cannot be read during the rebuild.
+        An image cannot be read during the rebuild (``on_error='raise'``).
     OutputError
         ``path`` cannot be written.
     """
@@ -353,6 +373,6 @@ def ensure_detections(path, samples, detector="yunet", min_iou=MATCH_IOU, progre
     if why is None:
         return path, None
     print("detections %s: running %s on %d faces (%s)" % (path, det.name, len(samples), why), file=sys.stderr)
-    run = detect_samples(samples, det, min_iou, progress, "detecting faces (%s)" % os.path.basename(path))
+    run = detect_samples(samples, det, min_iou, progress, "detecting faces (%s)" % os.path.basename(path), on_error)
     write_detections(path, run, identity, min_iou, **extra)
     return path, why

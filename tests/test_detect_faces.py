@@ -17,7 +17,7 @@ from lotr_gluon import detection_cache as dc
 from lotr_gluon.build import build_dataset, build_samples, detections_path
 from lotr_gluon.config import load_config
 from lotr_gluon.data.align import arcface_template, estimate_similarity, five_points_from_landmarks
-from lotr_gluon.data.formats import load_detections, load_detections_meta, save_detections
+from lotr_gluon.data.formats import ImageReadError, load_detections, load_detections_meta, save_detections
 from lotr_gluon.data.schemes import get_scheme
 from lotr_gluon.detectors import YUNET_SHA256, file_sha256
 from lotr_gluon.errors import DetectorError, UsageError
@@ -242,6 +242,20 @@ def test_a_file_without_meta_or_unreadable_is_never_trusted(fresh, tmp_path):
     assert dc.stale_reason(str(old), samples, ident).startswith("no '_meta' in")
     old.write_text("{ not json")
     assert dc.stale_reason(str(old), samples, ident).startswith("unreadable (")
+
+
+def test_an_unreadable_image_stops_the_run_or_is_a_miss(fresh, tmp_path):
+    samples, _ = fresh
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    bad = [samples[0], replace(samples[1], image_path=str(empty))]
+    det = dc.five_point_detector("yunet")
+    with pytest.raises(ImageReadError) as e:
+        dc.detect_samples(bad, det, progress=False)
+    assert str(empty) in str(e.value)
+    run = dc.detect_samples(bad, det, progress=False, on_error="warn")
+    assert list(run.detections) == [samples[0].name]
+    assert run.misses[samples[1].name]["reason"] == dc.UNREADABLE
 
 
 def test_a_detector_without_five_points_is_refused():

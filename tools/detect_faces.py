@@ -15,7 +15,8 @@ its sha256) and the faces missed (no face detected, or none with IoU >= the thre
 Output: ``--out FILE`` (one file for every split asked for), else the cache file of each split
 (:func:`lotr_gluon.build.detections_path`: ``DATA.DETECTIONS_CACHE/<DATA.NAME>_<split file stem>_<detector>.json``,
 which ``DATA.ALIGN detector`` reads and checks). Splits that name the same file (Datatang's val and test) are
-detected once. At the end a report: faces found / missed / badly matched per split, the worst cases, the
+detected once. An image that cannot be read stops the run with one line naming it (``DATA.ON_ERROR warn``:
+its faces are listed as misses instead). At the end a report: faces found / missed / badly matched per split, the worst cases, the
 files written and the wall time.
 
 A face the detector misses (no detection with IoU >= 0.4 to its landmarks' box) is aligned on its
@@ -159,13 +160,13 @@ def main(argv=None):
     if args.out:  # one file: each image detected once, even when splits share it
         samples = merge_samples([(splits[0], group) for _, splits, group in per_group])
         run = detect_samples(samples, detector, MATCH_IOU, progress, "detecting faces (%s)" % ", ".join(
-            sp for _, splits, _ in per_group for sp in splits))
+            sp for _, splits, _ in per_group for sp in splits), cfg.DATA.ON_ERROR)
         write_detections(args.out, run, identity, MATCH_IOU, split=[v for v, _, _ in per_group], **extra)
     else:
         runs = []
         for (value, splits, group), path in zip(per_group, outs):
             desc = "detecting faces (%s)" % ", ".join(splits)
-            runs.append(detect_samples(group, detector, MATCH_IOU, progress, desc))
+            runs.append(detect_samples(group, detector, MATCH_IOU, progress, desc, cfg.DATA.ON_ERROR))
             write_detections(path, runs[-1], identity, MATCH_IOU, split=value, **extra)
         run = combined(runs)
     seconds = time.time() - t0
