@@ -53,9 +53,11 @@ MATCH_IOU = 0.4
 FORMAT_VERSION = 1
 
 #: How images are fingerprinted (``"_meta"``'s ``fingerprint``): size and modification time (ns) from one
-#: ``os.stat``, which any edit changes, so that checking a cache costs no image read; the sha256 of the bytes
-#: is kept as well and read only when the time changed but the size did not (a copy, a ``touch``), so that a
-#: copied dataset keeps its cache while an edit of the same size is still caught.
+#: ``os.stat``, which an edit changes, so that checking a cache costs no image read (a content hash alone would
+#: read every byte of the dataset each time a split is built); the sha256 of the bytes is kept as well and read
+#: only when the time changed but the size did not (a ``touch``, the same files unpacked again in the same
+#: place), so that those keep their cache while an edit of the same size is still caught. Image paths are kept
+#: absolute: a dataset moved elsewhere is detected again.
 FINGERPRINT = "size+mtime_ns, sha256 when mtime changed"
 
 #: Miss reasons: the detector found no face in the image / found faces, none with IoU >= the threshold / the
