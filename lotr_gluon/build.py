@@ -12,11 +12,13 @@ from .data.augment import Augmenter, MirrorExtendedDataset
 from .data.dataset import AlignedFaceDataset
 from .data.formats import load_detections, load_samples
 from .data.schemes import get_scheme
-from .errors import DataError, ModelError
+from .detection_cache import ensure_detections
+from .errors import DataError, ModelError, UsageError
 from .losses import get_loss
 from .models.lotr import LOTR
 
-__all__ = ["build_scheme", "build_samples", "build_dataset", "build_loss", "build_optimizer", "split_path",
+__all__ = ["build_scheme", "build_samples", "build_dataset", "build_detections", "detections_path", "uses_detections",
+           "ALIGN_MODES", "build_loss", "build_optimizer", "split_path",
            "check_model_config", "check_params_file", "load_params", "load_model", "build", "build_criterion", "build_postprocessor",
            "inference_config", "model_kind", "needs_anchors", "flip_permutation", "output_names", "Criterion",
            "PostProcessor",
@@ -59,11 +61,66 @@ def build_samples(cfg, split):
     return samples
 
 
+#: Values of ``DATA.ALIGN``: five points from the ground-truth landmarks, or from ``DATA.DETECTOR``.
+ALIGN_MODES = ("ground_truth", "detector")
+
+
+def _align_mode(cfg):
+    if cfg.DATA.ALIGN not in ALIGN_MODES:
+        raise UsageError("DATA.ALIGN must be one of %s, got %r" % (", ".join(ALIGN_MODES), cfg.DATA.ALIGN))
+    return cfg.DATA.ALIGN
+
+
+def uses_detections(cfg):
+    """Whether faces are aligned on a detector's five points: ``DATA.DETECTIONS`` (an explicit file) or
+    ``DATA.ALIGN detector`` (the cache of :func:`detections_path`)."""
+    return bool(cfg.DATA.DETECTIONS) or _align_mode(cfg) == "detector"
+
+
+def detections_path(cfg, split, detector=None):
+    """Where the cached detections of a split live: ``DATA.DETECTIONS_CACHE/<DATA.NAME>_<stem>_<detector>.json``.
+
+    ``stem`` is the file stem of the split's value (``DATA.<SPLIT>_SPLIT``; ``splits/val.txt`` -> ``val``), so
+    splits that name the same file share one cache file; ``detector`` defaults to ``DATA.DETECTOR``. The file
+    is rebuilt when it does not fit the samples it is used for
+    (:func:`lotr_gluon.detection_cache.stale_reason`), so a name shared by two data roots costs a rebuild,
+    never a wrong alignment."""
+    value = split_path(cfg, split) or split
+    stem = os.path.splitext(os.path.basename(value.rstrip("/\\")))[0] or split
+    return os.path.join(cfg.DATA.DETECTIONS_CACHE, "%s_%s_%s.json" % (cfg.DATA.NAME, stem,
+                                                                      detector or cfg.DATA.DETECTOR))
+
+
+def build_detections(cfg, split, samples, progress=True):
+    """The detected five points of ``samples`` (a split's), or None for ground-truth alignment.
+
+    ``DATA.DETECTIONS`` set: that file, as given. Else ``DATA.ALIGN detector``: the cache file of
+    :func:`detections_path`, checked against the samples' images, the detector's model and OpenCV, and rebuilt
+    when missing or stale (:func:`lotr_gluon.detection_cache.ensure_detections`; a tqdm bar while the
+    detector runs). Faces without a detection (the detector's misses) are aligned on their ground-truth five
+    points by :class:`~lotr_gluon.data.dataset.AlignedFaceDataset`.
+
+    Returns
+    -------
+    dict str -> Detection, or None
+    """
+    if cfg.DATA.DETECTIONS:
+        return load_detections(cfg.DATA.DETECTIONS)
+    if _align_mode(cfg) != "detector":
+        return None
+    path, _ = ensure_detections(detections_path(cfg, split), samples, cfg.DATA.DETECTOR, progress=progress,
+                                on_error=cfg.DATA.ON_ERROR, dataset=cfg.DATA.NAME, root=os.path.abspath(cfg.DATA.ROOT),
+                                split=split_path(cfg, split))
+    return load_detections(path)
+
+
 def build_dataset(cfg, split, train=False, samples=None):
-    """AlignedFaceDataset for a split; ``train=True`` adds the configured augmentation and five-point jitter."""
+    """AlignedFaceDataset for a split; ``train=True`` adds the configured augmentation and five-point jitter.
+
+    The five points come from :func:`build_detections` (``DATA.DETECTIONS`` / ``DATA.ALIGN``)."""
     scheme = build_scheme(cfg)
     samples = samples if samples is not None else build_samples(cfg, split)
-    detections = load_detections(cfg.DATA.DETECTIONS) if cfg.DATA.DETECTIONS else None
+    detections = build_detections(cfg, split, samples)
     augmenter = None
     if train:
         a = cfg.AUG

@@ -46,7 +46,7 @@ from .errors import DetectorError
 __all__ = ["Face", "DetectorUnavailable", "YuNetDetector", "InsightFaceDetector", "OpenCVDetector", "get_detector",
            "find_yunet_model", "fetch_yunet_model", "cache_dir", "YUNET_FILE", "YUNET_URL", "YUNET_SHA256",
            "find_insightface_model", "DETECTORS", "INSIGHTFACE_PACKS", "DEFAULT_BOX_TEMPLATE",
-           "HAAR_BOX_TEMPLATE", "five_points_from_box", "box_template_from_points", "haar_cascade_path"]
+           "HAAR_BOX_TEMPLATE", "five_points_from_box", "box_template_from_points", "haar_cascade_path", "file_sha256"]
 
 DETECTORS = ("auto", "yunet", "insightface", "opencv")
 
@@ -183,7 +183,8 @@ def cache_dir():
     return os.path.join(os.path.expanduser(root), "models")
 
 
-def _sha256(path):
+def file_sha256(path):
+    """sha256 (hex) of a file's bytes (a model file's identity: :data:`YUNET_SHA256`, detection caches)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -264,7 +265,7 @@ def fetch_yunet_model(dest=None, url=YUNET_URL, sha256=YUNET_SHA256, timeout=20.
                 reason = getattr(e, "reason", None) or e
                 raise DetectorUnavailable("YuNet model not found locally and the download from %s failed (%s: "
                                           "offline?); %s" % (url, reason, hint)) from None
-        got = _sha256(tmp)
+        got = file_sha256(tmp)
         if got != sha256:
             raise DetectorUnavailable("downloaded YuNet model from %s has sha256 %s, expected %s; not kept. %s"
                                       % (url, got, sha256, hint))

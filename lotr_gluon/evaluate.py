@@ -8,12 +8,12 @@ import time
 import numpy as np
 import mxnet as mx
 
-from .build import PostProcessor, output_names
+from .build import PostProcessor, output_names, uses_detections
 from .data.align import invert_affine, transform_points
 from .metrics import evaluate as evaluate_metrics, nme_per_image
 
 __all__ = ["predict", "evaluate_dataset", "evaluate_weights", "WeightsEvaluation", "mean_shape_baseline", "to_original",
-           "shape_spread"]
+           "shape_spread", "detector_misses"]
 
 
 def _default_post(net, dataset, scheme=None):
@@ -153,6 +153,14 @@ def evaluate_dataset(net, dataset, scheme, ctx=None, batch_size=32, flip=False, 
     return metrics, nmes, preds, preds_crop
 
 
+def detector_misses(dataset):
+    """Names of the faces of an :class:`~lotr_gluon.data.dataset.AlignedFaceDataset` aligned on their
+    ground-truth five points because the detections have no entry for them (the detector's misses, under
+    ``DATA.ALIGN detector`` or ``DATA.DETECTIONS``): they are scored with that alignment and counted
+    (``detector_misses`` in the metrics of :func:`evaluate_weights`)."""
+    return [s.name for s, src in zip(dataset.samples, dataset.five_point_source) if src == "ground_truth"]
+
+
 def mean_shape_baseline(mean_shape_crop, dataset, scheme):
     """Score every face of ``dataset`` predicted as ``mean_shape_crop`` (N, 2), the mean aligned training
     shape, mapped back to each image: the yardstick a trained model must beat (FINDINGS.md).
@@ -176,7 +184,8 @@ class WeightsEvaluation:
         ``DATA.TEST_SPLIT``, aligned as in training.
     runs : dict bool -> tuple
         Flip off / on -> ``(metrics, nmes, preds_orig, preds_crop)`` of :func:`evaluate_dataset` (``metrics``
-        with ``split``).
+        with ``split``; under detector alignment also ``detector_misses``, the number of faces the detector
+        missed, scored on their ground-truth five points, and ``detector_miss_names``).
     baseline : tuple or None
         ``(metrics, nmes)`` of :func:`mean_shape_baseline` with the mean training shape.
     """
@@ -223,9 +232,12 @@ def evaluate_weights(cfg, params, flips=(False,), baseline=True):
     train_mean = mean_shape(build_dataset(cfg, "train")) if baseline else None
     net, post = load_model(cfg, params, ctx=ctx)  # anchors (MODEL.HEAD.ANCHORS) are stored in the weights
     net.hybridize(static_alloc=True)
+    misses = detector_misses(test_set) if uses_detections(cfg) else None
     runs = {}
     for flip in flips:
         runs[bool(flip)] = evaluate_dataset(net, test_set, scheme, ctx, cfg.TEST.BATCH_SIZE, flip, post=post)
         runs[bool(flip)][0]["split"] = cfg.DATA.TEST_SPLIT
+        if misses is not None:  # scored on their ground-truth five points, and counted
+            runs[bool(flip)][0].update(detector_misses=len(misses), detector_miss_names=misses)
     base = mean_shape_baseline(train_mean, test_set, scheme) if baseline else None
     return WeightsEvaluation(scheme, test_set, runs, base)

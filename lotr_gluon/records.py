@@ -54,8 +54,13 @@ def machine():
 
 
 def alignment(cfg):
-    """How faces were aligned: ``"ground-truth five points"`` or ``"detections <file>"`` (``DATA.DETECTIONS``)."""
-    return "detections %s" % cfg.DATA.DETECTIONS if cfg.DATA.DETECTIONS else "ground-truth five points"
+    """How faces were aligned: ``"ground-truth five points"``, ``"detections <file>"`` (``DATA.DETECTIONS``) or
+    ``"detector <name> (cache <folder>)"`` (``DATA.ALIGN detector``)."""
+    if cfg.DATA.DETECTIONS:
+        return "detections %s" % cfg.DATA.DETECTIONS
+    if cfg.DATA.ALIGN == "detector":
+        return "detector %s (cache %s)" % (cfg.DATA.DETECTOR, cfg.DATA.DETECTIONS_CACHE)
+    return "ground-truth five points"
 
 
 def training_of(params):

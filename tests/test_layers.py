@@ -16,7 +16,8 @@ PACKAGES = ("lotr_gluon", "heatmap_baseline")
 LAYERS = [
     ("lotr_gluon", 1), ("lotr_gluon.errors", 1), ("lotr_gluon.runlock", 1), ("lotr_gluon.runtime", 1), ("lotr_gluon.config.*", 1),
     ("lotr_gluon.data.*", 1), ("lotr_gluon.metrics", 1), ("lotr_gluon.losses", 1), ("lotr_gluon.optim", 1),
-    ("lotr_gluon.detectors", 1), ("lotr_gluon.pretrained", 1), ("lotr_gluon.files", 1),
+    ("lotr_gluon.detectors", 1), ("lotr_gluon.detection_cache", 1), ("lotr_gluon.pretrained", 1),
+    ("lotr_gluon.files", 1),
     ("lotr_gluon.blocks.*", 2),
     ("lotr_gluon.models.lotr", 3), ("lotr_gluon.models.transformer", 3), ("lotr_gluon.models.heads", 3),
     ("lotr_gluon.models.cnn_ffn", 3), ("heatmap_baseline.*", 3),

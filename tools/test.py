@@ -19,7 +19,7 @@ from lotr_gluon.cli import ArgumentParser, ensure_output_dir, load_cli_config, r
 from lotr_gluon.config import run_dir
 from lotr_gluon.evaluate import evaluate_weights
 from lotr_gluon.files import atomic_json, atomic_text
-from lotr_gluon.records import evaluation_record, write_record
+from lotr_gluon.records import alignment, evaluation_record, write_record
 from lotr_gluon.tables.stats import bootstrap_interval
 
 
@@ -71,6 +71,10 @@ def main(argv=None):
                                    100 * metrics["auc_interval"][0], 100 * metrics["auc_interval"][1],
                                    scheme.threshold, 100 * metrics["fr"], metrics["num_images"], args.flip)
     print("model      : " + line)
+    if "detector_misses" in metrics:  # DATA.ALIGN detector / DATA.DETECTIONS
+        print("alignment  : %s; %d of %d faces missed by the detector, scored on ground-truth five points%s" % (
+            alignment(cfg), metrics["detector_misses"], metrics["num_images"],
+            " (%s)" % ", ".join(metrics["detector_miss_names"][:10]) if metrics["detector_misses"] else ""))
     if baseline is not None:
         print("mean shape : NME %.2f%%  AUC@%.2f %.2f%%  FR@%.2f %.2f%%" % (
             100 * baseline["nme"], scheme.threshold, 100 * baseline["auc"], scheme.threshold, 100 * baseline["fr"]))

@@ -30,7 +30,10 @@ _C.DATA.ON_ERROR = "raise"      # bad annotation or image: 'raise' (default) or 
 _C.DATA.OUTSIDE_MARGIN = 0.5    # reject (warn: skip) a face with a landmark outside the image by more than this fraction of the image width/height (< 0 = no check)
 _C.DATA.INPUT_SIZE = 192        # side of the aligned square crop, pixels (LOTR: 192 JD, 256 WFLW)
 _C.DATA.TEMPLATE_SCALE = 1.0    # scales insightface's ArcFace five-point template about its centre (1.0 = as is)
-_C.DATA.DETECTIONS = ""         # JSON of detected five points per image; '' = take five points from the ground truth (deviation)
+_C.DATA.DETECTIONS = ""         # explicit JSON of detected five points per image (tools/detect_faces.py), used as given whatever DATA.ALIGN; '' = DATA.ALIGN decides
+_C.DATA.ALIGN = "ground_truth"  # five points of the alignment: ground_truth (from the landmarks; deviation from both papers) | detector (DATA.DETECTOR's, as the papers; cached per split in DATA.DETECTIONS_CACHE, rebuilt when stale). A face the detector misses (no detection with IoU >= 0.4 to its landmarks' box) is aligned on its ground-truth five points in training and in evaluation, where it is scored that way and counted in detector_misses.
+_C.DATA.DETECTOR = "yunet"      # DATA.ALIGN detector: the face detector giving the five points (yunet | insightface; lotr_gluon.detectors)
+_C.DATA.DETECTIONS_CACHE = "data/detections"  # DATA.ALIGN detector: folder of the cached detections, <DATA.NAME>_<split file stem>_<DATA.DETECTOR>.json (git-ignored; relative to the current directory)
 _C.DATA.FIVE_POINT_JITTER = 0.0 # std of gaussian noise added to ground-truth five points, fraction of the crop size (imitates a detector)
 _C.DATA.MEAN = list(IMAGENET_MEAN)  # RGB normalisation mean of [0, 1] pixels (ImageNet, gluoncv)
 _C.DATA.STD = list(IMAGENET_STD)    # RGB normalisation std

@@ -14,7 +14,8 @@ wflw
 w300
     300-W 68 (iBUG ``.pts``): :func:`load_300w`.
 detections
-    Five-point detections (JSON): :class:`Detection`, :func:`load_detections`, :func:`save_detections`.
+    Five-point detections (JSON): :class:`Detection`, :func:`load_detections`, :func:`load_detections_meta`,
+    :func:`save_detections`.
 
 Importing this package imports every format module, and each registers its split loader in :data:`FORMATS`
 (in this order: datatang, jd, wflw, 300w); a new format is a new module here, registered with
@@ -27,11 +28,12 @@ from .datatang import load_datatang
 from .jd import load_jd
 from .wflw import load_wflw
 from .w300 import load_300w
-from .detections import Detection, load_detections, save_detections
+from .detections import META_KEY, Detection, load_detections, load_detections_meta, save_detections
 
 __all__ = [
     "FaceSample", "Detection", "LandmarkFileError", "ImageReadError", "LandmarkFileWarning", "read_image",
     "to_rgb", "check_image", "validate_samples", "OUTSIDE_MARGIN",
-    "load_datatang", "load_jd", "load_wflw", "load_300w", "load_detections", "save_detections",
+    "load_datatang", "load_jd", "load_wflw", "load_300w", "load_detections", "load_detections_meta",
+    "save_detections", "META_KEY",
     "load_samples", "FORMATS", "IMAGE_EXTENSIONS", "register_format",
 ]
