@@ -3,7 +3,8 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PYTHON  ?= python3
 STAMP   := $(VENV)/.installed
-# Quickstart: LOTR-M on ../shared/data/datatang106 with the from-scratch recipe, shortened to 16 epochs (lr x0.1 at 12).
+# Quickstart: LOTR-M on ../shared/data/datatang106 from ImageNet MobileNetV2 with the Datatang recipe, shortened to
+# 16 epochs (lr x0.1 at 12). The weights: data/pretrained/ (make pretrained) or ../shared/models/.
 QS_CFG    ?= experiments/datatang/lotr_m.yaml
 QS_OUT    ?= output/quickstart
 QS_EPOCHS ?= 16
