@@ -6,10 +6,21 @@ error: the session stops before collecting any test and pytest exits non-zero, s
 wrong path cannot pass with the data tests skipped. ``LOTR_SHARED_DIR`` overrides the location (tests of
 this hook point it at a path that does not exist).
 """
+import importlib.util
 import os
 from pathlib import Path
 
 import pytest
+
+TOOLS_DIR = Path(__file__).resolve().parent.parent / "tools"
+
+
+def load_tool(name):
+    """The module of ``tools/<name>.py`` (tools are scripts, not a package), for calling its ``main`` in-process."""
+    spec = importlib.util.spec_from_file_location("tools_%s" % name, str(TOOLS_DIR / (name + ".py")))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 #: ``<repo>/../shared``, computed from this file's location (tests/conftest.py), unless ``LOTR_SHARED_DIR``.
 SHARED_DIR = Path(os.environ.get("LOTR_SHARED_DIR") or

@@ -1,6 +1,5 @@
 """Benchmark: behaviour only (row structure, Markdown, CLI files), never timings, on tiny models
 (MobileNetV2-0.25 at 64 px)."""
-import importlib.util
 import json
 import os
 import time
@@ -11,6 +10,7 @@ import mxnet as mx
 import pytest
 
 import lotr_gluon.benchmark as benchmark_module
+from conftest import load_tool
 from lotr_gluon.benchmark import (ROW_KEYS, benchmark_model, parse_ctx, render_markdown, speed_ratios,
                                   time_callable)
 
@@ -145,10 +145,7 @@ def test_gpu_context_fails_clearly():
 
 
 def _cli():
-    spec = importlib.util.spec_from_file_location("bench_cli", os.path.join(ROOT, "tools", "benchmark.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool("benchmark")
 
 
 def test_cli_writes_json_and_md(tmp_path, capsys):

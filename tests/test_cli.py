@@ -5,7 +5,6 @@ resume, and weights of a model trained with the auxiliary heatmap head load with
 
 The model is LOTR with MobileNetV2-0.25 at 64 px on 3 + 1 Datatang faces copied to a temporary folder.
 """
-import importlib.util
 import json
 import os
 import shutil
@@ -17,6 +16,7 @@ import pytest
 
 from lotr_gluon.cli import ArgumentParser, ArgumentUsageError, ensure_output_dir, ensure_output_file, run_main
 from lotr_gluon.errors import DataError, ModelError, OutputError, RunFolderError, UsageError
+from conftest import load_tool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 S = 64
@@ -24,11 +24,7 @@ TRAIN_STEMS = ("000016", "000019", "000022")
 VAL_STEMS = ("000002",)
 
 
-def _tool(name):
-    spec = importlib.util.spec_from_file_location("tools_%s" % name, os.path.join(ROOT, "tools", name + ".py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+_tool = load_tool
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 four Datatang faces copied to a temporary folder (3 train, 1 val) and a blank image annotated with a face (val),
 YuNet from ``../shared/models``."""
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -23,6 +22,7 @@ from lotr_gluon.detectors import YUNET_SHA256, file_sha256
 from lotr_gluon.errors import DetectorError, UsageError
 from lotr_gluon.evaluate import detector_misses
 from lotr_gluon.records import alignment
+from conftest import load_tool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_STEMS = ("000016", "000019", "000022")
@@ -31,10 +31,7 @@ BLANK = "900000"  # a uniform grey photo with 000002's annotation: no face to fi
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("tools_detect_faces", os.path.join(ROOT, "tools", "detect_faces.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool("detect_faces")
 
 
 def _make_data(datatang_root, data):
