@@ -19,6 +19,7 @@ setup(
         "pyyaml>=5.4",
         "yacs>=0.1.8",
         "tqdm>=4.60",
+        "pillow>=9",  # EXIF orientation and image headers
     ],
     extras_require={
         # MXNet is an extra so that users choose the CPU or the CUDA wheel (both import as `mxnet`).
