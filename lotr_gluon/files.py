@@ -16,7 +16,8 @@ from mxnet.base import MXNetError
 
 from .errors import OutputError
 
-__all__ = ["atomic_write", "atomic_write_all", "atomic_json", "atomic_text", "append_line", "writing", "json_default"]
+__all__ = ["atomic_write", "atomic_write_all", "atomic_json", "atomic_text", "append_line", "writing", "json_default",
+           "json_writer"]
 
 
 def _cause(err):
@@ -78,12 +79,18 @@ def json_default(o):
     return str(o)
 
 
-def atomic_json(obj, path, hint=""):
-    """``obj`` as indented JSON (numpy values allowed), written atomically."""
+def json_writer(obj):
+    """A writer for :func:`atomic_write` / :func:`atomic_write_all`: ``obj`` as indented JSON (numpy values
+    allowed)."""
     def w(tmp):
         with open(tmp, "w") as f:
             json.dump(obj, f, indent=1, default=json_default)
-    atomic_write(path, w, hint)
+    return w
+
+
+def atomic_json(obj, path, hint=""):
+    """``obj`` as indented JSON (numpy values allowed), written atomically."""
+    atomic_write(path, json_writer(obj), hint)
 
 
 def atomic_text(text, path, hint=""):

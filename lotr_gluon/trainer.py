@@ -48,7 +48,7 @@ from .build import build, build_dataset, build_optimizer, build_scheme, contexts
 from .config import run_dir
 from .data.dataset import mean_shape
 from .errors import DivergenceError, Interrupted, RunFolderError
-from .files import append_line, atomic_text, atomic_write, atomic_write_all, writing
+from .files import append_line, atomic_text, atomic_write, atomic_write_all, json_writer, writing
 from .evaluate import evaluate_dataset, mean_shape_baseline
 from .runlock import run_lock
 
@@ -279,11 +279,6 @@ def atomic_save_params(net, path):
     atomic_write(path, net.save_parameters, RESUME_HINT)
 
 
-def _dump_json(obj, path):
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=1)
-
-
 def lr_at(epoch_float, base_lr, steps, factor, warmup_epochs=0.0):
     """Step schedule with optional linear warm-up. ``epoch_float`` counts epochs from 0 (fractional)."""
     lr = base_lr * factor ** sum(1 for s in steps if epoch_float >= s)
@@ -394,7 +389,7 @@ class Trainer:
                 "param_order": self._param_order()[0]}
         atomic_write_all([(self._ckpt("checkpoint_last.params"), self.net.save_parameters),
                           (self._ckpt("checkpoint_last.states"), self.trainer.save_states),
-                          (self._ckpt("checkpoint_last.json"), lambda tmp: _dump_json(meta, tmp))], RESUME_HINT)
+                          (self._ckpt("checkpoint_last.json"), json_writer(meta))], RESUME_HINT)
 
     def _param_order(self):
         """Structural names and shapes of the optimiser's parameters in its index order (gluon.Trainer sorts
@@ -738,7 +733,7 @@ class Trainer:
                     self.best_nme = metrics["nme"]
                     best = {"epoch": self.epoch, "step": self.step, **metrics}
                     atomic_write_all([(self._ckpt("model_best.params"), self.net.save_parameters),
-                                      (self._ckpt("model_best.json"), lambda tmp: _dump_json(best, tmp))],
+                                      (self._ckpt("model_best.json"), json_writer(best))],
                                      RESUME_HINT)
             self._log(rec)
             self.save_checkpoint()

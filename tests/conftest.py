@@ -61,6 +61,30 @@ def _require(path, what):
     return path
 
 
+def write_tiny_config(path, root, data_extra="", model_extra="", extra=""):
+    """A Datatang config of a tiny LOTR (MobileNetV2-0.25 from scratch, 64 px, no crop cache) on the folder
+    ``root`` (``images/``, ``splits/{train,val}.txt``), with YAML lines added to the DATA and MODEL sections
+    (``data_extra``, ``model_extra``, indented by two spaces) and after them (``extra``). Returns the path as str."""
+    Path(path).write_text("""DATA:
+  NAME: datatang
+  FORMAT: datatang
+  SCHEME: datatang106
+  ROOT: %s
+  TRAIN_SPLIT: splits/train.txt
+  VAL_SPLIT: splits/val.txt
+  TEST_SPLIT: splits/val.txt
+  INPUT_SIZE: 64
+  CACHE: False
+%sMODEL:
+  NAME: lotr
+  BACKBONE:
+    NAME: mobilenetv2_0.25
+    PRETRAINED: False
+  NUM_POINTS: 106
+%s%s""" % (root, data_extra, model_extra, extra))
+    return str(path)
+
+
 @pytest.fixture(scope="session")
 def shared_dir():
     """Path of ``<repo>/../shared``; skips the test when it is absent (fails in CI)."""

@@ -16,7 +16,7 @@ import pytest
 
 from lotr_gluon.cli import ArgumentParser, ArgumentUsageError, ensure_output_dir, ensure_output_file, run_main
 from lotr_gluon.errors import DataError, ModelError, OutputError, RunFolderError, UsageError
-from conftest import load_tool
+from conftest import load_tool, write_tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 S = 64
@@ -33,33 +33,16 @@ def tools():
 
 
 def _write_cfg(path, root, extra=""):
-    path.write_text("""DATA:
-  NAME: datatang
-  FORMAT: datatang
-  SCHEME: datatang106
-  ROOT: %s
-  TRAIN_SPLIT: splits/train.txt
-  VAL_SPLIT: splits/val.txt
-  TEST_SPLIT: splits/val.txt
-  INPUT_SIZE: %d
-  CACHE: False
-MODEL:
-  NAME: lotr
-  BACKBONE:
-    NAME: mobilenetv2_0.25
-    PRETRAINED: False
-  NUM_POINTS: 106
-  NECK:
+    return write_tiny_config(path, root, model_extra="""  NECK:
     HIDDEN_DIM: 16
   AUX:
     HEATMAP_WEIGHT: 1.0
-TRAIN:
+""", extra="""TRAIN:
   OPTIMIZER: adam
   BATCH_SIZE: 2
   EPOCHS: 1
   HYBRIDIZE: False
-%s""" % (root, S, extra))
-    return str(path)
+%s""" % extra)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from lotr_gluon.detectors import YUNET_SHA256, file_sha256
 from lotr_gluon.errors import DetectorError, UsageError
 from lotr_gluon.evaluate import detector_misses
 from lotr_gluon.records import alignment
-from conftest import load_tool
+from conftest import load_tool, write_tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_STEMS = ("000016", "000019", "000022")
@@ -48,25 +48,7 @@ def _make_data(datatang_root, data):
 
 
 def _write_cfg(path, data, cache):
-    path.write_text("""DATA:
-  NAME: datatang
-  FORMAT: datatang
-  SCHEME: datatang106
-  ROOT: %s
-  TRAIN_SPLIT: splits/train.txt
-  VAL_SPLIT: splits/val.txt
-  TEST_SPLIT: splits/val.txt
-  INPUT_SIZE: 64
-  CACHE: False
-  DETECTIONS_CACHE: %s
-MODEL:
-  NAME: lotr
-  BACKBONE:
-    NAME: mobilenetv2_0.25
-    PRETRAINED: False
-  NUM_POINTS: 106
-""" % (data, cache))
-    return str(path)
+    return write_tiny_config(path, data, data_extra="  DETECTIONS_CACHE: %s\n" % cache)
 
 
 @pytest.fixture(scope="module")
