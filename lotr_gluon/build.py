@@ -19,10 +19,15 @@ from .models.lotr import LOTR
 
 __all__ = ["build_scheme", "build_samples", "build_dataset", "build_detections", "detections_path", "uses_detections",
            "ALIGN_MODES", "build_loss", "build_optimizer", "split_path",
-           "check_model_config", "check_params_file", "load_params", "load_model", "build", "build_criterion", "build_postprocessor",
+           "check_model_config", "check_training_config", "check_params_file", "load_params", "load_model", "build", "build_criterion", "build_postprocessor",
            "inference_config", "model_kind", "needs_anchors", "flip_permutation", "output_names", "Criterion",
            "PostProcessor",
            "ParamsFileError", "EmptySplitError", "DataRootError", "TRAINING_ONLY_PREFIXES", "OUTPUT_KINDS"]
+
+
+#: values of TRAIN.OPTIMIZER (:func:`build_optimizer`) and TRAIN.LR_SCHEDULE (:func:`lotr_gluon.trainer.lr_at`)
+OPTIMIZERS = ("lamb", "adam", "adamw", "sgd")
+LR_SCHEDULES = ("step", "cosine")
 
 
 def build_scheme(cfg):
@@ -134,7 +139,7 @@ def build_dataset(cfg, split, train=False, samples=None):
                               erasing_mode=a.ERASING_MODE, aid_cutout_prob=a.AID_CUTOUT_PROB,
                               aid_radius_factor=a.AID_RADIUS_FACTOR, aid_num_patch=a.AID_NUM_PATCH,
                               aid_has_prob=a.AID_HAS_PROB, aid_has_hide_prob=a.AID_HAS_HIDE_PROB,
-                              aid_has_grids=tuple(a.AID_HAS_GRIDS))
+                              aid_has_grids=tuple(a.AID_HAS_GRIDS), align_noise_std=tuple(a.ALIGN_NOISE_STD))
     data = AlignedFaceDataset(samples, scheme, cfg.DATA.INPUT_SIZE, template_scale=cfg.DATA.TEMPLATE_SCALE,
                               detections=detections,
                               five_point_jitter=cfg.DATA.FIVE_POINT_JITTER if train else 0.0,
@@ -182,6 +187,7 @@ def build_aux_heatmap(cfg, net):
 def build_optimizer(cfg):
     """(optimizer name, optimizer params) for ``gluon.Trainer``; LAMB is MXNet's ``mx.optimizer.LAMB``."""
     t = cfg.TRAIN
+    check_training_config(cfg)
     name = t.OPTIMIZER.lower()
     from . import optim  # registers AdamW and LAMBExclude
     if name == "lamb":
@@ -196,9 +202,21 @@ def build_optimizer(cfg):
         params = dict(learning_rate=t.LR, wd=t.WD)
     elif name == "sgd":
         params = dict(learning_rate=t.LR, wd=t.WD, momentum=t.MOMENTUM)
-    else:
-        raise ValueError("unknown TRAIN.OPTIMIZER %r; valid: lamb, adam, adamw, sgd" % (t.OPTIMIZER,))
     return name, params
+
+
+def check_training_config(cfg):
+    """Check ``TRAIN.OPTIMIZER`` and ``TRAIN.LR_SCHEDULE`` before anything is loaded or written.
+
+    Raises
+    ------
+    UsageError
+        An unknown value; the message lists the valid ones.
+    """
+    for key, value, valid in (("TRAIN.OPTIMIZER", cfg.TRAIN.OPTIMIZER.lower(), OPTIMIZERS),
+                              ("TRAIN.LR_SCHEDULE", cfg.TRAIN.LR_SCHEDULE, LR_SCHEDULES)):
+        if value not in valid:
+            raise UsageError("unknown %s %r; valid: %s" % (key, value, ", ".join(valid)))
 
 
 def contexts(cfg):

@@ -221,10 +221,12 @@ def _first_file_on(path):
 
 def load_cli_config(cfg_file, opts=(), extra=()):
     """:func:`lotr_gluon.config.load_config` of ``cfg_file`` + ``opts`` (+ ``extra``) and the model checks of
-    :func:`lotr_gluon.build.check_model_config` (unknown ``MODEL.NAME`` / ``MODEL.BACKBONE.NAME``), so that a bad
+    :func:`lotr_gluon.build.check_model_config` (unknown ``MODEL.NAME`` / ``MODEL.BACKBONE.NAME``) and
+    :func:`lotr_gluon.build.check_training_config` (``TRAIN.OPTIMIZER``, ``TRAIN.LR_SCHEDULE``), so that a bad
     model is reported before any data loads."""
-    from .build import check_model_config
+    from .build import check_model_config, check_training_config
     from .config import load_config
     cfg = load_config(cfg_file, list(opts) + list(extra))
     check_model_config(cfg)
+    check_training_config(cfg)
     return cfg

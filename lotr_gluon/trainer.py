@@ -279,9 +279,39 @@ def atomic_save_params(net, path):
     atomic_write(path, net.save_parameters, RESUME_HINT)
 
 
-def lr_at(epoch_float, base_lr, steps, factor, warmup_epochs=0.0):
-    """Step schedule with optional linear warm-up. ``epoch_float`` counts epochs from 0 (fractional)."""
-    lr = base_lr * factor ** sum(1 for s in steps if epoch_float >= s)
+def lr_at(epoch_float, base_lr, steps, factor, warmup_epochs=0.0, schedule="step", epochs=None):
+    """Learning rate at ``epoch_float`` (epochs from 0, fractional), with optional linear warm-up.
+
+    Parameters
+    ----------
+    epoch_float : float
+        Training progress in epochs.
+    base_lr : float
+        Peak learning rate.
+    steps, factor : list of float, float
+        ``schedule='step'``: the lr is multiplied by ``factor`` at each epoch of ``steps`` (LOTR Sec. IV-C).
+    warmup_epochs : float
+        Linear warm-up from 0 over this many epochs (0 = none), multiplied onto either schedule.
+    schedule : {'step', 'cosine'}
+        'cosine': ``base_lr * (1 + cos(pi * t / epochs)) / 2`` (Loshchilov and Hutter, SGDR, without restarts),
+        from ``base_lr`` at epoch 0 to 0 at ``epochs``; ``steps`` and ``factor`` are ignored.
+    epochs : float
+        Length of the cosine schedule (required for 'cosine').
+
+    Raises
+    ------
+    ValueError
+        Unknown schedule, or 'cosine' without a positive ``epochs``.
+    """
+    if schedule == "step":
+        lr = base_lr * factor ** sum(1 for s in steps if epoch_float >= s)
+    elif schedule == "cosine":
+        if not epochs or epochs <= 0:
+            raise ValueError("the cosine schedule needs the number of epochs, got %r" % (epochs,))
+        t = min(max(epoch_float / float(epochs), 0.0), 1.0)
+        lr = base_lr * 0.5 * (1.0 + math.cos(math.pi * t))
+    else:
+        raise ValueError("unknown lr schedule %r (step | cosine)" % (schedule,))
     if warmup_epochs > 0 and epoch_float < warmup_epochs:
         lr *= (epoch_float + 1e-3) / warmup_epochs
     return lr
@@ -599,7 +629,7 @@ class Trainer:
                 break
             data, label = batch[0], batch[1]
             lr = lr_at(self.epoch + i / max(steps_per_epoch, 1), cfg.TRAIN.LR, cfg.TRAIN.LR_STEPS,
-                       cfg.TRAIN.LR_FACTOR, cfg.TRAIN.WARMUP_EPOCHS)
+                       cfg.TRAIN.LR_FACTOR, cfg.TRAIN.WARMUP_EPOCHS, cfg.TRAIN.LR_SCHEDULE, cfg.TRAIN.EPOCHS)
             self.trainer.set_learning_rate(lr)
             datas = gluon.utils.split_and_load(data, self.ctx, even_split=False)
             labels = gluon.utils.split_and_load(label, self.ctx, even_split=False)

@@ -443,3 +443,13 @@ def test_sigterm_stops_at_a_step_with_one_line_and_resumes(tiny, tmp_path):
                              cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads((out / "checkpoint_last.json").read_text())["epoch"] == epoch + 1
+
+
+@pytest.mark.parametrize("key, value", [("TRAIN.LR_SCHEDULE", "poly"), ("TRAIN.OPTIMIZER", "rmsprop")])
+def test_unknown_schedule_or_optimizer_is_one_line_and_writes_nothing(tools, tiny, tmp_path, capsys, key, value):
+    out = tmp_path / "run"
+    args = ["--cfg", tiny["cfg"], "--out", str(out), "--no-progress", key, value]
+    assert run_main(tools["train"].main, args) == UsageError.exit_code
+    line = _one_line(capsys)
+    assert key in line and repr(value) in line and ("cosine" in line or "lamb" in line)
+    assert not out.exists()

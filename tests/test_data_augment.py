@@ -318,3 +318,30 @@ def test_aid_erasing_parameters_and_masks():
         Augmenter(**dict(OFF, erasing_mode="cutout"))
     with pytest.raises(ValueError, match="aid_has_hide_prob"):
         Augmenter(**dict(OFF, erasing_mode="aid", aid_has_hide_prob=1.5))
+
+
+def test_align_noise_draws_the_given_stds_and_round_trips_through_the_alignment_parameters():
+    from lotr_gluon.data.align import similarity_parameters
+    std = (0.05, 4.0, 0.012)
+    aug = Augmenter(**dict(OFF, align_noise_std=std), seed=3)
+    size = 192
+    draws = np.array([similarity_parameters(aug.geometric_matrix(aug.sample(size, size), size, size), size)
+                      for _ in range(4000)])
+    # (log scale, degrees, shift x, shift y): zero-mean gaussian noise of the given stds, shift per axis
+    assert np.allclose(draws.mean(0), 0.0, atol=[0.004, 0.3, 0.001, 0.001])
+    assert np.allclose(draws.std(0), [std[0], std[1], std[2], std[2]], rtol=0.05)
+    # similarity_parameters inverts geometric_matrix: a hand-set draw comes back exactly
+    p = AugmentParams(angle=7.5, scale=1.1, shift=(3.0, -4.8))
+    got = similarity_parameters(aug.geometric_matrix(p, size, size), size)
+    assert np.allclose(got, [np.log(1.1), 7.5, 3.0 / size, -4.8 / size], atol=1e-12)
+
+
+def test_align_noise_off_leaves_the_draws_as_before():
+    base = dict(OFF, rotation_deg=5.0, jitter=0.4, pca_std=0.05, erasing_prob=0.5)
+    a, b = Augmenter(**base, seed=11), Augmenter(**dict(base, align_noise_std=(0, 0, 0)), seed=11)
+    for _ in range(20):
+        pa, pb = a.sample(64, 64), b.sample(64, 64)
+        assert (pa.angle, pa.scale, pa.shift, pa.jitter) == (pb.angle, pb.scale, pb.shift, pb.jitter)
+    for bad in [(0.1, 1.0), (-0.1, 1.0, 0.0), (float("nan"), 0, 0)]:
+        with pytest.raises(ValueError, match="align_noise_std"):
+            Augmenter(**dict(OFF, align_noise_std=bad))

@@ -276,3 +276,33 @@ def test_align_detector_builds_a_missing_cache_and_a_bad_mode_is_one_line(tiny, 
     with pytest.raises(UsageError) as e:
         build_dataset(load_config(cfg_file, ["DATA.ALIGN", "retinaface"]), "train")
     assert str(e.value) == "DATA.ALIGN must be one of ground_truth, detector, got 'retinaface'"
+
+
+def test_detector_noise_measures_the_map_between_the_two_alignments(tiny, tmp_path, capsys):
+    from lotr_gluon.data.align import transform_points
+    from lotr_gluon.data.augment import Augmenter, AugmentParams
+    cfg_file, _, _ = tiny
+    out = tmp_path / "noise.json"
+    assert load_tool("detector_noise").main(["--cfg", cfg_file, "--split", "train", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    rec = json.loads(out.read_text())
+    assert rec["data"]["detected"] == 3 and sorted(rec["per_face"]) == sorted(TRAIN_STEMS)
+    assert rec["detector"]["name"] == "yunet" and "AUG.ALIGN_NOISE_STD" in printed
+    cfg = load_config(cfg_file)
+    size, scheme = cfg.DATA.INPUT_SIZE, get_scheme("datatang106")
+    template = arcface_template(size, cfg.DATA.TEMPLATE_SCALE)
+    dets = load_detections(detections_path(cfg, "train"))
+    vals = []
+    for s in build_samples(cfg, "train"):
+        m_gt = estimate_similarity(five_points_from_landmarks(s.landmarks, scheme), template)
+        m_det = estimate_similarity(np.asarray(dets[s.name].five_points), template)
+        ls, ang, sx, sy = rec["per_face"][s.name]
+        # the augmentation drawn with these parameters carries the ground-truth crop onto the detector's crop
+        p = AugmentParams(angle=ang, scale=float(np.exp(ls)), shift=(sx * size, sy * size))
+        M = Augmenter(flip_prob=0.0, rotation_deg=0.0, erasing_prob=0.0, pca_std=0.0, jitter=0.0
+                      ).geometric_matrix(p, size, size)
+        gt_in_crop = transform_points(s.landmarks, m_gt)
+        assert np.abs(transform_points(gt_in_crop, M) - transform_points(s.landmarks, m_det)).max() < 1e-3
+        vals.append(rec["per_face"][s.name])
+    std = np.std(vals, axis=0)
+    assert rec["align_noise_std"] == pytest.approx([std[0], std[1], (std[2] + std[3]) / 2], rel=5e-3)  # 3 digits

@@ -162,3 +162,19 @@ def test_lotr_with_aux_heatmap_loss_trains(datatang_root, tmp_path):
         load_cfg = load_config(CFG, tiny_opts(datatang_root, tmp_path, **{
             "MODEL.NAME": "cnn_ffn", "MODEL.AUX.HEATMAP_WEIGHT": "1.0"}))
         Trainer(load_cfg, out_dir=str(tmp_path / "run2"), progress=False)
+
+
+def test_cosine_schedule_by_hand():
+    # base * (1 + cos(pi t / T)) / 2: 1 at 0, 1/2 at T/2, (1 + cos(pi/4)) / 2 at T/4, 0 at T and after
+    assert lr_at(0, 1e-3, [5], 0.1, schedule="cosine", epochs=12) == pytest.approx(1e-3)
+    assert lr_at(6, 1e-3, [5], 0.1, schedule="cosine", epochs=12) == pytest.approx(0.5e-3)
+    assert lr_at(3, 1e-3, [5], 0.1, schedule="cosine", epochs=12) == pytest.approx(1e-3 * (1 + 0.5 ** 0.5) / 2)
+    assert lr_at(12, 1e-3, [], 0.1, schedule="cosine", epochs=12) == pytest.approx(0.0, abs=1e-15)
+    assert lr_at(13, 1e-3, [], 0.1, schedule="cosine", epochs=12) == pytest.approx(0.0, abs=1e-15)
+    # the warm-up multiplies the cosine
+    assert lr_at(0.5, 1e-3, [], 0.1, warmup_epochs=1, schedule="cosine", epochs=12) == pytest.approx(
+        1e-3 * (1 + np.cos(np.pi * 0.5 / 12)) / 2 * (0.5 + 1e-3), rel=1e-9)
+    with pytest.raises(ValueError, match="epochs"):
+        lr_at(1, 1e-3, [], 0.1, schedule="cosine")
+    with pytest.raises(ValueError, match="schedule"):
+        lr_at(1, 1e-3, [], 0.1, schedule="poly", epochs=3)

@@ -48,6 +48,7 @@ _C.AUG.ERASING_PROB = 0.5       # random erasing probability (Zhong et al.; pape
 _C.AUG.PCA_STD = 0.05           # AlexNet PCA lighting noise std (0 = off)
 _C.AUG.JITTER = 0.4             # colour jitter: brightness/contrast/saturation (0 = off)
 _C.AUG.SCALE = [1.0, 1.0]       # random scale range (off by default)
+_C.AUG.ALIGN_NOISE_STD = [0.0, 0.0, 0.0]  # gaussian alignment noise on top of ROTATION/SCALE/SHIFT: std of log scale, rotation (deg), shift (crop fraction); set from a detector's measured error (tools/detector_noise.py); 0 = off
 _C.AUG.SHIFT = 0.0              # random shift, fraction of the crop size (off by default)
 _C.AUG.FLIP_MODE = "random"     # random: flip each draw with p=0.5 | extend: train on every image and its mirror, set doubled (Earp 5.1 trick 1)
 _C.AUG.ERASING_MODE = "zhong"   # zhong: Zhong et al. rectangle, random fill (ERASING_PROB) | aid: Huang et al. AID information dropping (Earp 5.1 trick 3; AID_* keys)
@@ -157,6 +158,7 @@ _C.TRAIN.LAMB_UPPER_BOUND = -1.0    # LAMB trust-ratio upper bound (<0 = none)
 _C.TRAIN.LAMB_EXCLUDE_SMALL = False # no layer-wise adaptation (plain Adam step) for queries, pos-enc, biases and norms
 _C.TRAIN.EPOCHS = 100           # LOTR: 100
 _C.TRAIN.LR_STEPS = [50, 75]    # epochs where the lr is multiplied by LR_FACTOR (LOTR: 50, 75); a fractional epoch (1.5) steps mid-epoch
+_C.TRAIN.LR_SCHEDULE = "step"   # step: LR_STEPS x LR_FACTOR (LOTR Sec. IV-C) | cosine: half-cosine from LR to 0 over EPOCHS (SGDR without restarts; LR_STEPS ignored)
 _C.TRAIN.LR_FACTOR = 0.1         # lr multiplier at each of LR_STEPS (LOTR: 0.1)
 _C.TRAIN.WARMUP_EPOCHS = 0.0    # linear warm-up from 0 (paper: none)
 _C.TRAIN.BATCH_SIZE = 32        # total over devices (LOTR: 32)

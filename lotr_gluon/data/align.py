@@ -14,7 +14,7 @@ import numpy as np
 __all__ = [
     "ARCFACE_TEMPLATE_112", "arcface_template", "estimate_similarity", "five_points_from_landmarks",
     "align_face", "warp_crop", "normalize_crops", "transform_points", "invert_affine", "generalized_procrustes",
-    "IMAGENET_MEAN", "IMAGENET_STD",
+    "IMAGENET_MEAN", "IMAGENET_STD", "similarity_parameters", "alignment_residual",
 ]
 
 #: ImageNet RGB mean and std of [0, 1] pixel values (gluoncv, torchvision): the default input normalisation
@@ -267,3 +267,52 @@ def generalized_procrustes(shapes, max_iter=50, tol=1e-10):
         if delta < tol:
             break
     return mean, aligned
+
+
+def similarity_parameters(M, size):
+    """Log scale, rotation and shift of a crop -> crop similarity, about the crop centre.
+
+    The inverse of the geometric part of :meth:`lotr_gluon.data.augment.Augmenter.geometric_matrix` (without the
+    flip): ``M`` maps a point p to ``s R(a) (p - c) + c + t``, c = ((size - 1) / 2, (size - 1) / 2).
+
+    Parameters
+    ----------
+    M : array_like, shape (2, 3)
+        Similarity (rotation, uniform scale, translation) in crop pixels.
+    size : int
+        Crop side S, pixels.
+
+    Returns
+    -------
+    ndarray float64, shape (4,)
+        ``(log s, a, t_x / S, t_y / S)``: a in degrees, counter-clockwise on screen (``cv2.getRotationMatrix2D``'s
+        sign), the shift of the crop centre as a fraction of the crop side.
+    """
+    M = np.asarray(M, np.float64)
+    if M.shape != (2, 3):
+        raise ValueError("expected a (2, 3) affine, got %s" % (M.shape,))
+    scale = float(np.hypot(M[0, 0], M[1, 0]))
+    angle = float(np.degrees(np.arctan2(-M[1, 0], M[0, 0])))
+    c = np.full(2, (float(size) - 1.0) / 2.0)
+    shift = (M[:, :2] @ c + M[:, 2] - c) / float(size)
+    return np.array([np.log(scale), angle, shift[0], shift[1]])
+
+
+def alignment_residual(M_reference, M_other, size):
+    """How a second alignment of the same face differs from a reference one, as :func:`similarity_parameters`.
+
+    Parameters
+    ----------
+    M_reference, M_other : array_like, shape (2, 3)
+        Image -> crop similarities of the same face (e.g. from its ground-truth five points and from a detector's).
+    size : int
+        Crop side S, pixels.
+
+    Returns
+    -------
+    ndarray float64, shape (4,)
+        ``(log scale, rotation degrees, shift x, shift y as crop fractions)`` of the map from the reference crop to
+        the other crop; zeros when the two alignments agree.
+    """
+    A = np.vstack([np.asarray(M_other, np.float64), [0.0, 0.0, 1.0]])
+    return similarity_parameters((A @ np.vstack([invert_affine(M_reference), [0.0, 0.0, 1.0]]))[:2], size)

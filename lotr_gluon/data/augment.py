@@ -251,6 +251,11 @@ class Augmenter:
         Scale factor uniform in this range about the crop centre; None or (1, 1) = off (default).
     shift_frac : float
         Shift uniform in [-shift_frac, shift_frac] x crop side, independently in x and y; 0 = off (default).
+    align_noise_std : (float, float, float)
+        Gaussian alignment noise, drawn on top of the uniform rotation / scale / shift: std of the log scale, of
+        the rotation (degrees) and of the shift (fraction of the crop side, per axis), zero-mean. Sized to a face
+        detector's five-point error as measured against the ground truth (``tools/detector_noise.py``, which
+        measures the same similarity parameters between the two alignments). (0, 0, 0) = off (default).
     erasing_prob : float
         Random erasing probability (Zhong et al.); 0 = off. The papers give no value; default 0.5 (Zhong's).
         Used by ``erasing_mode='zhong'`` only.
@@ -293,7 +298,8 @@ class Augmenter:
     def __init__(self, flip_prob=0.5, flip_perm=None, rotation_deg=15.0, scale_range=None, shift_frac=0.0,
                  erasing_prob=0.5, erasing_area=(0.02, 0.4), erasing_aspect=(0.3, 1 / 0.3), pca_std=0.05,
                  jitter=0.4, seed=None, rng=None, erasing_mode="zhong", aid_cutout_prob=0.3, aid_radius_factor=0.1,
-                 aid_num_patch=1, aid_has_prob=0.3, aid_has_hide_prob=0.3, aid_has_grids=(0, 16, 32, 44)):
+                 aid_num_patch=1, aid_has_prob=0.3, aid_has_hide_prob=0.3, aid_has_grids=(0, 16, 32, 44),
+                 align_noise_std=(0.0, 0.0, 0.0)):
         if not 0 <= flip_prob <= 1 or not 0 <= erasing_prob <= 1:
             raise ValueError("probabilities must be in [0, 1]")
         if flip_prob > 0 and flip_perm is None:
@@ -312,6 +318,10 @@ class Augmenter:
                 scale_range = None
         self.scale_range = scale_range
         self.shift_frac = float(shift_frac or 0.0)
+        self.align_noise_std = tuple(float(v) for v in align_noise_std)
+        if len(self.align_noise_std) != 3 or any(not v >= 0 for v in self.align_noise_std):
+            raise ValueError("align_noise_std must be 3 stds >= 0 (log scale, degrees, crop fraction), got %r"
+                             % (align_noise_std,))
         self.erasing_prob = float(erasing_prob)
         self.erasing_area = tuple(map(float, erasing_area))
         self.erasing_aspect = tuple(map(float, erasing_aspect))
@@ -364,6 +374,12 @@ class Augmenter:
         if self.shift_frac > 0:
             p.shift = (float(r.uniform(-self.shift_frac, self.shift_frac) * width),
                        float(r.uniform(-self.shift_frac, self.shift_frac) * height))
+        if any(self.align_noise_std):  # a detector's alignment error (log scale, degrees, crop fraction)
+            s_std, r_std, t_std = self.align_noise_std
+            ds, da, dx, dy = r.normal(0.0, 1.0, size=4)
+            p.scale *= float(np.exp(s_std * ds))
+            p.angle += float(r_std * da)
+            p.shift = (p.shift[0] + float(t_std * dx * width), p.shift[1] + float(t_std * dy * height))
         if any(self.jitter):
             order = tuple(int(i) for i in r.permutation(3))
             alphas = tuple(1.0 + float(r.uniform(-j, j)) if j > 0 else 1.0 for j in self.jitter)
