@@ -38,10 +38,12 @@ from .data.align import IMAGENET_MEAN, IMAGENET_STD, align_face, arcface_templat
     five_points_from_landmarks, invert_affine, normalize_crops, transform_points
 from .data.formats import read_image, to_rgb
 from .data.schemes import LandmarkScheme, get_scheme
+from .detection_cache import MATCH_IOU, landmark_box, match_face
 from .detectors import DEFAULT_BOX_TEMPLATE, Face, five_points_from_box, get_detector
 from .errors import DataError
+from .metrics import evaluate as evaluate_metrics, nme_per_image
 
-__all__ = ["Predictor", "BadFaceError", "check_face", "to_rgb"]
+__all__ = ["Predictor", "BadFaceError", "check_face", "to_rgb", "evaluate_predictor"]
 
 
 class BadFaceError(DataError, ValueError):
@@ -428,3 +430,53 @@ class Predictor:
     def __repr__(self):
         return "Predictor(scheme=%s, input_size=%d, template_scale=%g, detector=%s, flip=%s)" % (
             self.scheme.name, self.input_size, self.template_scale, self.detector_name, self.flip)
+
+
+def evaluate_predictor(predictor, samples, scheme, flip=False, min_iou=MATCH_IOU):
+    """Score a :class:`Predictor` end to end on annotated photos: what a user gets on these images.
+
+    Each image goes through :meth:`Predictor.predict` (its detector on the whole photo, alignment, forward pass,
+    decoding, back to image pixels); the result whose detector box matches the annotated face (IoU with the
+    landmarks' box >= ``min_iou``, :func:`lotr_gluon.detection_cache.match_face`, the rule of the detections
+    cache) is scored. A face the detector misses is predicted on its ground-truth five points and counted, as in
+    the evaluation under ``DATA.ALIGN detector`` (:func:`lotr_gluon.evaluate.evaluate_weights`), so that both
+    give the same numbers on the same faces.
+
+    Parameters
+    ----------
+    predictor : Predictor
+        With a detector.
+    samples : list of FaceSample
+        Annotated faces (landmarks in image pixels).
+    scheme : LandmarkScheme
+        Normaliser, threshold and five points of the dataset.
+    flip : bool
+        Flip test.
+    min_iou : float
+        Least IoU of a match.
+
+    Returns
+    -------
+    metrics : dict
+        As :func:`lotr_gluon.metrics.evaluate_metrics`, with ``flip``, ``detector_misses`` and
+        ``detector_miss_names``.
+    nmes : ndarray (M,)
+    preds : ndarray (M, N, 2), image pixels.
+    """
+    preds, misses = [], []
+    for s in samples:
+        faces = predictor.predict(s.image_path, flip=flip)
+        found = [Face(box=f["box"], score=f["score"]) for f in faces]
+        face, _ = match_face(found, landmark_box(s.landmarks), min_iou)
+        if face is None:
+            misses.append(s.name)
+            gt5 = five_points_from_landmarks(s.landmarks, scheme)
+            preds.append(predictor.predict(s.image_path, faces=[gt5], flip=flip)[0]["landmarks"])
+        else:
+            preds.append(faces[next(i for i, f in enumerate(found) if f is face)]["landmarks"])
+    preds = np.stack(preds) if preds else np.zeros((0, scheme.num_points, 2))
+    gt = np.stack([s.landmarks for s in samples]) if samples else np.zeros_like(preds)
+    norm_idx = scheme.norm_indices or None
+    metrics = evaluate_metrics(preds, gt, scheme.norm, norm_idx, scheme.threshold)
+    metrics.update(flip=bool(flip), detector_misses=len(misses), detector_miss_names=misses)
+    return metrics, nme_per_image(preds, gt, scheme.norm, norm_idx), preds

@@ -452,3 +452,39 @@ def test_demo_on_a_sideways_phone_photo(demo, tiny_params, sample, tmp_path, sha
     box = rec["faces"][0]["box"]
     cx, cy = sample.landmarks.mean(0)  # the annotated face, in upright pixels
     assert box[0] < cx < box[2] and box[1] < cy < box[3]
+
+
+def test_predictor_scores_what_the_detector_evaluation_scores(tiny_params, datatang_root, shared_dir, tmp_path):
+    """The Predictor on whole photos (YuNet, end to end) and the evaluation under DATA.ALIGN detector give the
+    same NME per face, within 0.01 points, on real val faces (and a photo without a face, scored both ways on
+    its ground-truth five points and counted as a miss)."""
+    from lotr_gluon.build import build_samples, load_model
+    from lotr_gluon.config import load_config
+    from lotr_gluon.evaluate import evaluate_weights
+    from lotr_gluon.predictor import evaluate_predictor
+    if not (shared_dir / "models" / "face_detection_yunet.onnx").is_file():
+        pytest.skip("YuNet model not found")
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "splits").mkdir()
+    stems = ["000002", "000019", "000040", "000107"]
+    for st in stems:
+        for ext in (".jpg", ".json"):
+            src = os.path.join(str(datatang_root), "images", st + ext)
+            (data / "images" / (st + ext)).write_bytes(open(src, "rb").read())
+    shape = cv2.imread(str(data / "images" / "000002.jpg")).shape
+    cv2.imwrite(str(data / "images" / "900000.jpg"), np.full(shape, 128, np.uint8))  # no face to find
+    (data / "images" / "900000.json").write_bytes((data / "images" / "000002.json").read_bytes())
+    (data / "splits" / "val.txt").write_text("\n".join(stems + ["900000"]) + "\n")
+    opts = OPTS + ["DATA.ROOT", str(data), "DATA.TEST_SPLIT", "splits/val.txt", "DATA.ALIGN", "detector",
+                   "DATA.DETECTIONS_CACHE", str(tmp_path / "cache")]
+    cfg = load_config(CFG, opts)
+    run = evaluate_weights(cfg, tiny_params, flips=(False, True), baseline=False)
+    pred = Predictor.from_config(CFG, tiny_params, opts=opts, detector="yunet")
+    samples = build_samples(cfg, "test")
+    for flip in (False, True):
+        metrics, nmes, _ = evaluate_predictor(pred, samples, run.scheme, flip=flip)
+        ev_metrics, ev_nmes = run.runs[flip][0], run.runs[flip][1]
+        assert metrics["detector_miss_names"] == ev_metrics["detector_miss_names"] == ["900000"]
+        assert np.abs(100 * nmes - 100 * ev_nmes).max() < 0.01, (nmes, ev_nmes)
+        assert abs(100 * metrics["nme"] - 100 * ev_metrics["nme"]) < 0.01
