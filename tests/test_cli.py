@@ -453,3 +453,19 @@ def test_unknown_schedule_or_optimizer_is_one_line_and_writes_nothing(tools, tin
     line = _one_line(capsys)
     assert key in line and repr(value) in line and ("cosine" in line or "lamb" in line)
     assert not out.exists()
+
+
+def test_test_tool_scores_the_predictor_end_to_end(tools, tiny, tmp_path, capsys, shared_dir):
+    if not (shared_dir / "models" / "face_detection_yunet.onnx").is_file():
+        pytest.skip("YuNet model not found")
+    out = tmp_path / "t"
+    argv = ["--cfg", tiny["cfg"], "--params", tiny["params"], "--out", str(out), "--predictor", "--no-baseline",
+            "DATA.ALIGN", "detector", "DATA.DETECTIONS_CACHE", str(tmp_path / "cache")]
+    assert run_main(tools["test"].main, argv) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    record = json.loads((out / "record.json").read_text())
+    # under DATA.ALIGN detector the Predictor on the whole photos scores what the evaluation scores
+    assert metrics["predictor"]["max_face_difference"] < 1e-4
+    assert abs(metrics["predictor"]["nme"] - metrics["nme"]) < 1e-4
+    assert record["predictor"]["nme"] == metrics["predictor"]["nme"] and "predictor  : NME" in printed

@@ -8,6 +8,11 @@ mean-shape baseline), ``per_image.csv`` (NME per image), ``ced.png`` (model vs m
 ``record.json`` (:mod:`lotr_gluon.records`: the metrics with and without flip, every face's NME, alignment,
 initialisation, config, command, commit, machine and the training the weights come from).
 ``DATA.ROOT <dir>`` and ``DATA.TEST_SPLIT <file>`` evaluate any folder in the dataset's layout.
+
+``--predictor`` also scores the model end to end as a user runs it on a photo
+(:func:`lotr_gluon.predictor.evaluate_predictor`: :class:`~lotr_gluon.predictor.Predictor` with ``DATA.DETECTOR``
+on each whole image), prints that NME next to the evaluation's and stores it as ``predictor`` in metrics.json
+and record.json, with the largest per-face difference between the two (they agree under ``DATA.ALIGN detector``).
 """
 import os
 import sys
@@ -19,6 +24,7 @@ from lotr_gluon.cli import ArgumentParser, ensure_output_dir, load_cli_config, r
 from lotr_gluon.config import run_dir
 from lotr_gluon.evaluate import evaluate_weights
 from lotr_gluon.files import atomic_json, atomic_text
+from lotr_gluon.predictor import Predictor, evaluate_predictor
 from lotr_gluon.records import alignment, evaluation_record, write_record
 from lotr_gluon.tables.stats import bootstrap_interval
 
@@ -30,6 +36,8 @@ def main(argv=None):
     ap.add_argument("--flip", action="store_true", help="flip test")
     ap.add_argument("--out", default=None)
     ap.add_argument("--no-baseline", action="store_true", help="skip the mean-shape baseline (needs the train split)")
+    ap.add_argument("--predictor", action="store_true", help="also score the Predictor end to end on the photos "
+                                                             "(DATA.DETECTOR on each whole image)")
     args = ap.parse_args(argv)  # KEY VALUE overrides anywhere on the line -> args.opts
     cfg = load_cli_config(args.cfg, args.opts)
     params = args.params or os.path.join(run_dir(cfg), "model_best.params")
@@ -48,12 +56,21 @@ def main(argv=None):
         metrics["mean_shape_baseline"] = baseline
     for stat in ("nme", "auc"):  # 95% percentile bootstrap over the faces (lotr_gluon.tables.stats)
         metrics["%s_interval" % stat] = list(bootstrap_interval(nmes, stat, scheme.threshold)[1:])
+    if args.predictor:
+        pred = Predictor.from_model(cfg, params, detector=cfg.DATA.DETECTOR)
+        p_metrics, p_nmes, _ = evaluate_predictor(pred, test_set.samples, scheme, flip=args.flip)
+        p_metrics["max_face_difference"] = float(abs(p_nmes - nmes).max()) if len(nmes) else 0.0
+        p_metrics["nme_interval"] = list(bootstrap_interval(p_nmes, "nme", scheme.threshold)[1:])
+        metrics["predictor"] = p_metrics
     atomic_json(metrics, os.path.join(out, "metrics.json"))
     atomic_text("name,nme\n" + "".join("%s,%.6f\n" % (s.name, v) for s, v in zip(test_set.samples, nmes)),
                 os.path.join(out, "per_image.csv"))
     command = ["tools/test.py"] + list(sys.argv[1:] if argv is None else argv)
-    write_record(evaluation_record(cfg, params, {f: r[:2] for f, r in run.runs.items()},
-                                   [s.name for s in test_set.samples], baseline, argv=command), out)
+    record = evaluation_record(cfg, params, {f: r[:2] for f, r in run.runs.items()},
+                               [s.name for s in test_set.samples], baseline, argv=command)
+    if args.predictor:
+        record["predictor"] = metrics["predictor"]
+    write_record(record, out)
 
     from lotr_gluon.vis import plot_ced, save_prediction_grid
     curves = {"%s%s" % (cfg.CFG_NAME, " +flip" if args.flip else ""): nmes}
@@ -75,6 +92,13 @@ def main(argv=None):
         print("alignment  : %s; %d of %d faces missed by the detector, scored on ground-truth five points%s" % (
             alignment(cfg), metrics["detector_misses"], metrics["num_images"],
             " (%s)" % ", ".join(metrics["detector_miss_names"][:10]) if metrics["detector_misses"] else ""))
+    if args.predictor:
+        pm = metrics["predictor"]
+        print("predictor  : NME %.2f%% [%.2f, %.2f]  AUC@%.2f %.2f%%  FR@%.2f %.2f%%  (%s on the whole photos, end to "
+              "end; %d faces missed; largest per-face difference from the line above %.4f points)" % (
+                  100 * pm["nme"], 100 * pm["nme_interval"][0], 100 * pm["nme_interval"][1], scheme.threshold,
+                  100 * pm["auc"], scheme.threshold, 100 * pm["fr"], cfg.DATA.DETECTOR, pm["detector_misses"],
+                  100 * pm["max_face_difference"]))
     if baseline is not None:
         print("mean shape : NME %.2f%%  AUC@%.2f %.2f%%  FR@%.2f %.2f%%" % (
             100 * baseline["nme"], scheme.threshold, 100 * baseline["auc"], scheme.threshold, 100 * baseline["fr"]))
