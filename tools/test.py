@@ -19,7 +19,7 @@ from lotr_gluon.cli import ArgumentParser, ensure_output_dir, load_cli_config, r
 from lotr_gluon.config import run_dir
 from lotr_gluon.evaluate import evaluate_weights
 from lotr_gluon.files import atomic_json, atomic_text
-from lotr_gluon.records import alignment, evaluation_record, write_record
+from lotr_gluon.records import alignment, baseline_line, evaluation_record, metrics_line, write_record
 from lotr_gluon.tables.stats import bootstrap_interval
 
 
@@ -65,19 +65,14 @@ def main(argv=None):
     images = [test_set.crop(i) for i in range(k)]
     save_prediction_grid(images, preds_crop[:k], gts, os.path.join(out, "predictions.png"), nmes=nmes[:k])
 
-    line = "NME %.2f%% [%.2f, %.2f]  AUC@%.2f %.2f%% [%.2f, %.2f]  FR@%.2f %.2f%%  (%d images, flip=%s; 95%% " \
-        "bootstrap over faces)" % (100 * metrics["nme"], 100 * metrics["nme_interval"][0],
-                                   100 * metrics["nme_interval"][1], scheme.threshold, 100 * metrics["auc"],
-                                   100 * metrics["auc_interval"][0], 100 * metrics["auc_interval"][1],
-                                   scheme.threshold, 100 * metrics["fr"], metrics["num_images"], args.flip)
+    line = metrics_line(metrics, metrics["nme_interval"], metrics["auc_interval"], scheme.threshold, args.flip)
     print("model      : " + line)
     if "detector_misses" in metrics:  # DATA.ALIGN detector / DATA.DETECTIONS
         print("alignment  : %s; %d of %d faces missed by the detector, scored on ground-truth five points%s" % (
             alignment(cfg), metrics["detector_misses"], metrics["num_images"],
             " (%s)" % ", ".join(metrics["detector_miss_names"][:10]) if metrics["detector_misses"] else ""))
     if baseline is not None:
-        print("mean shape : NME %.2f%%  AUC@%.2f %.2f%%  FR@%.2f %.2f%%" % (
-            100 * baseline["nme"], scheme.threshold, 100 * baseline["auc"], scheme.threshold, 100 * baseline["fr"]))
+        print("mean shape : " + baseline_line(baseline, scheme.threshold))
     print("wrote %s" % out)
     return 0
 
