@@ -1,0 +1,162 @@
+"""The documentation's numbers come from the result records under ``results/``.
+
+Rules (kept simple on purpose):
+
+1. **Rendered.** Every generated block (``<!-- results:NAME -->`` ... ``<!-- /results:NAME -->``) of README.md and
+   ``docs/*.md`` is exactly what ``tools/render_docs.py`` renders from the records; a marker naming an unknown
+   block fails.
+2. **No hand-typed results.** Outside the generated blocks, README.md and ``docs/*.md`` hold no percentage and no
+   ``ms`` / ``images/s`` / ``img/s`` figure, except the tokens of :data:`ALLOWED` (each a setting or a tolerance,
+   not a result). Paper numbers are rendered too (from ``lotr_gluon/tables/paper/``, their one owner).
+3. **Short README.** README.md has at most :data:`README_MAX_LINES` lines.
+4. **Fresh records.** Every record names the commit of the code that produced it (``code.commit``, with
+   ``code.dirty``). For an evaluation or table-cell record, a commit after the record's commit that changed one of
+   :data:`DEPENDS` or the record's config file fails the test unless the record lists it in
+   ``accepted_changes`` (``[{"commit": sha, "why": text}]``: reviewed, does not change the record's numbers).
+   A record whose commit is not in this checkout's history is skipped with a message; so is the whole rule
+   outside a git checkout. A dirty tree at recording time is reported by the record, not failed here.
+"""
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from tools import render_docs  # noqa: E402
+
+README_MAX_LINES = 250
+#: number tokens allowed outside generated blocks: token -> why it is not a result
+ALLOWED = {"95%": "the level of the bootstrap intervals (lotr_gluon.tables.stats.LEVEL)",
+           "3%": "the tolerance of tests/test_models.py on LOTR Table V's parameter counts",
+           "20%": "the tolerance of tests/test_flops.py on the papers' GFLOPs"}
+#: code an evaluation's numbers depend on (rule 4), besides the record's config file
+DEPENDS = ("lotr_gluon/models/", "lotr_gluon/blocks/", "heatmap_baseline/", "lotr_gluon/losses.py",
+           "lotr_gluon/metrics.py", "lotr_gluon/evaluate.py")
+NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*\s?(?:%|ms\b|images/s|img/s)")
+
+
+def _docs():
+    return [p for p in render_docs.doc_files(ROOT)]
+
+
+def test_docs_are_what_the_records_render():
+    stale = []
+    for path, (text, rendered) in render_docs.render_all(ROOT).items():
+        if text != rendered:
+            names = [n for (n, a), (_, b) in zip(render_docs.blocks_in(text), render_docs.blocks_in(rendered))
+                     if a != b]
+            stale.append("%s: %s" % (os.path.relpath(path, ROOT), ", ".join(names)))
+    assert not stale, "run python tools/render_docs.py: %s" % "; ".join(stale)
+
+
+def test_unknown_block_is_an_error():
+    text = "<!-- results:no-such-block -->\nx\n<!-- /results:no-such-block -->\n"
+    with pytest.raises(KeyError, match="no-such-block"):
+        render_docs.render_text(text, {}, "")
+
+
+def test_render_replaces_only_the_block():
+    text = "before 1.5%\n<!-- results:errors -->\nold\n<!-- /results:errors -->\nafter\n"
+    out = render_docs.render_text(text, {}, "")
+    assert out.startswith("before 1.5%\n<!-- results:errors -->\n| exit code |") and out.endswith(
+        "<!-- /results:errors -->\nafter\n")
+    assert "| 4 | `ModelError` |" in out and "| 130 / 143 | `Interrupted` |" in out
+
+
+def outside_blocks(text):
+    """``text`` without the bodies of its generated blocks."""
+    return render_docs.BLOCK_RE.sub(lambda m: m.group(1) + m.group(4), text)
+
+
+def test_number_tokens_rule():
+    assert NUMBER.findall("NME 2.59% and 12.5 ms, 16.5 images/s, 3 img/s; v1.9.1 0.08") == \
+        ["2.59%", "12.5 ms", "16.5 images/s", "3 img/s"]
+    assert outside_blocks("a 1%\n<!-- results:x -->\n2%\n<!-- /results:x -->\n") == \
+        "a 1%\n<!-- results:x -->\n<!-- /results:x -->\n"
+
+
+def test_no_result_numbers_outside_generated_blocks():
+    bad = []
+    for path in _docs():
+        with open(path, encoding="utf-8") as f:
+            text = outside_blocks(f.read())
+        for i, line in enumerate(text.splitlines(), 1):
+            bad += ["%s: %r in %r" % (os.path.relpath(path, ROOT), t, line.strip()[:100])
+                    for t in NUMBER.findall(line) if t not in ALLOWED]
+    assert not bad, "numbers typed outside a generated block (render them from a record): %s" % bad
+
+
+def test_readme_is_short():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        n = len(f.read().splitlines())
+    assert n <= README_MAX_LINES, "README.md has %d lines (at most %d): move detail to docs/" % (n, README_MAX_LINES)
+
+
+def test_readme_links_resolve():
+    """Every relative link of README.md and docs/*.md points at a file or folder of the repository (except the
+    architecture page, which another part of the documentation adds)."""
+    missing = []
+    for path in _docs():
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        for target in re.findall(r"\]\(([^)#\s]+)\)", text):
+            if "://" in target or target.endswith("architecture.md"):
+                continue
+            if not os.path.exists(os.path.normpath(os.path.join(os.path.dirname(path), target))):
+                missing.append("%s -> %s" % (os.path.relpath(path, ROOT), target))
+    assert not missing, missing
+
+
+# ------------------------------------------------------------------------------------------ rule 4
+def _git(*args):
+    out = subprocess.run(["git", "-C", ROOT] + list(args), capture_output=True, text=True)
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _records():
+    return sorted(glob.glob(os.path.join(ROOT, render_docs.RESULTS, "**", "*.json"), recursive=True))
+
+
+def _config_file(rec):
+    if rec.get("cfg_file"):
+        return rec["cfg_file"]
+    m = re.search(r"--cfg (\S+)", rec.get("command", ""))
+    return m.group(1) if m else None
+
+
+def test_every_record_names_its_code():
+    bad = []
+    for path in _records():
+        with open(path) as f:
+            rec = json.load(f)
+        code = rec.get("code") or {}
+        commit = code.get("commit") or rec.get("code_commit_at_summary")
+        if not (isinstance(commit, str) and re.fullmatch(r"[0-9a-f]{40}", commit)):
+            bad.append(os.path.relpath(path, ROOT))
+    assert not bad, "records without the commit of their code: %s" % bad
+
+
+@pytest.mark.parametrize("path", [os.path.relpath(p, ROOT) for p in _records()])
+def test_record_is_not_older_than_the_code_it_depends_on(path):
+    with open(os.path.join(ROOT, path)) as f:
+        rec = json.load(f)
+    if rec.get("kind") not in ("evaluation", "table_cell"):
+        pytest.skip("%s: rule 4 covers evaluation and table-cell records" % path)
+    if _git("rev-parse", "--is-inside-work-tree") != "true":
+        pytest.skip("not a git checkout: record freshness not checked")
+    commit = rec["code"]["commit"]
+    if _git("cat-file", "-e", commit + "^{commit}") is None:
+        pytest.skip("%s: its code commit %s is not in this checkout's history (shallow clone?)" % (path, commit))
+    paths = list(DEPENDS) + [p for p in [_config_file(rec)] if p]
+    changed = (_git("log", "--no-merges", "--format=%H %s", commit + "..HEAD", "--", *paths) or "").splitlines()
+    accepted = {a["commit"] for a in rec.get("accepted_changes", [])}
+    missing = [c[:12] + c[40:80] for c in changed if c.split()[0] not in accepted]
+    assert not missing, ("%s was produced at %s; since then these commits changed the code it depends on (%s): "
+                         "re-run it, or add each to its accepted_changes with why it does not change the numbers: "
+                         "%s" % (path, commit[:12], ", ".join(paths), missing))
