@@ -160,3 +160,39 @@ def test_record_is_not_older_than_the_code_it_depends_on(path):
     assert not missing, ("%s was produced at %s; since then these commits changed the code it depends on (%s): "
                          "re-run it, or add each to its accepted_changes with why it does not change the numbers: "
                          "%s" % (path, commit[:12], ", ".join(paths), missing))
+
+
+def test_a_table_block_shows_a_cell_record_next_to_the_paper(tmp_path, monkeypatch):
+    """A committed cell record of the current configuration fills its row: ours with the interval over its
+    faces, the paper's number from lotr_gluon/tables/paper/, init, alignment, epochs and the record's file; a
+    record of another configuration does not count."""
+    import numpy as np
+    from lotr_gluon.metrics import auc
+    from lotr_gluon.tables import get_table, resolve_cells
+    from lotr_gluon.tables.records import record_path
+    from lotr_gluon.tables.stats import bootstrap_interval
+    spec = get_table("lotr", 6)
+    rc = [r for r in resolve_cells(spec, "datatang") if r.name == "lotr_m/l1"][0]
+    nmes = np.random.RandomState(0).uniform(0.01, 0.05, 100)
+    rec = {"kind": "table_cell", "cell": rc.name, "cell_hash": rc.cell_hash, "threshold": 0.08,
+           "values": {"auc": 100 * auc(nmes, 0.08)}, "init": "ImageNet", "alignment": "ground-truth five points",
+           "training": {"epochs": 36, "of": 36, "train_seconds": 60.0, "images_per_s": 10.0},
+           "per_face_nme": {"flip": {"%06d" % i: float(x) for i, x in enumerate(nmes)}}}
+    path = record_path(str(tmp_path / "results" / "datatang" / "tables"), spec, rc.name)
+    os.makedirs(os.path.dirname(path))
+    with open(path, "w") as f:
+        json.dump(rec, f)
+    monkeypatch.setattr(render_docs, "ROOT", str(tmp_path))
+    out = render_docs.BLOCKS["table-lotr-6"]({}, "")
+    _, lo, hi = bootstrap_interval(nmes, "auc", 0.08)
+    paper = "%.2f" % render_docs.paper_number("lotr", 6, ("L1", "LOTR-M"), "auc")[0]
+    line = [l for l in out.splitlines() if l.startswith("| lotr_m/l1 |")][0]
+    assert line == ("| lotr_m/l1 | L1 | LOTR-M | %s | %.2f [%.2f, %.2f] | ImageNet | ground-truth five points | 36 | "
+                    "[`lotr_m__l1.record.json`](results/datatang/tables/lotr-6/lotr_m__l1.record.json) |"
+                    % (paper, rec["values"]["auc"], 100 * lo, 100 * hi))
+    assert "Cells with a record of their current configuration: 1 of 15." in out
+    rec["cell_hash"] = "0" * 12
+    with open(path, "w") as f:
+        json.dump(rec, f)
+    out = render_docs.BLOCKS["table-lotr-6"]({}, "")
+    assert "| lotr_m/l1 | L1 | LOTR-M | %s | — |" % paper in out and "0 of 15" in out
