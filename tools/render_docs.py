@@ -113,9 +113,23 @@ def paper_number(paper, table, row, key):
     return paper_value(load_paper(paper, table), row, key)
 
 
-def _paper_cells(config_name):
+def _data(rec):
+    """``datatang val (100)``: the data set, split and number of faces of an evaluation record."""
+    d = rec.get("data") or {}
+    m = next(iter((rec.get("metrics") or {}).values()), {})
+    split = os.path.splitext(os.path.basename(str(d.get("split", "")).rstrip("/")))[0]
+    return "%s %s (%s)" % (d.get("name", "?"), split, m.get("num_images", "?"))
+
+
+#: data sets whose numbers sit next to the papers' JD-landmark numbers (106 points, the same normalisation)
+JD_LIKE = ("datatang", "jd")
+
+
+def _paper_cells(rec):
     nme = auc = "—"
-    for paper, table, row, key in PAPER_ROWS.get(config_name, []):
+    if (rec.get("data") or {}).get("name") not in JD_LIKE:
+        return nme, auc
+    for paper, table, row, key in PAPER_ROWS.get(rec.get("config_name"), []):
         v, prov = paper_number(paper, table, row, key)
         if v is None:
             continue
@@ -129,9 +143,12 @@ def _paper_cells(config_name):
 
 # ------------------------------------------------------------------------------------------ blocks
 def _evaluations(records):
-    """Evaluation records, LOTR-M first, then by training length, ground-truth alignment first."""
+    """Evaluation records: Datatang first, then by data set; LOTR-M first, then by config; longer training first;
+    ground-truth alignment first."""
     ev = of_kind(records, "evaluation")
-    return sorted(ev, key=lambda pr: (pr[1].get("config_name") != "lotr_m", pr[1].get("config_name"),
+    return sorted(ev, key=lambda pr: ((pr[1].get("data") or {}).get("name") != "datatang",
+                                      (pr[1].get("data") or {}).get("name", ""),
+                                      pr[1].get("config_name") != "lotr_m", pr[1].get("config_name"),
                                       -((pr[1].get("training") or {}).get("epochs") or 0), _align(pr[1]) != (
                                           "ground-truth five points"), pr[0]))
 
@@ -161,22 +178,25 @@ def block_quickstart(records, prefix):
 
 
 def block_glance(records, prefix):
-    head = ["| model | backbone init | epochs | alignment | val NME [95%] | flip | paper NME (JD-landmark) | "
-            "paper AUC (JD-landmark) | record |", "|---|---|---:|---|---|---|---|---|---|"]
+    head = ["| model | data (faces) | backbone init | epochs | alignment | NME [95%] | NME, flip test | "
+            "AUC, flip test | paper NME, flip test | paper AUC, flip test | record |",
+            "|---|---|---|---:|---|---|---|---|---|---|---|"]
     rows = []
     for path, rec in _evaluations(records):
-        pn, pa = _paper_cells(rec.get("config_name"))
-        rows.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            MODEL_NAMES.get(rec.get("config_name"), rec.get("config_name")), rec.get("init"), _epochs(rec),
-            _align(rec), _with_ci(rec, "no_flip"), _with_ci(rec, "flip"), pn, pa, _link(path, prefix)))
+        pn, pa = _paper_cells(rec)
+        rows.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            MODEL_NAMES.get(rec.get("config_name"), rec.get("config_name")), _data(rec), rec.get("init"),
+            _epochs(rec),
+            _align(rec), _with_ci(rec, "no_flip"), _with_ci(rec, "flip"), _with_ci(rec, "flip", "auc"), pn, pa,
+            _link(path, prefix)))
     if not rows:
         return "No evaluation record under `results/` yet.\n"
     return "\n".join(head + rows) + "\n"
 
 
 def block_evaluations(records, prefix):
-    head = ["| model | config | init | epochs | alignment | flip | NME [95%] | AUC@0.08 [95%] | FR | mean shape NME "
-            "| faces | record |", "|---|---|---|---:|---|---|---|---|---:|---:|---:|---|"]
+    head = ["| model | config | data (faces) | init | epochs | alignment | flip | NME [95%] | AUC [95%] | FR | "
+            "threshold | mean shape NME | record |", "|---|---|---|---|---:|---|---|---|---|---:|---:|---:|---|"]
     rows = []
     for path, rec in _evaluations(records):
         base = rec.get("mean_shape_baseline") or {}
@@ -184,11 +204,11 @@ def block_evaluations(records, prefix):
             m = (rec.get("metrics") or {}).get(key)
             if not m:
                 continue
-            rows.append("| %s | `%s` | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s |" % (
-                MODEL_NAMES.get(rec.get("config_name"), rec.get("config_name")), rec.get("config_name"),
+            rows.append("| %s | `%s` | %s | %s | %s | %s | %s | %s | %s | %s | %.2f | %s | %s |" % (
+                MODEL_NAMES.get(rec.get("config_name"), rec.get("config_name")), rec.get("config_name"), _data(rec),
                 rec.get("init"), _epochs(rec), _align(rec), "on" if key == "flip" else "off",
-                _with_ci(rec, key, "nme"), _with_ci(rec, key, "auc"), _pct(m["fr"]),
-                _pct(base["nme"]) if base else "—", m["num_images"], _link(path, prefix)))
+                _with_ci(rec, key, "nme"), _with_ci(rec, key, "auc"), _pct(m["fr"]), m["threshold"],
+                _pct(base["nme"]) if base else "—", _link(path, prefix)))
     return "\n".join(head + rows) + "\n" if rows else "No evaluation record under `results/` yet.\n"
 
 
