@@ -152,19 +152,44 @@ def _result_records():
     return out
 
 
+def unaccepted_changes(rec):
+    """``["<sha> <subject>"]`` of the commits after ``rec``'s code commit that changed :data:`DEPENDS` or its
+    config file and that ``rec["accepted_changes"]`` does not list (rule 4)."""
+    paths = list(DEPENDS) + [p for p in [_config_file(rec)] if p]
+    changed = (_git("log", "--no-merges", "--format=%H %s", rec["code"]["commit"] + "..HEAD", "--", *paths)
+               or "").splitlines()
+    accepted = {a["commit"] for a in rec.get("accepted_changes", [])}
+    return [c for c in changed if c.split()[0] not in accepted]
+
+
+def _need_git():
+    if _git("rev-parse", "--is-inside-work-tree") != "true":
+        pytest.skip("not a git checkout: record freshness not checked")
+
+
+def test_freshness_rule_sees_a_change_after_the_record_and_its_acceptance():
+    _need_git()
+    last = _git("log", "-1", "--no-merges", "--format=%H", "--", "lotr_gluon/models/heads.py")
+    before = _git("rev-parse", last + "^")
+    if not last or not before:
+        pytest.skip("no history of lotr_gluon/models/heads.py in this checkout")
+    rec = {"code": {"commit": before}, "command": "tools/test.py --cfg experiments/datatang/lotr_m.yaml"}
+    assert last in [c.split()[0] for c in unaccepted_changes(rec)]
+    rec["accepted_changes"] = [{"commit": last, "why": "test"}]
+    assert last not in [c.split()[0] for c in unaccepted_changes(rec)]
+    assert unaccepted_changes({"code": {"commit": _git("rev-parse", "HEAD")}}) == []
+
+
 @pytest.mark.parametrize("path", _result_records())
 def test_record_is_not_older_than_the_code_it_depends_on(path):
     with open(os.path.join(ROOT, path)) as f:
         rec = json.load(f)
-    if _git("rev-parse", "--is-inside-work-tree") != "true":
-        pytest.skip("not a git checkout: record freshness not checked")
+    _need_git()
     commit = rec["code"]["commit"]
     if _git("cat-file", "-e", commit + "^{commit}") is None:
         pytest.skip("%s: its code commit %s is not in this checkout's history (shallow clone?)" % (path, commit))
     paths = list(DEPENDS) + [p for p in [_config_file(rec)] if p]
-    changed = (_git("log", "--no-merges", "--format=%H %s", commit + "..HEAD", "--", *paths) or "").splitlines()
-    accepted = {a["commit"] for a in rec.get("accepted_changes", [])}
-    missing = [c[:12] + c[40:80] for c in changed if c.split()[0] not in accepted]
+    missing = [c[:12] + c[40:80] for c in unaccepted_changes(rec)]
     assert not missing, ("%s was produced at %s; since then these commits changed the code it depends on (%s): "
                          "re-run it, or add each to its accepted_changes with why it does not change the numbers: "
                          "%s" % (path, commit[:12], ", ".join(paths), missing))
