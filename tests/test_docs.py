@@ -229,3 +229,11 @@ def test_a_table_block_shows_a_cell_record_next_to_the_paper(tmp_path, monkeypat
         json.dump(rec, f)
     out = render_docs.BLOCKS["table-lotr-6"]({}, "")
     assert "| lotr_m/l1 | L1 | LOTR-M | %s | — |" % paper in out and "0 of 15" in out
+    # a cell recorded at a schedule of its own (--cell-scale) counts at that schedule and is marked
+    short = [r for r in resolve_cells(spec, "datatang", cell_scales=[("lotr_m/l1", "epochs=18")])
+             if r.name == "lotr_m/l1"][0]
+    rec.update(cell_hash=short.cell_hash, scale="epochs=18")
+    with open(path, "w") as f:
+        json.dump(rec, f)
+    out = render_docs.BLOCKS["table-lotr-6"]({}, "")
+    assert "| lotr_m/l1 [epochs=18] | L1 | LOTR-M | %s | %.2f [" % (paper, rec["values"]["auc"]) in out

@@ -285,7 +285,9 @@ def _table_block(paper, table, data="datatang"):
         spec = get_table(paper, table)
         dest = os.path.join(ROOT, RESULTS, data, "tables")
         recs = load_cell_records(spec, dest)
-        rows = build_rows(resolve_cells(spec, data), records=recs)
+        # a cell recorded at a schedule of its own (--cell-scale) is resolved at that schedule, and marked
+        scales = [(n, r["scale"]) for n, r in sorted(recs.items()) if r.get("scale") not in (None, "paper")]
+        rows = build_rows(resolve_cells(spec, data, cell_scales=scales), records=recs)
         mets = [m for m in spec.metrics]
         head = ["cell", spec.row_label] + ([spec.col_label] if spec.cols else [])
         for m in mets:
@@ -293,7 +295,8 @@ def _table_block(paper, table, data="datatang"):
         head += ["init", "alignment", "epochs", "record"]
         out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in rows:
-            cells = [r["cell"], r["row"]] + ([r["col"]] if spec.cols else [])
+            mark = " [%s]" % r["scale"] if r.get("scale") not in (None, "paper") else ""
+            cells = [r["cell"] + mark, r["row"]] + ([r["col"]] if spec.cols else [])
             for m in mets:
                 ci = (r.get("ci") or {}).get(m.key)
                 ours = _num(r["ours"].get(m.key), m.decimals) + (
