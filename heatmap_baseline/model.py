@@ -21,8 +21,8 @@ At 192x192 with a stride-32 backbone (6x6 features) ``DDDD`` gives 96x96 heatmap
 Where Earp et al. are silent, and what the Earp configs choose (``experiments/*/earp_*.yaml``)
 --------------------------------------------------------------------------------------------
 The choices below make our sizes and multiply-accumulates (the papers' "GFLOPs", :mod:`lotr_gluon.flops`)
-of Tables 2-4 as close to the printed ones as we could find; README "Earp et al. upsampling blocks" lists
-ours next to the paper's (``python -m heatmap_baseline.blocks_report``). Each is a constructor keyword and a
+of Tables 2-4 as close to the printed ones as we could find; ``python -m heatmap_baseline.blocks_report`` prints
+ours next to the paper's (docs/model.md lists the choices). Each is a constructor keyword and a
 config key.
 
 * ``d_kernel = 4`` (``MODEL.HEATMAP.D_KERNEL``): the Simple-Baselines deconvolution, padding 1. With it
@@ -38,7 +38,7 @@ config key.
   heatmaps. ``final_s_act`` (``MODEL.HEATMAP.FINAL_S_ACT``): ``'bn_relu'`` (default) passes them through BN
   and ReLU as every block; the Earp configs use ``'linear'`` (conv with bias, N(0, 0.001) init, no BN or
   ReLU), as the heatmap conv after a final D block: with BN + ReLU the ReLU zeroed most maps in our
-  from-scratch runs (README). Strings ending in ``D`` end with the Sec. 4.1 conv to N heatmaps,
+  from-scratch runs. Strings ending in ``D`` end with the Sec. 4.1 conv to N heatmaps,
   ``heatmap_kernel = 1`` (``MODEL.HEATMAP.KERNEL``), with bias.
 * ``reduce = 320`` (``MODEL.HEATMAP.REDUCE``): a 1x1 conv + BN + ReLU from the backbone's 1280 channels to
   320 before the first block. Not in the paper's text; the printed numbers need it: with the gluoncv
@@ -46,7 +46,7 @@ config key.
   33 MiB (Table 2: 18.26 MB); with 320 channels into the upsampler DDDD is 3.50 GMACs / 19.6 MiB (printed
   3.50 / 18.26) and SDD on MobileNetV2-1.0 at 128 filters 0.44 GMACs (printed 0.43). 320 = 1280 x 0.25
   is what a MobileNetV2-0.25 whose last 1x1 conv follows the width multiplier would give; ``reduce = 0``
-  is the literal text (see README for its numbers).
+  is the literal text (``blocks_report`` prints its numbers).
 * Pixel-shuffle channel order: CRD, as ``torch.nn.PixelShuffle`` (output channel c, sub-pixel (i, j) is
   input channel ``c * 4 + i * 2 + j``). Written with reshape/transpose only, so it hybridizes.
 * BN before ReLU, no conv bias before BN (Simple Baselines).

@@ -19,7 +19,8 @@ from .compare import summarise_run
 from .files import atomic_json
 from .pretrained import initialisation
 
-__all__ = ["code_state", "machine", "alignment", "training_of", "evaluation_record", "write_record", "RECORD_FILE"]
+__all__ = ["code_state", "machine", "alignment", "training_of", "evaluation_record", "write_record", "metrics_line",
+           "baseline_line", "RECORD_FILE"]
 
 RECORD_FILE = "record.json"
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -105,3 +106,31 @@ def write_record(record, out_dir):
     path = os.path.join(out_dir, RECORD_FILE)
     atomic_json(record, path)
     return path
+
+
+def metrics_line(metrics, nme_interval, auc_interval, threshold, flip):
+    """The line ``tools/test.py`` prints for an evaluation (and the documentation quotes from a record):
+    ``NME 2.59% [2.37, 2.76]  AUC@0.08 67.66% [...]  FR@0.08 0.00%  (100 images, flip=False; 95% bootstrap over
+    faces)``.
+
+    Parameters
+    ----------
+    metrics : dict
+        ``nme``, ``auc``, ``fr`` (fractions) and ``num_images``.
+    nme_interval, auc_interval : sequence of float
+        ``(lo, hi)`` fractions (:func:`lotr_gluon.tables.stats.bootstrap_interval`).
+    threshold : float
+        The failure / AUC threshold.
+    flip : bool
+        Whether the flip test was on.
+    """
+    return "NME %.2f%% [%.2f, %.2f]  AUC@%.2f %.2f%% [%.2f, %.2f]  FR@%.2f %.2f%%  (%d images, flip=%s; 95%% " \
+        "bootstrap over faces)" % (100 * metrics["nme"], 100 * nme_interval[0], 100 * nme_interval[1], threshold,
+                                   100 * metrics["auc"], 100 * auc_interval[0], 100 * auc_interval[1], threshold,
+                                   100 * metrics["fr"], metrics["num_images"], bool(flip))
+
+
+def baseline_line(baseline, threshold):
+    """The mean-shape line ``tools/test.py`` prints: ``NME 4.66%  AUC@0.08 42.74%  FR@0.08 4.00%``."""
+    return "NME %.2f%%  AUC@%.2f %.2f%%  FR@%.2f %.2f%%" % (100 * baseline["nme"], threshold, 100 * baseline["auc"],
+                                                           threshold, 100 * baseline["fr"])

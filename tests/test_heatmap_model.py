@@ -181,7 +181,7 @@ def test_earp_configs_carry_paper_settings_and_table_v_count():
         assert (t.OPTIMIZER, t.LR, t.EPOCHS, list(t.LR_STEPS), t.LR_FACTOR, t.BATCH_SIZE) == \
             ("adam", 1e-3, 40, [20, 30], 0.1, 16), name
         # not in the paper: 2-epoch linear warm-up, without which the D-ending strategies stay at the all-zero
-        # heatmap from scratch (README deviation table); the Table V rows above finished without it
+        # heatmap from scratch (docs/model.md deviation table); the Table V rows above finished without it
         assert t.WARMUP_EPOCHS == 2.0, name
         # the Earp blocks (Sec. 4.1-4.2) with the open choices of heatmap_baseline/model.py
         assert (m.HEATMAP.REDUCE, m.HEATMAP.D_KERNEL, m.HEATMAP.S_KERNEL, m.HEATMAP.S_CONV_MULT,

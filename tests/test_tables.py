@@ -2,6 +2,7 @@
 rendering with missing cells, --dry-run, and one real tiny cell trained end to end on Datatang faces."""
 import json
 import os
+import shutil
 import sys
 import warnings
 
@@ -476,6 +477,30 @@ def test_real_tiny_cell_end_to_end(datatang_root, tmp_path, capsys):
     # rerun: skipped
     assert reproduce_table.main(argv) == 0
     assert "done (cached)" in capsys.readouterr().out
+    # the cell's result record: what metrics.json says, every face's NME, how it was aligned, started, run
+    rec = json.load(open(d / "record.json"))
+    assert rec["kind"] == "table_cell" and rec["cell"] == "lotr_m/smooth_wing" and rec["cell_hash"] == m["cell_hash"]
+    assert rec["values"] == m["values"] and set(rec["per_face_nme"]) == set(m["metrics"]) | {"mean_shape"}
+    names = [l.split(",")[0] for l in open(d / "per_image.csv").read().splitlines()[1:]]
+    assert sorted(rec["per_face_nme"]["flip"]) == sorted(names)
+    assert np.mean(list(rec["per_face_nme"]["flip"].values())) == pytest.approx(m["metrics"]["flip"]["nme"], abs=1e-6)
+    assert rec["alignment"] == "ground-truth five points" and rec["init"] == "scratch"
+    assert rec["training"]["epochs"] == 1 and "MODEL:" in rec["config"] and rec["machine"]["cores"]
+    assert set(rec["code"]) == {"commit", "dirty"}
+    # committed records: saved, then the table renders from them alone, the same row as from the run folder
+    dest = tmp_path / "results"
+    assert reproduce_table.main(argv + ["--report-only", "--save-records", str(dest)]) == 0
+    assert "saved 1 record(s)" in capsys.readouterr().out
+    saved = dest / "lotr-6" / "lotr_m__smooth_wing.record.json"
+    assert json.load(open(saved))["per_face_nme"] == rec["per_face_nme"]
+    shutil.rmtree(tmp_path / "lotr-6")
+    assert reproduce_table.main(argv + ["--report-only", "--from-records", str(dest), "--no-plots"]) == 0
+    out2 = capsys.readouterr().out
+    assert [l for l in out2.splitlines() if l.startswith("| lotr_m/smooth_wing |")][0] == row
+    assert "14 of 15 cells finished" not in out2 and "1 of 15 cells finished" in out2
+    from lotr_gluon.errors import UsageError
+    with pytest.raises(UsageError, match="--report-only"):
+        reproduce_table.main(argv + ["--from-records", str(dest)])  # records render only, never train
 
 
 def test_cell_values_units_and_subsets():

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Levers that make LOTR-M learn from scratch on the 800 Datatang training faces.
 # Each probe is the Datatang LOTR-M config plus overrides, trained for EPOCHS epochs at a constant lr,
-# validated every epoch; the table and curves come from tools/compare_runs.py. (The longer runs quoted in the
-# README set TRAIN.EPOCHS / TRAIN.LR_STEPS on the command line of tools/train.py with the same overrides.)
+# validated every epoch; the table and curves come from tools/compare_runs.py. (Longer runs set TRAIN.EPOCHS /
+# TRAIN.LR_STEPS on the command line of tools/train.py with the same overrides.)
 #   bash tools/ablation_from_scratch.sh [EPOCHS] [PROBE ...]
 # Runs go to output/ablation/<probe>/ (git-ignored); a finished probe is skipped, an interrupted one resumed.
 set -euo pipefail
@@ -36,7 +36,7 @@ declare -A PROBES=(
   # per-landmark PFFN last layer + no Transformer dropout (what unblocked fitting in tools/fit_probe.sh)
   [perlmk_drop0_lightaug]="TRAIN.BATCH_SIZE 16 TRAIN.WARMUP_EPOCHS 1.0 TRAIN.OPTIMIZER adam MODEL.TRANSFORMER.QUERY_INIT_STD 1.0 MODEL.HEAD.ANCHORS mean_shape MODEL.HEAD.COORD_UNITS pixels MODEL.HEAD.LAST_INIT_STD 0.01 MODEL.TRANSFORMER.DROPOUT 0.0 MODEL.HEAD.PER_LANDMARK_OUT True AUG.ROTATION 5.0 AUG.ERASING_PROB 0.0"
   [perlmk_drop0_lightaug_auxhm]="TRAIN.BATCH_SIZE 16 TRAIN.WARMUP_EPOCHS 1.0 TRAIN.OPTIMIZER adam MODEL.TRANSFORMER.QUERY_INIT_STD 1.0 MODEL.HEAD.ANCHORS mean_shape MODEL.HEAD.COORD_UNITS pixels MODEL.HEAD.LAST_INIT_STD 0.01 MODEL.TRANSFORMER.DROPOUT 0.0 MODEL.HEAD.PER_LANDMARK_OUT True AUG.ROTATION 5.0 AUG.ERASING_PROB 0.0 MODEL.AUX.HEATMAP_WEIGHT 1e6"
-  # the same, backbone started from the 12-epoch Earp heatmap run (train it first, see README)
+  # the same, backbone started from the 12-epoch Earp heatmap run (train it first)
   [earpinit_auxhm_px_anchor_q1_adam_b16]="TRAIN.BATCH_SIZE 16 TRAIN.WARMUP_EPOCHS 1.0 TRAIN.OPTIMIZER adam MODEL.TRANSFORMER.QUERY_INIT_STD 1.0 MODEL.HEAD.ANCHORS mean_shape MODEL.HEAD.COORD_UNITS pixels MODEL.HEAD.LAST_INIT_STD 0.01 MODEL.AUX.HEATMAP_WEIGHT 1e6 MODEL.INIT_FROM output/datatang/earp_mnv2_1.0_sdd_e12/model_best.params"
 )
 NAMES=("$@")

@@ -314,7 +314,8 @@ def main(argv=None):
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
 
-    report = {"date": machine["date"],
+    from lotr_gluon.records import code_state
+    report = {"kind": "bench_train", "code": code_state(), "date": machine["date"],
               "command": " ".join(["tools/bench_train.py"] + list(argv if argv is not None else sys.argv[1:])),
               "machine": machine,
               "settings": {"cfg": args.cfg, "opts": args.opts, "batch": batch, "input_size": cfg.DATA.INPUT_SIZE,

@@ -127,7 +127,8 @@ def main(argv=None):
                  % (threads, os.environ.get("OMP_NUM_THREADS"), machine.get("onnxruntime")))
     if args.opts:
         notes.append("Config overrides for every model: %s." % " ".join(args.opts))
-    report = {"date": machine["date"], "command": " ".join(["tools/benchmark.py"] + list(argv if argv is not None
+    from lotr_gluon.records import code_state
+    report = {"kind": "benchmark", "code": code_state(), "date": machine["date"], "command": " ".join(["tools/benchmark.py"] + list(argv if argv is not None
                                                                                          else sys.argv[1:])),
               "machine": machine,
               "settings": {"models": args.models, "params": params, "runs": args.runs, "warmup": args.warmup,

@@ -3,7 +3,7 @@
 
 ``python tools/reproduce_table.py --table 6 [--paper lotr|earp] [--data datatang|jd|wflw]
 [--scale paper|smoke|epochs=N] [--cell-scale GLOB SCALE ...] [--cells GLOB ...] [--dry-run] [--report-only]
-[--out output/tables] [KEY VALUE ...]``
+[--save-records DIR] [--from-records DIR] [--out output/tables] [KEY VALUE ...]``
 
 Tables (``--list``): LOTR II (WFLW, LOTR-HR+; needs ``--data wflw``), III (LOTR models + heatmap baseline on
 the test set), V (AUC without / with flip, inference time without / with flip, size, parameters of the heatmap
@@ -22,6 +22,11 @@ over the val faces (``3.97 [3.61, 4.35]``); for every compared metric (per model
 report counts, of the pairs of cells the paper orders, how many we order the same way, the other way, or tie
 within noise (the paired-bootstrap interval of our difference contains 0), with Kendall's tau
 (``table.json``: ``agreement``). ``--report-only`` renders finished cells only and lists the missing ones.
+
+Records: every evaluated cell writes ``record.json`` (:mod:`lotr_gluon.tables.records`: values, per-face NMEs,
+alignment, initialisation, configuration, command, code commit, machine, training). ``--save-records DIR``
+copies the finished cells' records to ``DIR/<paper>-<table>/`` (commit them under ``results/<data>/tables``);
+``--report-only --from-records DIR`` renders the table from those records alone.
 
 Scales: ``paper`` (the configs' schedules, default), ``smoke`` (1 epoch of 2 steps, 16 faces, 64x64 input: checks
 the machinery in minutes, numbers meaningless), ``epochs=N`` (N epochs, lr steps scaled). ``--cell-scale GLOB
@@ -63,6 +68,12 @@ def build_parser():
     ap.add_argument("--dry-run", action="store_true",
                     help="list the cells (config, overrides, status) and the paper's table beside ours, and exit")
     ap.add_argument("--report-only", action="store_true", help="no training: render what is there")
+    ap.add_argument("--save-records", default=None, metavar="DIR",
+                    help="copy every finished cell's result record to DIR/<paper>-<table>/<cell>.record.json "
+                         "(to commit, e.g. results/datatang/tables)")
+    ap.add_argument("--from-records", default=None, metavar="DIR",
+                    help="with --report-only: render from the committed records in DIR (e.g. "
+                         "results/datatang/tables) instead of the run folders (no plots)")
     ap.add_argument("--out", default=os.path.join("output", "tables"), help="results root (default output/tables)")
     ap.add_argument("--no-reuse", action="store_true",
                     help="do not reuse a finished run of the same configuration from another table")
@@ -123,6 +134,12 @@ def main(argv=None):
     if args.dry_run:
         print(render_dry_run(spec, selected, ctx), end="")
         return 0
+    if args.from_records and not args.report_only:
+        ap.error("--from-records renders committed records: use it with --report-only")
+    records = None
+    if args.from_records:
+        from lotr_gluon.tables.records import load_records
+        records = load_records(spec, args.from_records)
     ensure_output_dir(args.out, "results folder")
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     t0 = time.time()
@@ -137,13 +154,20 @@ def main(argv=None):
         except KeyboardInterrupt:
             log("interrupted; finished cells are kept, the running one resumes from its last epoch")
             return 130
-    md, paths = report(spec, resolved, args.out, ctx, plots=not args.no_plots, log=log)
+    md, paths = report(spec, resolved, args.out, ctx, plots=not args.no_plots, log=log, records=records)
     print()
     print(md)
     print("wrote %s" % ", ".join([paths["md"], paths["csv"], paths["json"]] + list(paths.get("plots", []))))
+    if args.save_records:
+        from lotr_gluon.tables.records import save_records
+        saved = save_records(resolved, args.save_records, log=log)
+        print("saved %d record(s) under %s" % (len(saved), os.path.join(args.save_records, spec.key)))
     if args.report_only:
         from lotr_gluon.tables import cell_status
-        missing = [rc.name for rc in resolved if cell_status(rc)[0] != "done"]
+        if records is not None:
+            missing = [rc.name for rc in resolved if records.get(rc.name, {}).get("cell_hash") != rc.cell_hash]
+        else:
+            missing = [rc.name for rc in resolved if cell_status(rc)[0] != "done"]
         print("%d of %d cells finished%s" % (len(resolved) - len(missing), len(resolved),
                                              ("; missing: %s" % ", ".join(missing)) if missing else ""))
     if summary:

@@ -25,7 +25,7 @@ from lotr_gluon.config import run_dir
 from lotr_gluon.evaluate import evaluate_weights
 from lotr_gluon.files import atomic_json, atomic_text
 from lotr_gluon.predictor import Predictor, evaluate_predictor
-from lotr_gluon.records import alignment, evaluation_record, write_record
+from lotr_gluon.records import alignment, baseline_line, evaluation_record, metrics_line, write_record
 from lotr_gluon.tables.stats import bootstrap_interval
 
 
@@ -82,11 +82,7 @@ def main(argv=None):
     images = [test_set.crop(i) for i in range(k)]
     save_prediction_grid(images, preds_crop[:k], gts, os.path.join(out, "predictions.png"), nmes=nmes[:k])
 
-    line = "NME %.2f%% [%.2f, %.2f]  AUC@%.2f %.2f%% [%.2f, %.2f]  FR@%.2f %.2f%%  (%d images, flip=%s; 95%% " \
-        "bootstrap over faces)" % (100 * metrics["nme"], 100 * metrics["nme_interval"][0],
-                                   100 * metrics["nme_interval"][1], scheme.threshold, 100 * metrics["auc"],
-                                   100 * metrics["auc_interval"][0], 100 * metrics["auc_interval"][1],
-                                   scheme.threshold, 100 * metrics["fr"], metrics["num_images"], args.flip)
+    line = metrics_line(metrics, metrics["nme_interval"], metrics["auc_interval"], scheme.threshold, args.flip)
     print("model      : " + line)
     if "detector_misses" in metrics:  # DATA.ALIGN detector / DATA.DETECTIONS
         print("alignment  : %s; %d of %d faces missed by the detector, scored on ground-truth five points%s" % (
@@ -100,8 +96,7 @@ def main(argv=None):
                   100 * pm["auc"], scheme.threshold, 100 * pm["fr"], cfg.DATA.DETECTOR, pm["detector_misses"],
                   100 * pm["max_face_difference"]))
     if baseline is not None:
-        print("mean shape : NME %.2f%%  AUC@%.2f %.2f%%  FR@%.2f %.2f%%" % (
-            100 * baseline["nme"], scheme.threshold, 100 * baseline["auc"], scheme.threshold, 100 * baseline["fr"]))
+        print("mean shape : " + baseline_line(baseline, scheme.threshold))
     print("wrote %s" % out)
     return 0
 

@@ -36,17 +36,51 @@ def _num(x, decimals=2):
     return s[1:] if s.startswith("-") and float(s) == 0 else s
 
 
-def build_rows(resolved, paper=None):
+def _record_status(rc, rec):
+    """``(status, detail, record or None)`` of a cell from its committed record (:mod:`.records`): done when
+    the record's cell hash is the cell's current one."""
+    if rec is None:
+        return "missing", "no record", None
+    if rec.get("cell_hash") != rc.cell_hash:
+        return "missing", "record of another configuration (%s)" % rec.get("cell_hash"), None
+    return "done", "diverged" if rec.get("diverged") else "", rec
+
+
+def _record_training(rc, rec):
+    """:func:`training_summary` from a record's ``training``."""
+    t = (rec or {}).get("training")
+    if rc.source is not None or not t or not t.get("epochs"):
+        return None
+    return {"epochs": t["epochs"], "of": t.get("of", rc.train_cell.cfg.TRAIN.EPOCHS),
+            "minutes": (t.get("train_seconds") or 0.0) / 60.0, "images_per_s": t.get("images_per_s")}
+
+
+def _record_per_image(rec):
+    """``(names, {'noflip': [...], ...})`` from a record's ``per_face_nme`` (as :func:`read_per_image`)."""
+    per = (rec or {}).get("per_face_nme") or {}
+    if not per:
+        return None, {}
+    names = list(next(iter(per.values())))
+    return names, {k: [float(v[n]) for n in names] for k, v in per.items()}
+
+
+def build_rows(resolved, paper=None, records=None):
     """One dict per cell: name, row, col, status, detail, ``paper`` / ``ours`` / ``diff`` (metric key ->
-    number or None), ``provenance`` (metric key -> 'Table VI, L2, LOTR-M', 'gap' or None), diverged."""
+    number or None), ``provenance`` (metric key -> 'Table VI, L2, LOTR-M', 'gap' or None), diverged.
+
+    ``records``: ``{cell name: record}`` (:func:`lotr_gluon.tables.records.load_records`): the cells' results
+    come from these committed records instead of their run folders (``record``: the record's file)."""
     rows = []
     if not resolved:
         return rows
     spec = resolved[0].spec
     paper = paper if paper is not None else load_paper(spec)
     for rc in resolved:
-        status, detail = cell_status(rc)
-        m = _read_json(os.path.join(rc.out_dir, "metrics.json")) if status == "done" else None
+        if records is None:
+            status, detail = cell_status(rc)
+            m = _read_json(os.path.join(rc.out_dir, "metrics.json")) if status == "done" else None
+        else:
+            status, detail, m = _record_status(rc, records.get(rc.name))
         values = (m or {}).get("values") or {}
         diverged = bool(m and m.get("diverged"))
         r = {"cell": rc.name, "row": rc.cell.row, "col": rc.cell.col, "status": status, "detail": detail,
@@ -70,8 +104,15 @@ def build_rows(resolved, paper=None):
             r["timing_error"] = m["benchmark"]["error"]
         if m and (m.get("benchmark") or {}).get("other_cpu_share") is not None:
             r["timing_other_cpu"] = m["benchmark"]["other_cpu_share"]
-        r["training"] = training_summary(rc)
-        _add_intervals(spec, r, m, rc.out_dir)
+        if records is None:
+            r["training"] = training_summary(rc)
+            _add_intervals(spec, r, m, rc.out_dir)
+        else:
+            r["training"] = _record_training(rc, m)
+            r["record"] = (m or {}).get("_path")
+            if m:
+                r["init"], r["alignment"] = m.get("init", r["init"]), m.get("alignment")
+            _add_intervals(spec, r, m, rc.out_dir, per_image=_record_per_image(m))
         rows.append(r)
     return rows
 
@@ -164,14 +205,15 @@ def _eval_of(spec, key, per_image):
     return "flip" if spec.primary_flip and "flip" in per_image else "noflip"
 
 
-def _add_intervals(spec, r, m, out_dir):
+def _add_intervals(spec, r, m, out_dir, per_image=None):
     """Per-face NMEs of a done cell (``r['faces']``, ``r['per_image']``, ``r['threshold']``) and the 95%
-    bootstrap interval (``r['ci'][key] = [lo, hi]``, the table's units) of its NME / AUC metrics."""
+    bootstrap interval (``r['ci'][key] = [lo, hi]``, the table's units) of its NME / AUC metrics; the NMEs from
+    ``per_image`` (``(names, {eval: nmes})``) when given, else from ``out_dir``'s ``per_image.csv``."""
     r["ci"] = {}
     r["faces"], r["per_image"], r["threshold"] = None, {}, None
     if r["status"] != "done" or r["diverged"] or not m:
         return
-    names, per = read_per_image(out_dir)
+    names, per = per_image if per_image is not None else read_per_image(out_dir)
     if not names:
         return
     r["faces"], r["per_image"] = names, per
@@ -728,9 +770,11 @@ def make_plots(spec, resolved, out_dir, log=print, rows=None):
     return paths
 
 
-def report(spec, resolved, out_root="output/tables", context=None, plots=True, log=print):
-    """Build, render and write the comparison (and the plots); returns ``(markdown, paths)``."""
-    rows = build_rows(resolved)
+def report(spec, resolved, out_root="output/tables", context=None, plots=True, log=print, records=None):
+    """Build, render and write the comparison (and the plots); returns ``(markdown, paths)``. ``records``: as
+    :func:`build_rows` (the plots, which need the run folders, are then left out)."""
+    rows = build_rows(resolved, records=records)
+    plots = plots and records is None
     ctx = dict(context or {})
     done = [r for r in rows if r["num_images"]]
     if done and "num_images" not in ctx:

@@ -7,6 +7,7 @@ Layout (``out_root`` = ``output/tables`` by default)::
         cell.json                           train hash, config, overrides, whether training finished
         metrics.json                        cell hash, values in the paper's units, full metrics, timing
         per_image.csv / per_image.json      NME of every test face (with / without flip)
+        record.json                         the committable result record (:mod:`lotr_gluon.tables.records`)
     <out_root>/<paper>-<table>/.stash/      runs of other configurations of a cell, kept by train hash
 
 * **done**: ``metrics.json`` exists, its ``cell_hash`` is the cell's current hash and the training run's
@@ -43,6 +44,7 @@ from ..config import get_defaults, load_config, load_run_config
 from ..errors import LotrError
 from ..files import atomic_json
 from ..runlock import LOCK_FILE, RunFolderBusy, run_lock
+from .records import write_cell_record
 from .spec import benchmark_settings, parse_scale, scale_overrides
 
 __all__ = ["ResolvedCell", "resolve_cells", "cell_scale", "select_cells", "config_hash", "canonical_config",
@@ -567,6 +569,7 @@ def run_cell(rc, out_root="output/tables", trainer_cls=None, evaluate_fn=None, b
         os.makedirs(rc.out_dir, exist_ok=True)
         record.update(diverged=True, error=str(err), values={}, seconds=time.time() - t0)
         atomic_json(record, os.path.join(rc.out_dir, "metrics.json"))
+        write_cell_record(rc, record, {})
         return record
     done = _read_json(os.path.join(rc.out_dir, "metrics.json"))
     if done and done.get("cell_hash") == rc.cell_hash:  # restored from .stash/ with its results
@@ -593,6 +596,7 @@ def run_cell(rc, out_root="output/tables", trainer_cls=None, evaluate_fn=None, b
                   train_dir=os.path.abspath(train_dir), train_seconds=train_meta.get("train_seconds"),
                   reused_from=train_meta.get("reused_from"), seconds=time.time() - t0, finished=time.time())
     atomic_json(record, os.path.join(rc.out_dir, "metrics.json"))
+    write_cell_record(rc, record, result)  # the committable record (lotr_gluon.tables.records)
     return record
 
 
@@ -664,6 +668,10 @@ def run_table(resolved, out_root="output/tables", trainer_cls=None, evaluate_fn=
                     m.setdefault("values", {}).update(ms_noflip=m["benchmark"].get("ms_noflip"),
                                                       ms_flip=m["benchmark"].get("ms_flip"))
                     atomic_json(m, os.path.join(rc.out_dir, "metrics.json"))
+                    rec = _read_json(os.path.join(rc.out_dir, "record.json"))
+                    if rec is not None:  # the record carries the new timing too
+                        rec.update(benchmark=m["benchmark"], values=m["values"])
+                        atomic_json(rec, os.path.join(rc.out_dir, "record.json"))
             log("%s  done (cached%s)  %s" % (head, ", " + detail if detail else "", _short(rc.spec, m)))
             summary[rc.name] = ("cached", 0.0, None)
             continue
