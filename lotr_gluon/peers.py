@@ -19,9 +19,9 @@ subtracts 1 from the 1-based ``.pts``). dlib returns integer points (each part i
 ``x0, y0, x1, y1`` (continuous, ``x1`` exclusive) becomes ``dlib.rectangle(round(x0), round(y0), round(x1) - 1,
 round(y1) - 1)`` (dlib's right and bottom are inclusive).
 """
-import importlib.util
 import os
 import time
+from importlib.util import find_spec
 
 import numpy as np
 
@@ -72,7 +72,7 @@ def find_dlib_model(path=None):
         if not os.path.isfile(path):
             raise PeerError("dlib shape predictor model %s: no such file" % path)
         return str(path)
-    spec = importlib.util.find_spec("face_recognition_models")
+    spec = find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
         raise PeerError("the dlib peer needs %s from the PyPI package %s, which is not installed: %s"
                         % (DLIB_MODEL_FILE, DLIB_MODEL_PACKAGE, PEERS_HINT))
