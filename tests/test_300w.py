@@ -12,7 +12,8 @@ import warnings
 import numpy as np
 import pytest
 
-from lotr_gluon.build import detections_path
+from lotr_gluon.build import detections_path, split_label
+from lotr_gluon.errors import UsageError
 from lotr_gluon.config import load_config
 from lotr_gluon.data.formats import load_detections, load_detections_meta
 from lotr_gluon.data.schemes import get_scheme
@@ -75,6 +76,16 @@ def test_300w_configs_name_the_protocol():
     assert (s.norm, tuple(s.norm_indices), s.threshold) == ("inter_ocular", (36, 45), 0.08)
 
 
+def test_split_label_names_the_subset_wherever_a_number_is_printed():
+    cfg = load_config(os.path.join(ROOT, "experiments", "300w", "lotr_m.yaml"))
+    assert split_label(cfg, "test", 220) == "300-W subset (HELEN test, 220 faces; not the full 300-W protocol)"
+    assert split_label(cfg, "val", 100) == "300-W subset (AFW + HELEN train, val 100 faces; not the full 300-W protocol)"
+    assert split_label(cfg, "other", 7) == "300w other (7 faces)"  # a split value without a label
+    bad = load_config(os.path.join(ROOT, "experiments", "300w", "lotr_m.yaml"), ["DATA.SPLIT_LABELS", "['test']"])
+    with pytest.raises(UsageError, match="VALUE=LABEL"):
+        split_label(bad, "test", 1)
+
+
 @pytest.mark.parametrize("name", CONFIGS)
 def test_300w_config_trains_one_tiny_epoch_on_real_faces(trained, name):
     cfg, run, metrics = trained[name]
@@ -119,6 +130,22 @@ def test_compare_peers_scores_a_tiny_model_end_to_end(trained, tiny_300w, tmp_pa
         table = list(csv.reader(f))
     assert table[0] == ["name", "lotr_m", "lotr_m +flip", "mean shape"] and [r[0] for r in table[1:]] == faces
     assert (out / "ced.png").stat().st_size > 0
+
+
+def test_test_tool_names_the_subset_next_to_its_numbers(trained, tiny_300w, tmp_path):
+    cfg, run, _ = trained["earp_mnv2_1.0_sdd"]
+    data, cache, base = tiny_300w
+    out = tmp_path / "test"
+    with contextlib.redirect_stdout(io.StringIO()) as stdout:
+        assert load_tool("test").main(["--cfg", os.path.join(ROOT, "experiments", "300w", "earp_mnv2_1.0_sdd.yaml"),
+                                       "--params", str(run / "model_best.params"), "--out", str(out)]
+                                      + tiny_opts(data, cache, base)) == 0
+    label = "300-W subset (HELEN test, 3 faces; not the full 300-W protocol)"
+    assert stdout.getvalue().splitlines()[0] == "data       : " + label
+    assert json.loads((out / "metrics.json").read_text())["label"] == label
+    rec = json.loads((out / "record.json").read_text())
+    assert rec["data"]["label"] == label and set(rec["per_face_nme"]) == {"no_flip", "flip"}
+    assert len(rec["per_face_nme"]["flip"]) == 3 and rec["metrics"]["no_flip"]["detector_misses"] == 0
 
 
 def test_compare_peers_runs_dlib_on_the_same_faces(trained, tiny_300w, tmp_path):

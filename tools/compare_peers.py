@@ -7,7 +7,9 @@ Rows: the model of ``--cfg`` with ``--params`` (named after the config), each ``
 ``--flip`` also their flip-test rows), the peer (dlib's 68-point shape predictor, :mod:`lotr_gluon.peers`; an
 optional extra: ``make peers``) and the mean training shape (the yardstick; ``--no-baseline`` leaves it out).
 Without ``--params`` and ``--model`` only the peer and the mean shape are scored. Every row is scored on the faces
-of ``--split`` of ``--cfg``'s data (each model's config must name the same faces) by :mod:`lotr_gluon.metrics`:
+of ``--split`` of ``--cfg``'s data (each model's config must name the same faces; the split is named by the
+config's ``DATA.SPLIT_LABELS``, e.g. "300-W subset (HELEN test, 220 faces; not the full 300-W protocol)") by
+:mod:`lotr_gluon.metrics`:
 NME with the scheme's normaliser (300-W: outer eye corners 36 and 45), FR and AUC at the scheme's threshold, each
 with its 95% percentile bootstrap interval over the faces, and the paired bootstrap difference of each row from the
 first (:mod:`lotr_gluon.tables.stats`: the same resampled faces for both).
@@ -36,7 +38,8 @@ import lotr_gluon  # noqa: F401  (first: lotr_gluon.runtime sets the CPU threads
 
 import numpy as np
 
-from lotr_gluon.build import build_dataset, build_scheme, check_params_file, detections_path, split_path
+from lotr_gluon.build import (build_dataset, build_scheme, check_params_file, detections_path, split_label,
+                              split_path)
 from lotr_gluon.cli import ArgumentParser, ensure_output_dir, load_cli_config, run_main
 from lotr_gluon.errors import UsageError
 from lotr_gluon.files import atomic_json, atomic_text
@@ -47,23 +50,12 @@ from lotr_gluon.tables import stats
 
 SPLITS = ("train", "val", "test")
 
-#: How a split of a dataset is named wherever its numbers are printed (``{n}``: the number of faces).
-SPLIT_LABELS = {
-    ("300w", "test"): "300-W subset (HELEN test, {n} faces; not the full 300-W protocol)",
-    ("300w", "val"): "300-W subset (AFW + HELEN train, val {n} faces; not the full 300-W protocol)",
-    ("300w", "train"): "300-W subset (AFW + HELEN train, {n} faces; not the full 300-W protocol)",
-}
-
 #: Published numbers printed under the table as a reference on other data (never a row of it).
 REFERENCES = {
     "300w": ["PIPNet MobileNetV2 (PIPNet Table 3, inter-ocular NME): 300-W common subset 2.94%, full set 3.40%; "
              "trained on 3,148 300-W faces (here 1,107), tested on 554 / 689 faces (LFPW + HELEN test, + iBUG): "
              "a reference on other data, not a row of this table"],
 }
-
-
-def split_label(cfg, split, n):
-    return SPLIT_LABELS.get((cfg.DATA.NAME, split), "%s %s ({n} faces)" % (cfg.DATA.NAME, split)).format(n=n)
 
 
 def parse_model(spec):
@@ -211,7 +203,7 @@ def main(argv=None):
                                                                                                 "False"]), "test")
     samples = test_set.samples
     faces = [s.name for s in samples]
-    label = split_label(cfg, args.split, len(faces))
+    label = split_label(cfg, cfg.DATA.TEST_SPLIT, len(faces))  # DATA.SPLIT_LABELS
 
     rows = _our_rows(specs, args.opts, args.split, args.flip, faces, args.timing_runs, args.timing_warmup)
     if not args.no_peer:
