@@ -28,7 +28,7 @@ import numpy as np
 from .errors import PeerError
 
 __all__ = ["DlibShapePredictor", "find_dlib_model", "import_dlib", "shape_to_array", "to_dlib_rectangle",
-           "BOX_SOURCES", "MISS_RULE", "box_convention", "box_from_landmark_box", "peer_boxes", "dlib_detector_boxes",
+           "BOX_SOURCES", "MISS_RULE", "box_relation", "apply_box_relation", "peer_boxes", "dlib_detector_boxes",
            "predict_peer", "DLIB_PACKAGE", "DLIB_MODEL_PACKAGE", "DLIB_MODEL_FILE", "DLIB_TRAINING_NOTE", "PEERS_HINT"]
 
 #: PyPI packages of the dlib peer (pinned in ``requirements-peers.txt``).
@@ -199,53 +199,60 @@ class DlibShapePredictor:
 
 
 # ------------------------------------------------------------------------------------- boxes and scoring
-#: Where a peer's face boxes come from (``tools/compare_peers.py --peer-box``): ``yunet``, the box of the YuNet
-#: detection whose five points align our models (the detections cache, :func:`lotr_gluon.build.detections_path`);
-#: ``dlib``, dlib's own HOG frontal face detector (the boxes its shape predictor was trained on). Either is
-#: matched to the annotated face by IoU (:func:`lotr_gluon.detection_cache.match_face`, the cache's rule).
-BOX_SOURCES = ("yunet", "dlib")
+#: Where a peer's face boxes come from (``tools/compare_peers.py --peer-box``), each matched to the annotated face
+#: by IoU (:func:`lotr_gluon.detection_cache.match_face`, the cache's rule):
+#:
+#: * ``yunet``: the box of the YuNet detection whose five points align our models (the detections cache,
+#:   :func:`lotr_gluon.build.detections_path`), as it is;
+#: * ``yunet_mapped``: the same YuNet box mapped into the convention of dlib's HOG boxes (:func:`box_relation` of
+#:   the HOG boxes to the YuNet boxes of the same faces, fitted on another split, e.g. val): YuNet finds the face,
+#:   the box is placed as dlib's model expects;
+#: * ``dlib``: dlib's own HOG frontal face detector (the boxes its shape predictor was trained on).
+BOX_SOURCES = ("yunet", "yunet_mapped", "dlib")
 
 #: The rule for a face whose box source finds no matching box, the same for every model: it is started from its
 #: ground truth in the convention of the model's input, and counted as a miss. Our models: the ground-truth five
 #: points (:func:`lotr_gluon.evaluate.detector_misses`). A peer: the ground-truth landmarks' box mapped into the
-#: box source's convention (:func:`box_convention`, the median offset and scale of the matched boxes against
-#: their landmarks' boxes on the same split; the landmarks' box itself when nothing matched).
+#: box source's convention (:func:`box_relation` of the matched boxes to their landmarks' boxes on the same split;
+#: the landmarks' box itself when nothing matched).
 MISS_RULE = ("a face without a matching box starts from its ground truth in the model's input convention (our "
              "models: the ground-truth five points; the peer: the landmarks' box mapped by the median relation of "
-             "the matched boxes), and is counted as a miss")
+             "the matched boxes to their landmarks' boxes), and is counted as a miss")
 
 
-def box_convention(boxes, landmark_boxes):
-    """The median relation of detector boxes to the boxes of their faces' landmarks.
+def box_relation(boxes, reference_boxes):
+    """The median relation of boxes to reference boxes of the same faces (e.g. a detector's boxes to the boxes of
+    the ground-truth landmarks, or dlib's HOG boxes to YuNet's).
 
     Parameters
     ----------
-    boxes, landmark_boxes : array_like, shape (K, 4)
-        Matched detector boxes and the boxes of the same faces' ground-truth landmarks, ``x0, y0, x1, y1``
-        pixels.
+    boxes, reference_boxes : array_like, shape (K, 4)
+        ``x0, y0, x1, y1`` pixels, face k in row k of both.
 
     Returns
     -------
     ndarray float64, shape (4,)
-        ``(dx, dy, sx, sy)``: centre offset in units of the landmark box's width / height, and the size ratios;
-        ``(0, 0, 1, 1)`` when ``K == 0``.
+        ``(dx, dy, sx, sy)``: the centre offset in units of the reference box's width / height, and the width and
+        height ratios (medians over the K faces); ``(0, 0, 1, 1)`` when ``K == 0``.
     """
     b = np.asarray(boxes, np.float64).reshape(-1, 4)
-    lb = np.asarray(landmark_boxes, np.float64).reshape(-1, 4)
+    rb = np.asarray(reference_boxes, np.float64).reshape(-1, 4)
+    if len(b) != len(rb):
+        raise ValueError("box_relation needs the same faces: %d boxes, %d reference boxes" % (len(b), len(rb)))
     if len(b) == 0:
         return np.array([0.0, 0.0, 1.0, 1.0])
-    lw, lh = lb[:, 2] - lb[:, 0], lb[:, 3] - lb[:, 1]
-    dx = ((b[:, 0] + b[:, 2]) - (lb[:, 0] + lb[:, 2])) / 2.0 / lw
-    dy = ((b[:, 1] + b[:, 3]) - (lb[:, 1] + lb[:, 3])) / 2.0 / lh
-    return np.median(np.stack([dx, dy, (b[:, 2] - b[:, 0]) / lw, (b[:, 3] - b[:, 1]) / lh], 1), axis=0)
+    rw, rh = rb[:, 2] - rb[:, 0], rb[:, 3] - rb[:, 1]
+    dx = ((b[:, 0] + b[:, 2]) - (rb[:, 0] + rb[:, 2])) / 2.0 / rw
+    dy = ((b[:, 1] + b[:, 3]) - (rb[:, 1] + rb[:, 3])) / 2.0 / rh
+    return np.median(np.stack([dx, dy, (b[:, 2] - b[:, 0]) / rw, (b[:, 3] - b[:, 1]) / rh], 1), axis=0)
 
 
-def box_from_landmark_box(landmark_box, convention):
-    """A box in a detector's convention (:func:`box_convention`) from a landmarks' box: (4,) float64 pixels."""
-    lb = np.asarray(landmark_box, np.float64).reshape(4)
-    dx, dy, sx, sy = np.asarray(convention, np.float64).reshape(4)
-    w, h = lb[2] - lb[0], lb[3] - lb[1]
-    cx, cy = (lb[0] + lb[2]) / 2.0 + dx * w, (lb[1] + lb[3]) / 2.0 + dy * h
+def apply_box_relation(reference_box, relation):
+    """The box that stands in ``relation`` (:func:`box_relation`) to ``reference_box``: (4,) float64 pixels."""
+    rb = np.asarray(reference_box, np.float64).reshape(4)
+    dx, dy, sx, sy = np.asarray(relation, np.float64).reshape(4)
+    w, h = rb[2] - rb[0], rb[3] - rb[1]
+    cx, cy = (rb[0] + rb[2]) / 2.0 + dx * w, (rb[1] + rb[3]) / 2.0 + dy * h
     return np.array([cx - sx * w / 2.0, cy - sy * h / 2.0, cx + sx * w / 2.0, cy + sy * h / 2.0])
 
 
@@ -263,14 +270,14 @@ def peer_boxes(samples, found):
     boxes : ndarray float64, shape (M, 4)
     misses : list of str
         Names of the faces without a matched box.
-    convention : ndarray (4,)
-        The :func:`box_convention` used for the misses.
+    relation : ndarray (4,)
+        The :func:`box_relation` of the matched boxes to their landmarks' boxes, used for the misses.
     """
     from .detection_cache import landmark_box
     lbs = [landmark_box(s.landmarks) for s in samples]
     hit = [i for i, s in enumerate(samples) if s.name in found]
-    conv = box_convention([found[samples[i].name] for i in hit], [lbs[i] for i in hit])
-    boxes = [np.asarray(found[s.name], np.float64) if s.name in found else box_from_landmark_box(lbs[i], conv)
+    conv = box_relation([found[samples[i].name] for i in hit], [lbs[i] for i in hit])
+    boxes = [np.asarray(found[s.name], np.float64) if s.name in found else apply_box_relation(lbs[i], conv)
              for i, s in enumerate(samples)]
     misses = [s.name for s in samples if s.name not in found]
     return np.stack(boxes) if boxes else np.zeros((0, 4)), misses, conv

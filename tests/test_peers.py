@@ -115,9 +115,11 @@ def test_a_missed_face_gets_its_landmark_box_in_the_detector_convention(face):
     lb = landmark_box(face.landmarks)
     w, h = lb[2] - lb[0], lb[3] - lb[1]
     # a detector whose boxes sit 10% of the width to the right and are 1.2 x wider, 0.9 x taller
-    conv = peers.box_convention([[lb[0] + 0.1 * w - 0.1 * w, lb[1] + 0.05 * h, lb[2] + 0.1 * w + 0.1 * w,
+    conv = peers.box_relation([[lb[0] + 0.1 * w - 0.1 * w, lb[1] + 0.05 * h, lb[2] + 0.1 * w + 0.1 * w,
                                   lb[3] - 0.05 * h]], [lb])
     assert conv == pytest.approx([0.1, 0.0, 1.2, 0.9])
+    assert peers.apply_box_relation(lb, conv) == pytest.approx([lb[0], lb[1] + 0.05 * h, lb[2] + 0.2 * w,
+                                                                lb[3] - 0.05 * h])
     other = type(face)("missed", face.image_path, face.landmarks + 5.0)
     boxes, misses, _ = peers.peer_boxes([face, other], {face.name: np.array([1.0, 2.0, 3.0, 4.0])})
     assert misses == ["missed"] and boxes[0].tolist() == [1.0, 2.0, 3.0, 4.0]

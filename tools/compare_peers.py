@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Our models and an outside landmark detector on the same faces, scored by the same code, in one table:
 ``python tools/compare_peers.py --cfg FILE [--params FILE] [--model NAME=CFG:PARAMS ...] [--split test|val]
-[--peer-box yunet|dlib] [--no-peer] [--flip] [--out DIR] [KEY VALUE ...]``.
+[--peer-box yunet|yunet_mapped|dlib] [--no-peer] [--flip] [--out DIR] [KEY VALUE ...]``.
 
 Rows: the model of ``--cfg`` with ``--params`` (named after the config), each ``--model NAME=CFG:PARAMS`` (with
 ``--flip`` also their flip-test rows), the peer (dlib's 68-point shape predictor, :mod:`lotr_gluon.peers`; an
@@ -16,9 +16,12 @@ first (:mod:`lotr_gluon.tables.stats`: the same resampled faces for both).
 
 Inputs of each model: ours are aligned on YuNet's five points (``DATA.ALIGN detector``) and evaluated by
 :func:`lotr_gluon.evaluate.evaluate_weights`; the peer starts from a face box (``--peer-box``): ``yunet``, the box
-of the same YuNet detection (from the detections cache), or ``dlib``, dlib's own HOG detector (the boxes its model
-was trained on). A face without a matching detection follows :data:`lotr_gluon.peers.MISS_RULE` for every model
-and is counted in the ``misses`` column.
+of the same YuNet detection (from the detections cache), ``yunet_mapped``, that box mapped into the convention of
+dlib's boxes (the median relation of the two detectors' boxes of the same faces on ``--map-split``, default val),
+or ``dlib``, dlib's own HOG detector (the boxes its model was trained on; :data:`lotr_gluon.peers.BOX_SOURCES`).
+The default, ``yunet_mapped``, starts dlib from the same YuNet detection as our models, placed where dlib's model
+expects a box (raw YuNet boxes sit higher and are taller than dlib's). A face without a matching detection follows
+:data:`lotr_gluon.peers.MISS_RULE` for every model and is counted in the ``misses`` column.
 
 ms per face: the landmark model alone on one face on this machine (no image read, detection or alignment): ours by
 :func:`lotr_gluon.benchmark.benchmark_model` (Gluon, batch 1, no flip, mean of ``--timing-runs`` calls after
@@ -44,7 +47,7 @@ from lotr_gluon.cli import ArgumentParser, ensure_output_dir, load_cli_config, r
 from lotr_gluon.errors import UsageError
 from lotr_gluon.files import atomic_json, atomic_text
 from lotr_gluon.metrics import nme_per_image
-from lotr_gluon.peers import MISS_RULE
+from lotr_gluon.peers import BOX_SOURCES, MISS_RULE
 from lotr_gluon.records import alignment, code_state, machine
 from lotr_gluon.tables import stats
 
@@ -56,6 +59,13 @@ REFERENCES = {
              "trained on 3,148 300-W faces (here 1,107), tested on 554 / 689 faces (LFPW + HELEN test, + iBUG): "
              "a reference on other data, not a row of this table"],
 }
+
+
+#: What the peer's boxes are, for the note under the table.
+BOX_NOTES = {"yunet": "YuNet's boxes (the detections that align our models)",
+             "yunet_mapped": "YuNet's boxes mapped into the convention of dlib's HOG boxes (median relation fitted "
+                             "on --map-split)",
+             "dlib": "dlib's HOG detector boxes (those its model was trained on)"}
 
 
 def parse_model(spec):
@@ -137,32 +147,50 @@ def _our_rows(specs, opts, split, flip, faces, timing_runs, timing_warmup):
     return rows
 
 
-def _peer_row(cfg, split, samples, scheme, box_source, progress):
+def _yunet_boxes(cfg, samples, progress):
+    """YuNet's matched boxes of the evaluated split (``DATA.TEST_SPLIT``) from the detections cache: {name: box}."""
     from lotr_gluon.data.formats import load_detections
     from lotr_gluon.detection_cache import ensure_detections
-    from lotr_gluon.peers import (DLIB_TRAINING_NOTE, DlibShapePredictor, dlib_detector_boxes, peer_boxes,
-                                  predict_peer)
+    path, _ = ensure_detections(detections_path(cfg, "test", "yunet"), samples, "yunet", progress=progress,
+                                on_error=cfg.DATA.ON_ERROR, dataset=cfg.DATA.NAME,
+                                root=os.path.abspath(cfg.DATA.ROOT), split=split_path(cfg, "test"))
+    return {n: d.box for n, d in load_detections(path).items()}
+
+
+def _peer_row(cfg, fit_cfg, samples, scheme, box_source, progress):
+    """The dlib row; ``fit_cfg``: the config whose ``DATA.TEST_SPLIT`` fits the ``yunet_mapped`` relation."""
+    from lotr_gluon.build import build_samples
+    from lotr_gluon.peers import (DLIB_TRAINING_NOTE, DlibShapePredictor, apply_box_relation, box_relation,
+                                  dlib_detector_boxes, peer_boxes, predict_peer)
     if scheme.name != "300w68":
         raise UsageError("the dlib peer predicts iBUG's 68 points (scheme 300w68); DATA.SCHEME is %s: use --no-peer"
                          % scheme.name)
     peer = DlibShapePredictor()
     t0 = time.perf_counter()
-    if box_source == "yunet":
-        path, _ = ensure_detections(detections_path(cfg, "test", "yunet"), samples, "yunet", progress=progress,
-                                    on_error=cfg.DATA.ON_ERROR, dataset=cfg.DATA.NAME,
-                                    root=os.path.abspath(cfg.DATA.ROOT), split=split_path(cfg, "test"))
-        found = {n: d.box for n, d in load_detections(path).items()}
-        det_ms = None
-    else:
+    det_ms, mapping = None, None
+    if box_source == "dlib":
         found, seconds = dlib_detector_boxes(peer, samples)
         det_ms = 1e3 * seconds / max(len(samples), 1)
+    else:
+        found = _yunet_boxes(cfg, samples, progress)
+    if box_source == "yunet_mapped":  # HOG boxes against YuNet boxes of the same faces, on another split
+        fit = build_samples(fit_cfg, "test")
+        yunet, (hog, _) = _yunet_boxes(fit_cfg, fit, progress), dlib_detector_boxes(peer, fit)
+        both = sorted(set(yunet) & set(hog))
+        if not both:
+            raise UsageError("--peer-box yunet_mapped: no face of %s found by both YuNet and dlib's detector"
+                             % fit_cfg.DATA.TEST_SPLIT)
+        rel = box_relation([hog[n] for n in both], [yunet[n] for n in both])
+        found = {n: apply_box_relation(b, rel) for n, b in found.items()}
+        mapping = {"split": fit_cfg.DATA.TEST_SPLIT, "faces": len(both), "relation_dx_dy_sx_sy": rel.tolist()}
     boxes, misses, conv = peer_boxes(samples, found)
     preds, ms = predict_peer(peer, samples, boxes)
     gt = np.stack([s.landmarks for s in samples])
     nmes = nme_per_image(preds, gt, scheme.norm, scheme.norm_indices or None)
-    return {"name": "dlib (%s box)" % box_source, "kind": "peer", "peer": peer.identity(), "flip": False,
-            "nmes": nmes, "ms_per_face": ms, "size_mib": peer.size_mb, "misses": len(misses), "miss_names": misses,
-            "box_source": box_source, "box_convention_for_misses": conv.tolist(), "detector_ms_per_face": det_ms,
+    return {"name": "dlib (%s box)" % box_source.replace("_", " "), "kind": "peer", "peer": peer.identity(),
+            "flip": False, "nmes": nmes, "ms_per_face": ms, "size_mib": peer.size_mb, "misses": len(misses),
+            "miss_names": misses, "box_source": box_source, "yunet_to_dlib_box_mapping": mapping,
+            "box_relation_for_misses": conv.tolist(), "detector_ms_per_face": det_ms,
             "seconds": time.perf_counter() - t0, "note": DLIB_TRAINING_NOTE}
 
 
@@ -172,8 +200,11 @@ def main(argv=None):
     ap.add_argument("--params", default=None, help="weights of --cfg's model (none: no model of ours from --cfg)")
     ap.add_argument("--model", action="append", default=[], metavar="NAME=CFG:PARAMS", help="another model of ours")
     ap.add_argument("--split", choices=SPLITS, default="test")
-    ap.add_argument("--peer-box", choices=("yunet", "dlib"), default="yunet",
-                    help="the peer's face boxes: YuNet's (the detection our alignment uses) or dlib's HOG detector")
+    ap.add_argument("--peer-box", choices=BOX_SOURCES, default="yunet_mapped",
+                    help="the peer's face boxes (lotr_gluon.peers.BOX_SOURCES): YuNet's (the detection our alignment "
+                         "uses), YuNet's mapped into dlib's box convention, or dlib's HOG detector")
+    ap.add_argument("--map-split", choices=SPLITS, default="val",
+                    help="--peer-box yunet_mapped: the split its YuNet-to-dlib box relation is fitted on")
     ap.add_argument("--no-peer", action="store_true", help="our models only (no dlib needed)")
     ap.add_argument("--no-baseline", action="store_true", help="no mean-shape row (it reads the train split)")
     ap.add_argument("--flip", action="store_true", help="also the flip-test rows of our models")
@@ -207,7 +238,10 @@ def main(argv=None):
 
     rows = _our_rows(specs, args.opts, args.split, args.flip, faces, args.timing_runs, args.timing_warmup)
     if not args.no_peer:
-        rows.append(_peer_row(cfg, args.split, samples, scheme, args.peer_box, not args.no_progress))
+        if args.peer_box == "yunet_mapped" and args.map_split == args.split:
+            raise UsageError("--map-split %s is the evaluated split: fit the box mapping on another" % args.split)
+        fit_cfg = load_cli_config(args.cfg, args.opts, _split_opts(base, args.map_split))
+        rows.append(_peer_row(cfg, fit_cfg, samples, scheme, args.peer_box, not args.no_progress))
     if not args.no_baseline:
         from lotr_gluon.data.dataset import mean_shape
         from lotr_gluon.evaluate import mean_shape_baseline
@@ -219,8 +253,7 @@ def main(argv=None):
     for i, r in enumerate(rows):
         r["metrics"] = _summary(r["nmes"], scheme.threshold, first if i else None, args.n_boot)
     box_note = ("inputs: our models on YuNet's five points (DATA.ALIGN detector); %s; %s."
-                % ("dlib on %s boxes" % ("YuNet's" if args.peer_box == "yunet" else "dlib's HOG detector")
-                   if not args.no_peer else "no peer", MISS_RULE))
+                % ("dlib on %s" % BOX_NOTES[args.peer_box] if not args.no_peer else "no peer", MISS_RULE))
     table = render_table(rows, scheme.threshold, label, box_note)
     refs = REFERENCES.get(cfg.DATA.NAME, [])
     print(table)
