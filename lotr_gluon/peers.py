@@ -8,9 +8,11 @@ dlib's 68-point shape predictor
 -------------------------------
 :class:`DlibShapePredictor`: the ensemble of regression trees of Kazemi and Sullivan ("One millisecond face
 alignment with an ensemble of regression trees", CVPR 2014) as dlib implements it, with dlib's released model
-``shape_predictor_68_face_landmarks.dat`` (Davis King, CC0, from the PyPI package ``face-recognition-models``;
-runtime: the PyPI wheel ``dlib-bin``). It predicts iBUG's 68 points in iBUG's order (the ``300w68`` scheme) from a
-face box. dlib's model was trained on 300-W data, which may include the HELEN test faces of
+``shape_predictor_68_face_landmarks.dat`` (Davis King; from the PyPI package ``face-recognition-models``, whose
+licence file is CC0; runtime: the PyPI wheel ``dlib-bin``). It predicts iBUG's 68 points in iBUG's order (the
+``300w68`` scheme) from a face box. The dlib-models README notes that the licence of the 300-W data it was trained
+on excludes commercial use, so the model cannot go into a commercial product: here it is a research comparison,
+an optional extra, never a dependency. dlib's model was trained on 300-W data, which may include the HELEN test faces of
 ``../shared/data/300w_public/test``: its number there is not a held-out result (:data:`DLIB_TRAINING_NOTE`).
 
 Conventions: points come back as ``(68, 2)`` float64 ``(x, y)`` in pixels of the image given, 0-based with the
