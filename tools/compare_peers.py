@@ -100,13 +100,20 @@ def _pct(v, ci=None):
     return s if ci is None else "%s [%.2f, %.2f]" % (s, 100 * ci[0], 100 * ci[1])
 
 
-def render_table(rows, threshold, label, box_note):
+def norm_text(scheme):
+    """What the scheme's NME is normalised by, in words."""
+    if scheme.norm == "inter_ocular":
+        return "the outer-eye-corner distance (points %d and %d)" % tuple(scheme.norm_indices)
+    return "the square root of the ground-truth landmarks' box area"
+
+
+def render_table(rows, threshold, label, box_note, norm="the scheme's normaliser"):
     """The markdown table and its notes (one string)."""
     first = rows[0]["name"]
     head = ("| model | NME (%%) [95%%] | FR@%.2f (%%) [95%%] | AUC@%.2f (%%) [95%%] | NME - %s (points) [95%%] | "
             "ms per face | size (MiB) | misses | note |" % (threshold, threshold, first))
-    lines = ["%s; NME normalised by the outer-eye-corner distance, 95%% percentile bootstrap intervals over the "
-             "faces" % label, "", head, "|" + "---|" * 9]
+    lines = ["%s; NME normalised by %s, 95%% percentile bootstrap intervals over the faces" % (label, norm), "",
+             head, "|" + "---|" * 9]
     for r in rows:
         m = r["metrics"]
         diff = "-" if "d_nme" not in m else _pct(m["d_nme"], m["d_nme_ci"])
@@ -254,7 +261,7 @@ def main(argv=None):
         r["metrics"] = _summary(r["nmes"], scheme.threshold, first if i else None, args.n_boot)
     box_note = ("inputs: our models on YuNet's five points (DATA.ALIGN detector); %s; %s."
                 % ("dlib on %s" % BOX_NOTES[args.peer_box] if not args.no_peer else "no peer", MISS_RULE))
-    table = render_table(rows, scheme.threshold, label, box_note)
+    table = render_table(rows, scheme.threshold, label, box_note, norm_text(scheme))
     refs = REFERENCES.get(cfg.DATA.NAME, [])
     print(table)
     for ref in refs:
