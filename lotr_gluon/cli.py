@@ -6,7 +6,7 @@ Every tool ends with ``sys.exit(run_main(main))``:
 * :func:`run_main` calls ``main(argv)``; a :class:`~lotr_gluon.errors.LotrError` (or one of the foreign errors
   mapped by :func:`as_lotr_error`: YAML syntax errors, missing files, permission errors) becomes one line on
   stderr, ``error: <message>``, and the error's exit code (:mod:`lotr_gluon.errors`: 2 usage/config, 3 data,
-  4 model/weights, 5 divergence, 6 run folder, 7 output path, 8 detector). ``--debug`` anywhere on the line
+  4 model/weights, 5 divergence, 6 run folder, 7 output path, 8 detector, 9 peer not installed). ``--debug`` anywhere on the line
   (or ``LOTR_DEBUG=1``) prints the traceback as well. Any other exception is a bug: traceback, exit 1.
 * :class:`ArgumentParser` is ``argparse.ArgumentParser`` whose usage errors raise :class:`UsageError` (so a
   missing ``--cfg`` is one line, exit 2) and whose :meth:`~ArgumentParser.parse_args` takes the ``KEY VALUE``

@@ -16,12 +16,13 @@ Exit codes
  6   run folder or resume (:class:`RunFolderError`)
  7   output path not writable (:class:`OutputError`)
  8   face detector unavailable (:class:`DetectorError`)
+ 9   an outside peer model (an optional extra) not installed (:class:`PeerError`)
 130  training stopped by SIGINT (Ctrl-C); 143 by SIGTERM (:class:`Interrupted`, 128 + the signal number)
 ===  =====================================================================
 """
 
 __all__ = ["LotrError", "UsageError", "DataError", "ModelError", "DivergenceError", "RunFolderError",
-           "OutputError", "DetectorError", "Interrupted"]
+           "OutputError", "DetectorError", "PeerError", "Interrupted"]
 
 
 class LotrError(Exception):
@@ -73,6 +74,13 @@ class DetectorError(LotrError):
     """A face detector that cannot be used on this machine."""
 
     exit_code = 8
+
+
+class PeerError(LotrError):
+    """An outside landmark detector (a peer of ``requirements-peers.txt``) that cannot be used: its package or
+    model file is missing; the message names the package and ``make peers``."""
+
+    exit_code = 9
 
 
 class Interrupted(LotrError):

@@ -87,10 +87,12 @@ def evaluation_record(cfg, params, runs, names, baseline=None, argv=None):
     baseline : dict, optional
         The mean-shape metrics under the same alignment.
     """
+    from .build import split_label
     rec = {"kind": "evaluation", "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "command": " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv)),
            "code": code_state(), "machine": machine(), "config_name": cfg.CFG_NAME,
-           "data": {"name": cfg.DATA.NAME, "root": cfg.DATA.ROOT, "split": cfg.DATA.TEST_SPLIT},
+           "data": {"name": cfg.DATA.NAME, "root": cfg.DATA.ROOT, "split": cfg.DATA.TEST_SPLIT,
+                    "label": split_label(cfg, cfg.DATA.TEST_SPLIT, len(names))},
            "alignment": alignment(cfg), "init": initialisation(cfg.MODEL.BACKBONE),
            "params": os.path.abspath(params), "training": training_of(params),
            "metrics": {}, "per_face_nme": {}, "mean_shape_baseline": baseline, "config": cfg.dump()}

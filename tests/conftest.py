@@ -29,6 +29,7 @@ SHARED_DIR = Path(os.environ.get("LOTR_SHARED_DIR") or
 #: Paths under the shared folder that the tests read; all must exist in CI.
 REQUIRED = (("shared data folder", ()), ("dataset fixtures", ("fixtures",)),
             ("Datatang sample", ("data", "datatang106", "images")),
+            ("300-W faces", ("data", "300w_public", "manifest.json")),
             ("ImageNet MobileNetV2 weights", ("models", "torchvision_mobilenet_v2-b0353104.pth")),
             ("ImageNet probe photos", ("data", "imagenet_probe", "imagenet_labels.txt")))
 
@@ -101,6 +102,13 @@ def fixtures_dir(shared_dir):
 def datatang_root(shared_dir):
     """Path of ``shared/data/datatang106``; skips when absent (fails in CI)."""
     return _require(shared_dir / "data" / "datatang106" / "images", "Datatang sample").parent
+
+
+@pytest.fixture(scope="session")
+def w300_root(shared_dir):
+    """Path of ``shared/data/300w_public`` (``train/``, ``val/``, ``test/`` of images and iBUG ``.pts``); skips
+    when absent (fails in CI)."""
+    return _require(shared_dir / "data" / "300w_public" / "manifest.json", "300-W faces").parent
 
 
 @pytest.fixture(scope="session")

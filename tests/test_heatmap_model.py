@@ -143,7 +143,7 @@ def test_heatmap_mse_loss():
 ROOT = __import__("os").path.dirname(__import__("os").path.dirname(__import__("os").path.abspath(__file__)))
 #: configs of the LOTR Table V heatmap model (its own widths: see heatmap_baseline/model.py)
 TABLE_V_CFGS = {"experiments/jd/earp_%s_sdd.yaml" % b for b in ("mnv2_1.0", "r18", "r50")} | {
-    "experiments/datatang/earp_mnv2_1.0_sdd.yaml"}
+    "experiments/datatang/earp_mnv2_1.0_sdd.yaml", "experiments/300w/earp_mnv2_1.0_sdd.yaml"}
 
 
 def _earp_cfg(path, *opts):
@@ -169,7 +169,8 @@ def test_earp_configs_carry_paper_settings_and_table_v_count():
     for name in sorted(names):
         cfg = load_config(os.path.join(ROOT, name))
         t, a, m = cfg.TRAIN, cfg.AUG, cfg.MODEL
-        assert m.NAME == "earp_heatmap" and m.NUM_POINTS == 106 and cfg.DATA.INPUT_SIZE == 192, name
+        assert m.NAME == "earp_heatmap" and cfg.DATA.INPUT_SIZE == 192, name
+        assert m.NUM_POINTS == (68 if cfg.DATA.SCHEME == "300w68" else 106), name
         assert a.PCA_STD == 0.05 and a.JITTER == 0.4, name   # Earp Sec. 3.3
         # ImageNet where the paper has it and the weights exist offline (MobileNetV2-1.0); else from scratch
         assert m.BACKBONE.PRETRAINED == (cfg.DATA.NAME == "jd" or m.BACKBONE.NAME in PRETRAINED_FILES), name

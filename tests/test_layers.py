@@ -24,7 +24,7 @@ LAYERS = [
     ("lotr_gluon.models", 4), ("lotr_gluon.build", 4),
     ("lotr_gluon.trainer", 5), ("lotr_gluon.evaluate", 5), ("lotr_gluon.predictor", 5), ("lotr_gluon.benchmark", 5),
     ("lotr_gluon.export", 5), ("lotr_gluon.compare", 5), ("lotr_gluon.vis", 5), ("lotr_gluon.tables.*", 5),
-    ("lotr_gluon.flops", 5), ("lotr_gluon.cli", 5), ("lotr_gluon.records", 5),
+    ("lotr_gluon.flops", 5), ("lotr_gluon.cli", 5), ("lotr_gluon.records", 5), ("lotr_gluon.peers", 5),
     ("tools.*", 6), ("heatmap_baseline.blocks_report", 6),
 ]
 

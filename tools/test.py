@@ -2,7 +2,8 @@
 """Evaluate a trained model: ``python tools/test.py --cfg FILE --params FILE [--flip] [KEY VALUE ...]``.
 
 Writes to ``--out`` (default: the run folder's ``test_<split-stem>[_flip]/``):
-``metrics.json`` (nme, fr, auc as fractions, threshold, num_images, flip, per-subset values, and the
+``metrics.json`` (nme, fr, auc as fractions, threshold, num_images, flip, per-subset values, ``label`` (what the
+faces are, ``DATA.SPLIT_LABELS``; printed first), and the
 mean-shape baseline), ``per_image.csv`` (NME per image), ``ced.png`` (model vs mean shape) and
 ``predictions.png`` (a grid of faces with predicted (green) and ground-truth (red) landmarks), and
 ``record.json`` (:mod:`lotr_gluon.records`: the metrics with and without flip, every face's NME, alignment,
@@ -19,7 +20,7 @@ import sys
 
 import lotr_gluon  # noqa: F401  (first: lotr_gluon.runtime sets the CPU threads before mxnet is imported)
 
-from lotr_gluon.build import check_params_file
+from lotr_gluon.build import check_params_file, split_label
 from lotr_gluon.cli import ArgumentParser, ensure_output_dir, load_cli_config, run_main
 from lotr_gluon.config import run_dir
 from lotr_gluon.evaluate import evaluate_weights
@@ -50,6 +51,7 @@ def main(argv=None):
     scheme, test_set = run.scheme, run.test_set
     metrics, nmes, preds, preds_crop = run.runs[args.flip]
     metrics["params"] = os.path.abspath(params)
+    metrics["label"] = label = split_label(cfg, cfg.DATA.TEST_SPLIT, len(test_set))  # DATA.SPLIT_LABELS
     baseline = None
     if run.baseline is not None:
         baseline, base_nmes = run.baseline
@@ -76,13 +78,14 @@ def main(argv=None):
     curves = {"%s%s" % (cfg.CFG_NAME, " +flip" if args.flip else ""): nmes}
     if baseline is not None:
         curves["mean shape"] = base_nmes
-    plot_ced(curves, scheme.threshold, os.path.join(out, "ced.png"), title="CED, %s %s" % (cfg.DATA.NAME, split_stem))
+    plot_ced(curves, scheme.threshold, os.path.join(out, "ced.png"), title="CED, %s" % label)
     k = min(cfg.TEST.GRID_IMAGES, len(test_set))
     gts = test_set.aligned_landmarks()[:k]
     images = [test_set.crop(i) for i in range(k)]
     save_prediction_grid(images, preds_crop[:k], gts, os.path.join(out, "predictions.png"), nmes=nmes[:k])
 
     line = metrics_line(metrics, metrics["nme_interval"], metrics["auc_interval"], scheme.threshold, args.flip)
+    print("data       : " + label)
     print("model      : " + line)
     if "detector_misses" in metrics:  # DATA.ALIGN detector / DATA.DETECTIONS
         print("alignment  : %s; %d of %d faces missed by the detector, scored on ground-truth five points%s" % (

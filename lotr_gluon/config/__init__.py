@@ -48,7 +48,7 @@ def _type_error(key, expected, value, source):
 
 #: list keys whose items are not of the defaults' item type: LR_STEPS are epochs, whole or fractional (the
 #: learning rate is set per step, so a step at 1.5 takes effect half-way through epoch 2); DEVICES are GPU ids
-LIST_ITEM_TYPES = {"TRAIN.LR_STEPS": (int, float), "DEVICES": (int,)}
+LIST_ITEM_TYPES = {"TRAIN.LR_STEPS": (int, float), "DEVICES": (int,), "DATA.SPLIT_LABELS": (str,)}
 
 
 def _item_types(key, expected):

@@ -26,6 +26,7 @@ _C.DATA.ROOT = "data/jd"        # dataset root (relative paths are taken from th
 _C.DATA.TRAIN_SPLIT = "Train"   # datatang: file of stems; jd/300w: sub-folder of ROOT; wflw: annotation list file
 _C.DATA.VAL_SPLIT = "Val"       # split used for validation during training ('' = no validation)
 _C.DATA.TEST_SPLIT = "Test"     # split evaluated by tools/test.py
+_C.DATA.SPLIT_LABELS = []       # how a split is named wherever its numbers are printed: "VALUE=LABEL" per split value (DATA.*_SPLIT), {n} = its number of faces (lotr_gluon.build.split_label); a value without one is "<DATA.NAME> <VALUE> ({n} faces)". Say what the data is not (e.g. a subset of a benchmark)
 _C.DATA.ON_ERROR = "raise"      # bad annotation or image: 'raise' (default) or 'warn' (skip with a warning); images are decoded and points checked when a split is loaded
 _C.DATA.OUTSIDE_MARGIN = 0.5    # reject (warn: skip) a face with a landmark outside the image by more than this fraction of the image width/height (< 0 = no check)
 _C.DATA.INPUT_SIZE = 192        # side of the aligned square crop, pixels (LOTR: 192 JD, 256 WFLW)
