@@ -21,9 +21,8 @@ Layout (``out_root`` = ``output/tables`` by default)::
 The hashes come from the keys whose value differs from the defaults (:func:`canonical_config`), so a new
 option with a default that changes nothing changes no hash; keys that do not change the result (output folder,
 device list, data-loader workers, logging period, test batch size: :data:`VOLATILE_KEYS`) are left out. A run
-folder holds the training of a cell when its ``config.yaml`` (in the flat ``MODEL`` layout of runs trained
-in the earlier flat layout, migrated with :func:`lotr_gluon.config.migrate_legacy`), merged over the current defaults,
-gives the cell's canonical configuration (:func:`run_config_matches`); ``cell.json``'s train hash is used only
+folder holds the training of a cell when its ``config.yaml``, merged over the current defaults, gives the
+cell's canonical configuration (:func:`run_config_matches`); ``cell.json``'s train hash is used only
 before the trainer wrote ``config.yaml``.
 """
 import fnmatch
@@ -39,7 +38,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from ..config import get_defaults, load_config, load_run_config
+from ..config import get_defaults, load_config
 from ..errors import LotrError
 from ..files import atomic_json
 from ..runlock import LOCK_FILE, RunFolderBusy, run_lock
@@ -118,20 +117,20 @@ def config_hash(cfg):
 
 def run_config_matches(run_dir, cfg):
     """Whether the run in ``run_dir`` was trained with ``cfg``: the canonical configuration of its
-    ``config.yaml`` (old flat ``MODEL`` layout migrated, merged over the current defaults:
-    :func:`lotr_gluon.config.load_run_config`) equals ``cfg``'s.
+    ``config.yaml`` (merged over the current defaults: :func:`lotr_gluon.config.load_config`) equals
+    ``cfg``'s.
 
     Returns
     -------
     bool or None
         None when the folder has no ``config.yaml`` (the trainer has not started); False when it cannot be
-        read as a configuration (e.g. a key removed since).
+        read as a configuration (e.g. a key removed or moved since).
     """
     path = os.path.join(run_dir, "config.yaml")
     if not os.path.isfile(path):
         return None
     try:
-        run_cfg = load_run_config(path)
+        run_cfg = load_config(path)
     except LotrError:
         return False
     return canonical_config(run_cfg) == canonical_config(cfg)
@@ -139,11 +138,9 @@ def run_config_matches(run_dir, cfg):
 
 def _same_training(rc, d, meta):
     """Whether folder ``d`` (its ``cell.json`` read as ``meta``) holds a run of ``rc``'s training
-    configuration: by its config.yaml (:func:`run_config_matches`), else by the train hash of cell.json."""
-    if meta is None:
-        return False
-    same = run_config_matches(d, rc.cfg)
-    return meta.get("train_hash") == rc.train_hash if same is None else same
+    configuration: the train hash of cell.json is the cell's and its config.yaml, once written, gives the cell's
+    configuration (:func:`run_config_matches`; a changed default keeps the hash but not the config)."""
+    return meta is not None and meta.get("train_hash") == rc.train_hash and run_config_matches(d, rc.cfg) is not False
 
 
 # ------------------------------------------------------------------------------------------ cells
@@ -349,11 +346,7 @@ def _prepare_dir(rc, out_root, log):
     meta_path = os.path.join(d, "cell.json")
     meta = _read_json(meta_path)
     files = _files(d)
-    same = _same_training(rc, d, meta)
-    if same and meta.get("train_hash") != rc.train_hash:  # e.g. trained before the nested MODEL sections (other hashes)
-        atomic_json(dict(meta, train_hash=rc.train_hash, train_hash_before=meta.get("train_hash")), meta_path)
-        log("    the run there has this configuration (its config.yaml); train hash updated")
-    elif files and not same:
+    if files and not _same_training(rc, d, meta):
         old = (meta or {}).get("train_hash") or "unknown-%d" % int(time.time())
         if old == rc.train_hash:  # same hash, other config.yaml (a default changed since): keep both apart
             old = "%s-other-%d" % (old, int(time.time()))
