@@ -59,6 +59,10 @@ import warnings
 
 import numpy as np
 import mxnet as mx
+from .build import inference_config, load_model
+from .config import load_config
+from .export import export_onnx, export_symbol, load_symbol
+from .flops import model_info
 
 __all__ = ["time_callable", "benchmark_model", "render_markdown", "speed_ratios", "machine_info", "parse_ctx",
            "load_benchmark_config", "RUNTIMES", "ROW_KEYS", "FLIP_MODES", "WEIGHTS_NOTE"]
@@ -247,8 +251,6 @@ def load_benchmark_config(cfg, opts=None):
     """Config for timing: a CfgNode or a YAML path (+ ``KEY VALUE`` overrides), as
     :func:`lotr_gluon.build.inference_config` (no pretrained backbone: nothing is downloaded or read; random
     weights or ``params``)."""
-    from .build import inference_config
-    from .config import load_config
 
     if isinstance(cfg, str):
         return inference_config(load_config(cfg, list(opts or [])))
@@ -281,8 +283,6 @@ def _check_args(runtimes, batches, flips, flip_mode, ctx):
 def _timed_model(cfg, params, ctx, seed):
     """``(net, postprocessor, model_info)``: :func:`lotr_gluon.build.load_model` (random init from ``seed``
     without ``params``) and :func:`lotr_gluon.flops.model_info` (size and FLOPs on a separate CPU copy)."""
-    from .build import load_model
-    from .flops import model_info
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -319,7 +319,6 @@ class _Exports:
         self.symbol = None
 
     def __enter__(self):
-        from .export import export_symbol, load_symbol
         if self.own_tmp:
             self.workdir = tempfile.mkdtemp(prefix="lotr_bench_")
         os.makedirs(self.workdir, exist_ok=True)
@@ -350,7 +349,6 @@ class _Exports:
     def session(self, batch):
         """A new onnxruntime session (dropped after its measurement, to keep memory low) on the ONNX model for
         ``batch`` (exported once)."""
-        from .export import export_onnx
         if batch not in self.onnx_files:
             path = "%s_b%d.onnx" % (self.prefix, batch)
             with warnings.catch_warnings():

@@ -1,28 +1,35 @@
 """Builders: the config boundary for data, the model contract, loss and optimiser.
 
 :func:`build` returns ``(net, criterion, postprocessor)`` (as DETR's ``build(args)``) and :func:`load_model`
-a trained ``(net, postprocessor)``; the network itself comes from :func:`lotr_gluon.models.build_model`.
+a trained ``(net, postprocessor)``; the network itself comes from :func:`lotr_gluon.model_zoo.build_model`.
 Blocks and datasets below take explicit arguments."""
 import os
 
 import numpy as np
 import mxnet as mx
 
-from .data.augment import Augmenter, MirrorExtendedDataset
+from heatmap_baseline.codec import DECODERS, HeatmapCodec
+from heatmap_baseline.losses import HeatmapMSELoss
+from heatmap_baseline.vector import GaussianVectorLoss
+from . import optim  # noqa: F401  (registers AdamW and LAMBExclude with MXNet)
+from .blocks.backbones import BACKBONES
+from .data.augment import Augmenter, MirrorExtendedDataset, flip_points
 from .data.dataset import AlignedFaceDataset
 from .data.formats import load_detections, load_samples
 from .data.schemes import get_scheme
+from .data.targets import WithHeatmapTargets
 from .detection_cache import ensure_detections
 from .errors import DataError, ModelError, UsageError
 from .losses import get_loss
-from .models.lotr import LOTR
+from .model_zoo import build_model, model_entry, model_names
+from .models import LOTR
 
 __all__ = ["build_scheme", "build_samples", "build_dataset", "build_detections", "detections_path", "uses_detections",
            "ALIGN_MODES", "build_loss", "build_optimizer", "split_path",
            "check_model_config", "check_training_config", "check_params_file", "load_params", "load_model", "build", "build_criterion", "build_postprocessor",
            "inference_config", "model_kind", "needs_anchors", "flip_permutation", "output_names", "Criterion",
            "PostProcessor",
-           "ParamsFileError", "EmptySplitError", "DataRootError", "TRAINING_ONLY_PREFIXES", "OUTPUT_KINDS"]
+           "ParamsFileError", "EmptySplitError", "DataRootError", "TRAINING_ONLY_PREFIXES"]
 
 
 #: values of TRAIN.OPTIMIZER (:func:`build_optimizer`) and TRAIN.LR_SCHEDULE (:func:`lotr_gluon.trainer.lr_at`)
@@ -157,10 +164,8 @@ def build_loss(cfg):
     Part of :func:`build_criterion`; the training loop uses the criterion."""
     kind = model_kind(cfg)
     if kind == "heatmap":
-        from heatmap_baseline.losses import HeatmapMSELoss
         return HeatmapMSELoss()
     if kind == "vector":  # MSE on the band-pooled vectors (heatmap_baseline.vector)
-        from heatmap_baseline.vector import GaussianVectorLoss
         return GaussianVectorLoss()
     name, L = cfg.LOSS.NAME, cfg.LOSS
     kw = {"wing": dict(w=L.WING_W, eps=L.WING_EPS),
@@ -178,8 +183,6 @@ def build_aux_heatmap(cfg, net):
     w = cfg.MODEL.AUX.HEATMAP_WEIGHT
     if w <= 0 or getattr(net, "aux_heatmap", None) is None:
         return None
-    from heatmap_baseline.codec import HeatmapCodec
-    from heatmap_baseline.losses import HeatmapMSELoss
     return (HeatmapCodec(cfg.DATA.INPUT_SIZE, net.aux_heatmap_size, sigma=cfg.MODEL.HEATMAP.SIGMA),
             HeatmapMSELoss(weight=w))
 
@@ -189,7 +192,6 @@ def build_optimizer(cfg):
     t = cfg.TRAIN
     check_training_config(cfg)
     name = t.OPTIMIZER.lower()
-    from . import optim  # registers AdamW and LAMBExclude
     if name == "lamb":
         params = dict(learning_rate=t.LR, wd=t.WD, bias_correction=True)
         if t.LAMB_EXCLUDE_SMALL:
@@ -258,8 +260,7 @@ def check_model_config(cfg):
     ModelError
         An unknown model or backbone; the message lists the valid names.
     """
-    from .models import MODELS, PRESETS, BACKBONES
-    names = sorted(set(MODELS) | set(PRESETS))
+    names = model_names()
     if cfg.MODEL.NAME not in names:
         raise ModelError("unknown MODEL.NAME %r; valid: %s" % (cfg.MODEL.NAME, ", ".join(names)))
     if cfg.MODEL.BACKBONE.NAME not in BACKBONES:
@@ -348,15 +349,17 @@ def load_params(net, path, ctx=None, cfg_name=None):
 # heatmaps or Gaussian vectors); training, evaluation, the predictor, the benchmark, export and the tables
 # use the criterion and the post-processor and never ask.
 
-#: ``MODEL.NAME`` -> output kind. Every other model (``lotr``, ``cnn_ffn`` and their presets) regresses
-#: coordinates in crop pixels.
-OUTPUT_KINDS = {"earp_heatmap": "heatmap", "earp_vector": "vector"}
-
-
 def model_kind(cfg):
     """``'regression'`` (LOTR, CNN+FFN: (B, N, 2) crop pixels), ``'heatmap'`` (Earp: (B, N, h, w) heatmaps)
-    or ``'vector'`` (LOTR Table V "with vectorization": (B, N, 2, S) Gaussian vectors)."""
-    return OUTPUT_KINDS.get(cfg.MODEL.NAME, "regression")
+    or ``'vector'`` (LOTR Table V "with vectorization": (B, N, 2, S) Gaussian vectors): the ``output`` of
+    ``MODEL.NAME``'s registry entry (:data:`lotr_gluon.model_zoo.MODELS`).
+
+    Raises
+    ------
+    KeyError
+        Unknown ``MODEL.NAME`` (the message lists the valid names).
+    """
+    return model_entry(cfg.MODEL.NAME).output
 
 
 def needs_anchors(cfg):
@@ -427,7 +430,6 @@ class Criterion:
         :class:`lotr_gluon.data.targets.WithHeatmapTargets` when there is a ``target_codec``."""
         if self.target_codec is None:
             return dataset
-        from .data.targets import WithHeatmapTargets
         return WithHeatmapTargets(dataset, self.target_codec)
 
     def training_outputs(self, net, on):
@@ -510,7 +512,6 @@ class PostProcessor:
         """Decoders that :meth:`decode` accepts (``(None,)`` for regression)."""
         if self.codec is None:
             return (None,)
-        from heatmap_baseline.codec import DECODERS
         return tuple(getattr(self.codec, "decoders", DECODERS))  # the Gaussian-vector codec has its own
 
     @property
@@ -568,13 +569,13 @@ class PostProcessor:
         """
         if self.flip_perm is None:
             raise ValueError("flip test needs the scheme's flip permutation")
-        from .data.augment import flip_points
         points = np.asarray(points)
         return 0.5 * (points + flip_points(mirrored, self.input_size, self.flip_perm).astype(points.dtype))
 
 
 def build_criterion(cfg, net):
-    """The training :class:`Criterion` of ``cfg``'s model ``net`` (built with :func:`lotr_gluon.models.build_model`)."""
+    """The training :class:`Criterion` of ``cfg``'s model ``net`` (built with
+    :func:`lotr_gluon.model_zoo.build_model`)."""
     kind = model_kind(cfg)
     loss = build_loss(cfg)
     if kind != "regression":
@@ -607,14 +608,13 @@ def build(cfg, anchors=None, ctx=None, train=True, initialize=True):
         :class:`Criterion`. False: the inference model of :func:`inference_config` and ``criterion`` None
         (:func:`load_model` adds trained weights).
     initialize : bool
-        Initialise the parameters (:func:`lotr_gluon.models.build_model`).
+        Initialise the parameters (:func:`lotr_gluon.model_zoo.build_model`).
 
     Raises
     ------
     ModelError
         Unknown model or backbone.
     """
-    from .models import build_model
     check_model_config(cfg)
     if not train:
         cfg = inference_config(cfg)

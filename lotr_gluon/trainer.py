@@ -51,6 +51,7 @@ from .errors import DivergenceError, Interrupted, RunFolderError
 from .files import append_line, atomic_text, atomic_write, atomic_write_all, json_writer, writing
 from .evaluate import evaluate_dataset, mean_shape_baseline
 from .runlock import run_lock
+from .vis import plot_loss_curves
 
 __all__ = ["Trainer", "TrainingDiverged", "RunFolderError", "atomic_save_params", "lr_at", "read_log",
            "check_run_folder", "RUN_FILES"]
@@ -715,7 +716,6 @@ class Trainer:
 
     def plot_curves(self):
         """Write loss_curve.png and val_curve.png from log.jsonl."""
-        from .vis import plot_loss_curves
         recs = read_log(self._ckpt("log.jsonl"))
         train = [(r["step"], r["loss"]) for r in recs if r.get("type") == "train"]
         val = [(r["step"], 100 * r["nme"]) for r in recs if r.get("type") == "val"]

@@ -76,7 +76,7 @@ def test_final_decoder_norm_follows_the_equations_in_jd_wflw_configs():
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: os.path.relpath(p, ROOT))
 def test_every_experiment_parses_and_builds(path):
     cfg = load_config(path, ["MODEL.BACKBONE.PRETRAINED", "False"])
-    from lotr_gluon.models import build_model
+    from lotr_gluon.model_zoo import build_model
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         net = build_model(cfg)

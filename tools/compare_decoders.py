@@ -17,6 +17,7 @@ from lotr_gluon.build import build_dataset, build_scheme, contexts, load_model, 
 from lotr_gluon.config import ConfigError, load_config, run_dir
 from lotr_gluon.cli import ensure_output_dir
 from lotr_gluon.evaluate import evaluate_dataset
+from lotr_gluon.vis import plot_ced
 
 DECODERS = ("argmax", "argmax_shift", "dark", "vector")
 
@@ -65,7 +66,6 @@ def main(argv=None):
            for r in rows]
     with open(os.path.join(out, "decoders.md"), "w") as f:
         f.write("\n".join(md) + "\n")
-    from lotr_gluon.vis import plot_ced
     plot_ced(curves, scheme.threshold, os.path.join(out, "ced.png"), title="decoders, %s %s" % (cfg.DATA.NAME, split))
     print("\n".join(md))
     print("wrote %s" % out)

@@ -21,6 +21,7 @@ from lotr_gluon.evaluate import evaluate_weights
 from lotr_gluon.files import atomic_json, atomic_text
 from lotr_gluon.records import alignment, evaluation_record, write_record
 from lotr_gluon.tables.stats import bootstrap_interval
+from lotr_gluon.vis import plot_ced, save_prediction_grid
 
 
 def main(argv=None):
@@ -55,7 +56,6 @@ def main(argv=None):
     write_record(evaluation_record(cfg, params, {f: r[:2] for f, r in run.runs.items()},
                                    [s.name for s in test_set.samples], baseline, argv=command), out)
 
-    from lotr_gluon.vis import plot_ced, save_prediction_grid
     curves = {"%s%s" % (cfg.CFG_NAME, " +flip" if args.flip else ""): nmes}
     if baseline is not None:
         curves["mean shape"] = base_nmes

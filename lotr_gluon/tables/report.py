@@ -11,7 +11,11 @@ import json
 import math
 import os
 
+from .. import vis
+from ..compare import summarise_run
+from ..errors import OutputError
 from ..pretrained import initialisation
+from ..trainer import read_log
 from . import stats
 from .runner import _read_json, cell_status, run_config_matches, table_dir
 from .spec import PAPERS, load_paper, paper_entry, paper_grid, paper_value
@@ -88,7 +92,6 @@ def cell_train_log(rc):
 
 def _train_records(rc):
     """The records of :func:`cell_train_log` (``trainer.read_log``), [] where it is None."""
-    from ..trainer import read_log
     p = cell_train_log(rc)
     return read_log(p) if p else []
 
@@ -98,7 +101,6 @@ def training_summary(rc):
     "of": configured, "minutes": sum of the epoch times, "images_per_s": median epoch}``; None before the
     first epoch, for a cell that reuses another cell's weights (``train_from``: counted there), and for a folder
     that holds a run of another configuration of the cell (moved to ``.stash/`` when the cell runs)."""
-    from ..compare import summarise_run
     if rc.source is not None or cell_train_log(rc) is None:
         return None
     s = summarise_run(rc.train_dir)
@@ -130,7 +132,6 @@ def read_per_image(out_dir):
     OutputError
         A malformed file (names it and the line).
     """
-    from ..errors import OutputError
     path = os.path.join(out_dir, "per_image.csv")
     if not os.path.isfile(path):
         return None, {}
@@ -615,7 +616,6 @@ def plot_training_curves(spec, resolved, out_dir, rows=None):
     (:func:`collapsed`: diverged, non-finite, or not better than the mean shape beyond noise) are drawn dashed,
     labelled "collapsed", with an x at their last epoch; the mean shape's val NME is a dotted line. Returns the
     written paths."""
-    from .. import vis
     rows = build_rows(resolved) if rows is None else rows
     by_row = {r["cell"]: r for r in rows}
     paths = []
@@ -674,7 +674,6 @@ def make_plots(spec, resolved, out_dir, log=print, rows=None):
     the first cell), training-loss curves per loss function (Table VI), training curves of every cell (loss and
     val NME by epoch, collapsed cells marked: :func:`plot_training_curves`), LOTR Fig. 2 (Table VI). Returns the
     written paths."""
-    from .. import vis
     paths = []
     key = "nme_flip" if spec.primary_flip else "nme_noflip"
     for group, cells in _groups(spec, resolved):

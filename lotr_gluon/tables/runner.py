@@ -38,10 +38,15 @@ import traceback
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from ..benchmark import benchmark_model
+from ..build import inference_config
 from ..config import get_defaults, load_config
 from ..errors import LotrError
+from ..evaluate import evaluate_weights
 from ..files import atomic_json
+from ..flops import model_info
 from ..runlock import LOCK_FILE, RunFolderBusy, run_lock
+from ..trainer import Trainer, TrainingDiverged
 from .spec import benchmark_settings, parse_scale, scale_overrides
 
 __all__ = ["ResolvedCell", "resolve_cells", "cell_scale", "select_cells", "config_hash", "canonical_config",
@@ -379,7 +384,6 @@ def _find_reusable(rc, out_root):
 
 # ------------------------------------------------------------------------------------------ training
 def _default_trainer():
-    from ..trainer import Trainer
     return Trainer
 
 
@@ -438,7 +442,6 @@ def evaluate_cell(cfg, params, flips=(False, True), out_dir=None):
         ``metrics`` ({'noflip' / 'flip': metrics dict of :func:`lotr_gluon.evaluate.evaluate_dataset`}),
         ``nmes`` (same keys, lists), ``names``, ``threshold``, ``mean_shape_baseline``.
     """
-    from ..evaluate import evaluate_weights
 
     run = evaluate_weights(cfg, params, flips=flips, baseline=True)  # the evaluation of tools/test.py
     out = {"metrics": {}, "nmes": {}, "names": [s.name for s in run.test_set.samples],
@@ -463,8 +466,6 @@ def evaluate_cell(cfg, params, flips=(False, True), out_dir=None):
 
 
 def _model_info(cfg):
-    from ..build import inference_config
-    from ..flops import model_info
     c = inference_config(cfg)  # no backbone weights read; training-only heads are not counted anyway
     import warnings
     with warnings.catch_warnings():
@@ -474,13 +475,9 @@ def _model_info(cfg):
 
 # ------------------------------------------------------------------------------------------ timing
 def load_benchmark():
-    """``(benchmark_model, None)`` from :mod:`lotr_gluon.benchmark`, or ``(None, reason)`` when it cannot be
-    imported (then Table V's timing columns stay empty)."""
-    try:
-        from .. import benchmark as bm
-        return bm.benchmark_model, None
-    except Exception as err:  # noqa: BLE001  (module absent or broken: timing is optional)
-        return None, "%s: %s" % (type(err).__name__, err)
+    """``(benchmark_model, None)``: the timing function of :mod:`lotr_gluon.benchmark` (the pair's second
+    element, a reason why timing is unavailable, is None)."""
+    return benchmark_model, None
 
 
 def run_benchmark(fn, cfg, params, runs=100, warmup=10):
@@ -548,7 +545,6 @@ def run_cell(rc, out_root="output/tables", trainer_cls=None, evaluate_fn=None, b
     A diverging training (NaN loss, :class:`lotr_gluon.trainer.TrainingDiverged`) is a result: metrics.json
     records ``diverged: true`` and the values are NaN (LOTR Table VII reports NaN for the deepest models).
     """
-    from ..trainer import TrainingDiverged
     evaluate_fn = evaluate_fn or evaluate_cell
     t0 = time.time()
     record = {"cell": rc.name, "table": rc.spec.key, "cell_hash": rc.cell_hash, "train_hash": rc.train_hash,
