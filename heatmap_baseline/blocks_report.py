@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import warnings
+from lotr_gluon import markdown
 from lotr_gluon.build import inference_config
 from lotr_gluon.config import load_config
 from lotr_gluon.flops import model_info
@@ -61,10 +62,10 @@ def main(argv=None):
     ap.add_argument("--data", default="jd", choices=("jd", "datatang"))
     ap.add_argument("--tables", default="2,3,4,6")
     args = ap.parse_args(argv)
-    print("| Table | strategy / backbone | size ours (MiB) | size paper (MB) | GMACs ours | GFLOPs paper (= GMACs) |")
-    print("|---|---|---|---|---|---|")
-    for t, row, s, g, ps, pg in strategy_rows(tuple(args.tables.split(",")), args.data):
-        print("| %s | %s | %s | %s | %s | %s |" % (t, row, _fmt(s), _fmt(ps), _fmt(g), _fmt(pg)))
+    print("\n".join(markdown.table(
+        ["Table", "strategy / backbone", "size ours (MiB)", "size paper (MB)", "GMACs ours", "GFLOPs paper (= GMACs)"],
+        [(t, row, _fmt(s), _fmt(ps), _fmt(g), _fmt(pg))
+         for t, row, s, g, ps, pg in strategy_rows(tuple(args.tables.split(",")), args.data)])))
     return 0
 
 

@@ -19,7 +19,7 @@ LAYERS = [
     ("lotr_gluon", 1), ("lotr_gluon.errors", 1), ("lotr_gluon.runlock", 1), ("lotr_gluon.runtime", 1),
     ("lotr_gluon.config.*", 1), ("lotr_gluon.data.*", 1), ("lotr_gluon.metrics", 1), ("lotr_gluon.losses", 1),
     ("lotr_gluon.optim", 1), ("lotr_gluon.detectors", 1), ("lotr_gluon.detection_cache", 1),
-    ("lotr_gluon.pretrained", 1), ("lotr_gluon.files", 1),
+    ("lotr_gluon.pretrained", 1), ("lotr_gluon.files", 1), ("lotr_gluon.markdown", 1),
     ("lotr_gluon.blocks.*", 2),
     ("lotr_gluon.models.*", 3), ("heatmap_baseline.*", 3),
     ("lotr_gluon.model_zoo", 4), ("lotr_gluon.build", 4), ("lotr_gluon.trainer", 4), ("lotr_gluon.evaluate", 4),
