@@ -8,7 +8,7 @@ import os
 import numpy as np
 import mxnet as mx
 
-from heatmap_baseline.codec import DECODERS, HeatmapCodec
+from heatmap_baseline.codec import HeatmapCodec
 from heatmap_baseline.losses import HeatmapMSELoss
 from heatmap_baseline.vector import GaussianVectorLoss
 from . import optim  # noqa: F401  (registers AdamW and LAMBExclude with MXNet)
@@ -27,7 +27,8 @@ from .models import LOTR
 __all__ = ["build_scheme", "build_samples", "build_dataset", "build_detections", "detections_path", "uses_detections",
            "ALIGN_MODES", "build_loss", "build_optimizer", "split_path",
            "check_model_config", "check_training_config", "check_params_file", "load_params", "load_model", "build", "build_criterion", "build_postprocessor",
-           "inference_config", "model_kind", "needs_anchors", "flip_permutation", "output_names", "Criterion",
+           "inference_config", "model_kind", "needs_anchors", "flip_permutation", "output_names", "deep_supervision",
+           "Criterion",
            "PostProcessor",
            "ParamsFileError", "EmptySplitError", "DataRootError", "TRAINING_ONLY_PREFIXES"]
 
@@ -181,7 +182,7 @@ def build_aux_heatmap(cfg, net):
     Gaussian targets (LOTR eq. (1), ``MODEL.HEATMAP.SIGMA``) at the head's resolution.
     """
     w = cfg.MODEL.AUX.HEATMAP_WEIGHT
-    if w <= 0 or getattr(net, "aux_heatmap", None) is None:
+    if w <= 0 or net.aux_heatmap is None:
         return None
     return (HeatmapCodec(cfg.DATA.INPUT_SIZE, net.aux_heatmap_size, sigma=cfg.MODEL.HEATMAP.SIGMA),
             HeatmapMSELoss(weight=w))
@@ -374,6 +375,12 @@ def output_names(net):
     return LOTR.TRAINING_OUTPUTS if isinstance(net, LOTR) else None
 
 
+def deep_supervision(net):
+    """Whether ``net`` returns every decoder layer's prediction, (L, B, N, 2) (a LOTR built with
+    ``MODEL.AUX.DECODER_LOSS``); False for every other network, exported ones included."""
+    return isinstance(net, LOTR) and bool(net.aux_outputs)
+
+
 def flip_permutation(cfg):
     """The flip permutation of ``DATA.SCHEME`` (N,), or the identity when the scheme does not fit
     ``MODEL.NUM_POINTS`` (a timing run of a model on another scheme: the time is the same)."""
@@ -482,6 +489,9 @@ class PostProcessor:
     outputs : tuple of str, optional
         Names of the elements of the network's tuple output, in order (:func:`output_names`, e.g.
         :attr:`LOTR.TRAINING_OUTPUTS`); the ``'landmarks'`` element is post-processed. None: the last element.
+    deep_supervision : bool
+        The landmarks are (L, B, N, 2), one prediction per decoder layer (:func:`deep_supervision`); the last
+        layer's is post-processed.
 
     Raises
     ------
@@ -489,8 +499,9 @@ class PostProcessor:
         ``outputs`` without ``'landmarks'``.
     """
 
-    def __init__(self, input_size, flip_perm=None, codec=None, outputs=None):
+    def __init__(self, input_size, flip_perm=None, codec=None, outputs=None, deep_supervision=False):
         self.input_size = int(input_size)
+        self.deep_supervision = bool(deep_supervision)
         self.flip_perm = None if flip_perm is None else np.asarray(flip_perm)
         self.codec = codec
         self.outputs = None if outputs is None else tuple(outputs)
@@ -512,7 +523,7 @@ class PostProcessor:
         """Decoders that :meth:`decode` accepts (``(None,)`` for regression)."""
         if self.codec is None:
             return (None,)
-        return tuple(getattr(self.codec, "decoders", DECODERS))  # the Gaussian-vector codec has its own
+        return tuple(self.codec.decoders)  # the heatmap codec's, or the Gaussian-vector codec's own
 
     @property
     def default_decoder(self):
@@ -536,9 +547,9 @@ class PostProcessor:
                                  % (len(out), len(self.outputs), ", ".join(self.outputs)))
             else:
                 out = out[self.outputs.index("landmarks")]
-        if self.codec is None and len(out.shape) == 4 and out.shape[-1] == 2:  # (L, B, N, 2)
+        if self.deep_supervision:  # (L, B, N, 2): the last decoder layer
             out = out[-1]
-        return out.asnumpy() if hasattr(out, "asnumpy") else np.asarray(out)
+        return out.asnumpy() if isinstance(out, mx.nd.NDArray) else np.asarray(out)
 
     def decode(self, out, decoder=None):
         """(B, N, 2) float32 crop pixels from a host (numpy) output; ``decoder`` for heatmap models (None:
@@ -582,7 +593,7 @@ def build_criterion(cfg, net):
         return Criterion(loss, target_codec=net.codec, dense=True)
     aux = build_aux_heatmap(cfg, net)
     return Criterion(loss, target_codec=aux[0] if aux else None, aux_loss=aux[1] if aux else None,
-                     deep_supervision=bool(getattr(net, "aux_outputs", False)))
+                     deep_supervision=deep_supervision(net))
 
 
 def build_postprocessor(cfg, net):
@@ -590,7 +601,8 @@ def build_postprocessor(cfg, net):
     identity for coordinate regression; the scheme's flip permutation (:func:`flip_permutation`); the names of
     ``net``'s tuple output (:func:`output_names`)."""
     codec = net.codec if model_kind(cfg) != "regression" else None
-    return PostProcessor(cfg.DATA.INPUT_SIZE, flip_permutation(cfg), codec, output_names(net))
+    return PostProcessor(cfg.DATA.INPUT_SIZE, flip_permutation(cfg), codec, output_names(net),
+                         deep_supervision(net))
 
 
 def build(cfg, anchors=None, ctx=None, train=True, initialize=True):

@@ -333,7 +333,7 @@ def inference_params(net, include_training_heads=False):
     """The parameters of ``net`` that inference and export use: all of them except a training-only
     auxiliary heatmap head (LOTR ``aux_heatmap``), unless ``include_training_heads``. A list of Parameter."""
     params = list(net.collect_params().values())
-    aux = getattr(net, "aux_heatmap", None)
+    aux = net.aux_heatmap if isinstance(net, LOTR) else None
     if aux is None or include_training_heads:
         return params
     skip = set(aux.collect_params().keys())

@@ -33,7 +33,7 @@ import os
 import numpy as np
 import mxnet as mx
 
-from .build import PostProcessor, build_scheme, check_params_file, load_model, output_names
+from .build import PostProcessor, build_scheme, check_params_file, deep_supervision, load_model, output_names
 from .config import load_config
 from .data.align import IMAGENET_MEAN, IMAGENET_STD, align_face, arcface_template, estimate_similarity, \
     five_points_from_landmarks, invert_affine, normalize_crops, transform_points
@@ -164,7 +164,8 @@ class Predictor:
         self.detector = detector
         self.flip = bool(flip)
         self.flip_perm = self.scheme.flip_permutation()
-        self.post = postprocess or PostProcessor(self.input_size, self.flip_perm, outputs=output_names(net))
+        self.post = postprocess or PostProcessor(self.input_size, self.flip_perm, outputs=output_names(net),
+                                                 deep_supervision=deep_supervision(net))
         if box_template is None:
             box_template = getattr(detector, "box_template", None)
         self.box_template = np.asarray(DEFAULT_BOX_TEMPLATE if box_template is None else box_template,
