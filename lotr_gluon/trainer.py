@@ -179,19 +179,16 @@ def check_optimizer_states(states_file, param_names, param_shapes, saved_names):
         ``checkpoint_last.states``.
     param_names, param_shapes : list of str, list of tuple
         Structural name and shape of the trainer's parameters, in its index order.
-    saved_names : list of str or None
+    saved_names : list of str
         The ``param_order`` stored in ``checkpoint_last.json`` (structural names in the writer's index order).
 
     Raises
     ------
     RunFolderError
-        One line naming the first difference: no stored order, another parameter at an index, or a state of
-        another shape than its parameter. Nothing is changed.
+        One line naming the first difference: another parameter at an index, or a state of another shape than
+        its parameter. Nothing is changed.
     """
     where = os.path.dirname(os.path.abspath(states_file))
-    if saved_names is None:
-        raise RunFolderError("cannot resume %s: checkpoint_last.json stores no param_order (a checkpoint of an "
-                             "older build); train into a new --out" % where)
     if list(saved_names) != list(param_names):
         i = next((i for i, (a, b) in enumerate(zip(saved_names, param_names)) if a != b),
                  min(len(saved_names), len(param_names)))
@@ -212,6 +209,9 @@ def check_optimizer_states(states_file, param_names, param_shapes, saved_names):
                     "train into a new --out"
                     % (where, k, tuple(a.shape), k, param_names[k] if want is not None else "(none)", want))
 
+
+#: what ``checkpoint_last.json`` holds (:meth:`Trainer.save_checkpoint`); a resume needs every key
+CHECKPOINT_KEYS = ("epoch", "step", "best_nme", "seed", "loss_history", "rng", "param_order")
 
 #: the end of the message of a failed write in a run folder
 RESUME_HINT = "the last complete checkpoint is kept: make room or fix the folder, then continue with --resume"
@@ -285,12 +285,10 @@ def _rng_state(augmenter=None):
 
 def _set_rng_state(st, augmenter=None):
     """Inverse of :func:`_rng_state`."""
-    if "python" in st:
-        v, keys, gauss = st["python"]
-        random.setstate((v, tuple(keys), gauss))
-    if "numpy" in st:
-        name, keys, pos, has_gauss, gauss = st["numpy"]
-        np.random.set_state((name, np.array(keys, np.uint32), pos, has_gauss, gauss))
+    v, keys, gauss = st["python"]
+    random.setstate((v, tuple(keys), gauss))
+    name, keys, pos, has_gauss, gauss = st["numpy"]
+    np.random.set_state((name, np.array(keys, np.uint32), pos, has_gauss, gauss))
     rng = getattr(augmenter, "rng", None)
     if "augmenter" in st and rng is not None and hasattr(rng, "bit_generator"):
         rng.bit_generator.state = st["augmenter"]
@@ -399,17 +397,20 @@ class Trainer:
                 state = json.load(f)
         except (OSError, ValueError) as e:
             raise RunFolderError("cannot resume: %s is unreadable (%s)" % (meta, e)) from None
+        missing = [k for k in CHECKPOINT_KEYS if k not in state]
+        if missing:
+            raise RunFolderError("cannot resume %s: %s lacks %s (a checkpoint of an older build); train into a new "
+                                 "--out" % (self.out_dir, meta, ", ".join(missing)))
         check_resume_optimizer(self._ckpt("checkpoint_last.states"), *build_optimizer(self.cfg))
         # the weights (checked against this architecture: ParamsFileError names what does not match)
         load_params(self.net, self._ckpt("checkpoint_last.params"), ctx=self.ctx,
                     cfg_name=getattr(self.cfg, "CFG_NAME", None))
         states_file = self._ckpt("checkpoint_last.states")
-        check_optimizer_states(states_file, *self._param_order(), saved_names=state.get("param_order"))
+        check_optimizer_states(states_file, *self._param_order(), saved_names=state["param_order"])
         self.trainer.load_states(states_file)
         self.epoch, self.step, self.best_nme = state["epoch"], state["step"], state["best_nme"]
-        self.loss_history = list(state.get("loss_history", []))
-        if "rng" in state:
-            _set_rng_state(state["rng"], self.train_set.augmenter)
+        self.loss_history = list(state["loss_history"])
+        _set_rng_state(state["rng"], self.train_set.augmenter)
         dropped = self._drop_records_after(self.step)
         self._log({"type": "resume", "epoch": self.epoch, "step": self.step, "dropped_records": dropped})
         return True

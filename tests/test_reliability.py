@@ -467,8 +467,9 @@ def test_checkpoint_stores_the_optimizer_parameter_order(datatang_root, tmp_path
 
 
 def test_resume_of_a_checkpoint_of_another_build_is_a_one_line_error(datatang_root, tmp_path, one_epoch_run):
-    """A checkpoint whose stored parameter order differs from this build's (another name at an index), or that
-    stores none, is refused with one line naming the difference; the run folder is unchanged."""
+    """A checkpoint whose stored parameter order differs from this build's (another name at an index), or whose
+    checkpoint_last.json lacks a key, is refused with one line naming the difference; the run folder is
+    unchanged."""
     run = _copy_run(one_epoch_run, tmp_path)
     meta_file = run / "checkpoint_last.json"
     meta = json.loads(meta_file.read_text())
@@ -483,5 +484,5 @@ def test_resume_of_a_checkpoint_of_another_build_is_a_one_line_error(datatang_ro
         meta["param_order"][0]) in msg, msg
     assert _snapshot(run) == before
     meta_file.write_text(json.dumps({k: v for k, v in meta.items() if k != "param_order"}))
-    with pytest.raises(RunFolderError, match="stores no param_order"):
+    with pytest.raises(RunFolderError, match=r"lacks param_order \(a checkpoint of an older build\)"):
         Trainer(cfg, out_dir=str(run), progress=False, resume=True).resume()
