@@ -261,12 +261,16 @@ def check_model_config(cfg):
     ModelError
         An unknown model or backbone; the message lists the valid names.
     """
-    names = model_names()
-    if cfg.MODEL.NAME not in names:
-        raise ModelError("unknown MODEL.NAME %r; valid: %s" % (cfg.MODEL.NAME, ", ".join(names)))
+    _check_model_name(cfg)
     if cfg.MODEL.BACKBONE.NAME not in BACKBONES:
         raise ModelError("unknown MODEL.BACKBONE.NAME %r; valid: %s"
                          % (cfg.MODEL.BACKBONE.NAME, ", ".join(sorted(BACKBONES))))
+
+
+def _check_model_name(cfg):
+    names = model_names()
+    if cfg.MODEL.NAME not in names:
+        raise ModelError("unknown MODEL.NAME %r; valid: %s" % (cfg.MODEL.NAME, ", ".join(names)))
 
 
 def _shapes_match(model_shape, file_shape):
@@ -357,9 +361,10 @@ def model_kind(cfg):
 
     Raises
     ------
-    KeyError
+    ModelError
         Unknown ``MODEL.NAME`` (the message lists the valid names).
     """
+    _check_model_name(cfg)
     return model_entry(cfg.MODEL.NAME).output
 
 
