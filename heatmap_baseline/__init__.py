@@ -1,5 +1,5 @@
 """Heatmap baseline of Earp et al., "Sub-pixel face landmarks using heatmaps and a bag of tricks" (2021):
-:class:`EarpHeatmapNet` (registered as ``earp_heatmap`` in :func:`lotr_gluon.models.get_model`),
+:class:`EarpHeatmapNet` (registered as ``earp_heatmap`` in :func:`lotr_gluon.model_zoo.get_model`),
 :class:`HeatmapCodec` (Gaussian targets; argmax / argmax_shift / DARK / vector decoding) and
 :class:`HeatmapMSELoss`."""
 from .codec import HeatmapCodec, DECODERS

@@ -11,12 +11,17 @@ import json
 import os
 import sys
 import warnings
+from lotr_gluon import markdown
+from lotr_gluon.build import inference_config
+from lotr_gluon.config import load_config
+from lotr_gluon.flops import model_info
+from lotr_gluon.tables.runner import experiments_dir
+from lotr_gluon.tables.spec import PAPER_DIR, get_table
 
 __all__ = ["strategy_rows", "main"]
 
 
 def _paper_values(table):
-    from lotr_gluon.tables.spec import PAPER_DIR
     path = os.path.join(PAPER_DIR, "earp_table%s.json" % table)
     out = {}
     if not os.path.isfile(path):
@@ -34,11 +39,6 @@ def _paper_values(table):
 
 def strategy_rows(tables=("2", "3", "4", "6"), data="jd"):
     """``[(table, row, ours_size_mib, ours_gmacs, paper_size_mb, paper_gflops)]`` for the Earp table cells."""
-    from lotr_gluon.build import inference_config
-    from lotr_gluon.config import load_config
-    from lotr_gluon.flops import model_info
-    from lotr_gluon.tables.runner import experiments_dir
-    from lotr_gluon.tables.spec import get_table
     rows = []
     for t in tables:
         spec = get_table("earp", t)
@@ -62,10 +62,10 @@ def main(argv=None):
     ap.add_argument("--data", default="jd", choices=("jd", "datatang"))
     ap.add_argument("--tables", default="2,3,4,6")
     args = ap.parse_args(argv)
-    print("| Table | strategy / backbone | size ours (MiB) | size paper (MB) | GMACs ours | GFLOPs paper (= GMACs) |")
-    print("|---|---|---|---|---|---|")
-    for t, row, s, g, ps, pg in strategy_rows(tuple(args.tables.split(",")), args.data):
-        print("| %s | %s | %s | %s | %s | %s |" % (t, row, _fmt(s), _fmt(ps), _fmt(g), _fmt(pg)))
+    print("\n".join(markdown.table(
+        ["Table", "strategy / backbone", "size ours (MiB)", "size paper (MB)", "GMACs ours", "GFLOPs paper (= GMACs)"],
+        [(t, row, _fmt(s), _fmt(ps), _fmt(g), _fmt(pg))
+         for t, row, s, g, ps, pg in strategy_rows(tuple(args.tables.split(",")), args.data)])))
     return 0
 
 

@@ -59,7 +59,7 @@ LOTR Table V heatmap model (``experiments/*/earp_mnv2_1.0_sdd.yaml``, the config
 Neither paper gives its widths, only the parameter counts 2.92M (MobileNetV2-1.0, SDD) and 24.42M (ResNet50).
 ``reduce = 256``, ``filters = 32``, ``s_conv_mult = 4``, ``heatmap_conv = 'after'`` give 2,918,634 (-0.05 %)
 and 24,437,290 (+0.07 %) parameters counted as Table V counts CNN+FFN (all parameters, BatchNorm statistics
-included, ``lotr_gluon.models.count_params``); these are the defaults of the config keys, so configs written
+included, ``lotr_gluon.model_zoo.count_params``); these are the defaults of the config keys, so configs written
 before the Earp blocks build the same network.
 
 Initialisation: He (fan-in) for the reduce conv and the upsampler (the Sec. 4.2 heatmap conv too), N(0, 0.001)

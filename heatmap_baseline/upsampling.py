@@ -7,7 +7,7 @@
 configs set the values that reproduce Earp Tables 2-4 (see :mod:`heatmap_baseline.model`).
 :func:`heatmap_head` is the whole head (upsampler + conv to N heatmaps) as one block, LOTR's auxiliary head.
 
-Layer 3 of the README's "Layers": imports only :mod:`lotr_gluon.blocks` (layer 2) and MXNet.
+Models layer of docs/architecture.md: imports only :mod:`lotr_gluon.blocks` (the shared blocks) and MXNet.
 """
 import mxnet as mx
 from mxnet.gluon import nn, HybridBlock

@@ -249,7 +249,7 @@ class GaussianVectorLoss(HeatmapMSELoss):
 
 class EarpVectorNet(EarpHeatmapNet):
     """Earp heatmap network + band pooling, trained on Gaussian-vector labels (LOTR Table V "with
-    vectorization"; module docstring). Registered as ``earp_vector`` in :func:`lotr_gluon.models.get_model`.
+    vectorization"; module docstring). Registered as ``earp_vector`` in :func:`lotr_gluon.model_zoo.get_model`.
 
     Parameters
     ----------

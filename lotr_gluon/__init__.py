@@ -14,8 +14,8 @@ from . import runtime  # noqa: F401
 _EXPORTS = {
     "Predictor": "lotr_gluon.predictor",
     "Trainer": "lotr_gluon.trainer",
-    "build_model": "lotr_gluon.models",
-    "get_model": "lotr_gluon.models",
+    "build_model": "lotr_gluon.model_zoo",
+    "get_model": "lotr_gluon.model_zoo",
     "load_config": "lotr_gluon.config",
 }
 

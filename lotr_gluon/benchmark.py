@@ -59,6 +59,11 @@ import warnings
 
 import numpy as np
 import mxnet as mx
+from . import markdown
+from .build import inference_config, load_model
+from .config import load_config
+from .export import export_onnx, export_symbol, load_symbol
+from .flops import model_info
 
 __all__ = ["time_callable", "benchmark_model", "render_markdown", "speed_ratios", "machine_info", "parse_ctx",
            "load_benchmark_config", "RUNTIMES", "ROW_KEYS", "FLIP_MODES", "WEIGHTS_NOTE"]
@@ -247,8 +252,6 @@ def load_benchmark_config(cfg, opts=None):
     """Config for timing: a CfgNode or a YAML path (+ ``KEY VALUE`` overrides), as
     :func:`lotr_gluon.build.inference_config` (no pretrained backbone: nothing is downloaded or read; random
     weights or ``params``)."""
-    from .build import inference_config
-    from .config import load_config
 
     if isinstance(cfg, str):
         return inference_config(load_config(cfg, list(opts or [])))
@@ -281,8 +284,6 @@ def _check_args(runtimes, batches, flips, flip_mode, ctx):
 def _timed_model(cfg, params, ctx, seed):
     """``(net, postprocessor, model_info)``: :func:`lotr_gluon.build.load_model` (random init from ``seed``
     without ``params``) and :func:`lotr_gluon.flops.model_info` (size and FLOPs on a separate CPU copy)."""
-    from .build import load_model
-    from .flops import model_info
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -319,7 +320,6 @@ class _Exports:
         self.symbol = None
 
     def __enter__(self):
-        from .export import export_symbol, load_symbol
         if self.own_tmp:
             self.workdir = tempfile.mkdtemp(prefix="lotr_bench_")
         os.makedirs(self.workdir, exist_ok=True)
@@ -350,7 +350,6 @@ class _Exports:
     def session(self, batch):
         """A new onnxruntime session (dropped after its measurement, to keep memory low) on the ONNX model for
         ``batch`` (exported once)."""
-        from .export import export_onnx
         if batch not in self.onnx_files:
             path = "%s_b%d.onnx" % (self.prefix, batch)
             with warnings.catch_warnings():
@@ -609,15 +608,13 @@ def render_markdown(rows, machine=None, notes=None, ratios=True):
             machine.get("mxnet"), machine.get("onnxruntime"), "; " + env if env else "; no thread env vars set",
             "; load average at start %s" % (machine["load_avg_1_5_15"],) if machine.get("load_avg_1_5_15") else ""))
         lines.append("")
-    lines.append("| model | runtime | batch | flip | decoder | network ms (mean ± std) | decode ms (mean ± std) "
-                 "| total ms/img | images/s | params M | size MB | GFLOPs (paper = GMACs) |")
-    lines.append("|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        lines.append("| %s | %s%s | %d | %s | %s | %s | %s | %.3f | %.1f | %.2f | %.2f | %.3f |" % (
-            r["model"], r["runtime"], "" if r.get("ctx", "cpu(0)").startswith("cpu") else " (%s)" % r["ctx"],
-            r["batch"], _flip_str(r), r["decoder"] or "-", _ms(r["net_ms_mean"], r["net_ms_std"]),
-            _ms(r["decode_ms_mean"], r["decode_ms_std"]), r["ms_per_image"], r["images_per_s"], r["params_m"],
-            r["size_mb"], r["gmacs"]))
+    lines += markdown.table(
+        ["model", "runtime", "batch", "flip", "decoder", "network ms (mean ± std)", "decode ms (mean ± std)",
+         "total ms/img", "images/s", "params M", "size MB", "GFLOPs (paper = GMACs)"],
+        [[r["model"], r["runtime"] + ("" if r.get("ctx", "cpu(0)").startswith("cpu") else " (%s)" % r["ctx"]),
+          "%d" % r["batch"], _flip_str(r), r["decoder"] or "-", _ms(r["net_ms_mean"], r["net_ms_std"]),
+          _ms(r["decode_ms_mean"], r["decode_ms_std"]), "%.3f" % r["ms_per_image"], "%.1f" % r["images_per_s"],
+          "%.2f" % r["params_m"], "%.2f" % r["size_mb"], "%.3f" % r["gmacs"]] for r in rows], "llrllrrrrrrr")
     if rows:
         r0 = rows[0]
         lines.append("")
@@ -651,16 +648,16 @@ def _ratio_lines(rat):
         key = (q["regression_model"], q["heatmap_model"], q["runtime"], q["batch"], q["flip"], q["flip_mode"])
         groups.setdefault(key, {})[q["decoder"]] = q
     lines.append("")
-    lines.append("| LOTR model | heatmap model | runtime | batch | flip | LOTR ms/img | ratio (network) | %s |"
-                 % " | ".join("ratio (total, %s)" % d for d in decoders))
-    lines.append("|---|---|---|---:|---|---:|---:|%s" % ("---:|" * len(decoders)))
+    body = []
     for key, by_dec in groups.items():
         q0 = next(iter(by_dec.values()))
         cells = ["%.2fx" % by_dec[d]["total_ratio"] if d in by_dec and by_dec[d]["total_ratio"] else "-"
                  for d in decoders]
-        lines.append("| %s | %s | %s | %d | %s | %.3f | %s | %s |" % (
-            key[0], key[1], key[2], key[3], _flip_str(q0), q0["regression_ms_per_image"],
-            "%.2fx" % q0["net_ratio"] if q0["net_ratio"] else "-", " | ".join(cells)))
+        body.append([key[0], key[1], key[2], "%d" % key[3], _flip_str(q0), "%.3f" % q0["regression_ms_per_image"],
+                     "%.2fx" % q0["net_ratio"] if q0["net_ratio"] else "-"] + cells)
+    lines += markdown.table(["LOTR model", "heatmap model", "runtime", "batch", "flip", "LOTR ms/img",
+                             "ratio (network)"] + ["ratio (total, %s)" % d for d in decoders], body,
+                            "lllrlrr" + "r" * len(decoders))
     tot = [q["total_ratio"] for q in rat if q["total_ratio"]]
     if tot:
         lines.append("")

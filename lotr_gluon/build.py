@@ -1,28 +1,36 @@
 """Builders: the config boundary for data, the model contract, loss and optimiser.
 
 :func:`build` returns ``(net, criterion, postprocessor)`` (as DETR's ``build(args)``) and :func:`load_model`
-a trained ``(net, postprocessor)``; the network itself comes from :func:`lotr_gluon.models.build_model`.
+a trained ``(net, postprocessor)``; the network itself comes from :func:`lotr_gluon.model_zoo.build_model`.
 Blocks and datasets below take explicit arguments."""
 import os
 
 import numpy as np
 import mxnet as mx
 
-from .data.augment import Augmenter, MirrorExtendedDataset
+from heatmap_baseline.codec import HeatmapCodec
+from heatmap_baseline.losses import HeatmapMSELoss
+from heatmap_baseline.vector import GaussianVectorLoss
+from . import optim  # noqa: F401  (registers AdamW and LAMBExclude with MXNet)
+from .blocks.backbones import BACKBONES
+from .data.augment import Augmenter, MirrorExtendedDataset, flip_points
 from .data.dataset import AlignedFaceDataset
 from .data.formats import load_detections, load_samples
 from .data.schemes import get_scheme
+from .data.targets import WithHeatmapTargets
 from .detection_cache import ensure_detections
 from .errors import DataError, ModelError, UsageError
 from .losses import get_loss
-from .models.lotr import LOTR
+from .model_zoo import build_model, model_entry, model_names
+from .models import LOTR
 
 __all__ = ["build_scheme", "build_samples", "build_dataset", "build_detections", "detections_path", "uses_detections",
            "ALIGN_MODES", "build_loss", "build_optimizer", "split_path", "split_label",
            "check_model_config", "check_training_config", "check_params_file", "load_params", "load_model", "build", "build_criterion", "build_postprocessor",
-           "inference_config", "model_kind", "needs_anchors", "flip_permutation", "output_names", "Criterion",
+           "inference_config", "model_kind", "needs_anchors", "flip_permutation", "output_names", "deep_supervision",
+           "Criterion",
            "PostProcessor",
-           "ParamsFileError", "EmptySplitError", "DataRootError", "TRAINING_ONLY_PREFIXES", "OUTPUT_KINDS"]
+           "ParamsFileError", "EmptySplitError", "DataRootError", "TRAINING_ONLY_PREFIXES"]
 
 
 #: values of TRAIN.OPTIMIZER (:func:`build_optimizer`) and TRAIN.LR_SCHEDULE (:func:`lotr_gluon.trainer.lr_at`)
@@ -181,10 +189,8 @@ def build_loss(cfg):
     Part of :func:`build_criterion`; the training loop uses the criterion."""
     kind = model_kind(cfg)
     if kind == "heatmap":
-        from heatmap_baseline.losses import HeatmapMSELoss
         return HeatmapMSELoss()
     if kind == "vector":  # MSE on the band-pooled vectors (heatmap_baseline.vector)
-        from heatmap_baseline.vector import GaussianVectorLoss
         return GaussianVectorLoss()
     name, L = cfg.LOSS.NAME, cfg.LOSS
     kw = {"wing": dict(w=L.WING_W, eps=L.WING_EPS),
@@ -200,10 +206,8 @@ def build_aux_heatmap(cfg, net):
     Gaussian targets (LOTR eq. (1), ``MODEL.HEATMAP.SIGMA``) at the head's resolution.
     """
     w = cfg.MODEL.AUX.HEATMAP_WEIGHT
-    if w <= 0 or getattr(net, "aux_heatmap", None) is None:
+    if w <= 0 or net.aux_heatmap is None:
         return None
-    from heatmap_baseline.codec import HeatmapCodec
-    from heatmap_baseline.losses import HeatmapMSELoss
     return (HeatmapCodec(cfg.DATA.INPUT_SIZE, net.aux_heatmap_size, sigma=cfg.MODEL.HEATMAP.SIGMA),
             HeatmapMSELoss(weight=w))
 
@@ -213,7 +217,6 @@ def build_optimizer(cfg):
     t = cfg.TRAIN
     check_training_config(cfg)
     name = t.OPTIMIZER.lower()
-    from . import optim  # registers AdamW and LAMBExclude
     if name == "lamb":
         params = dict(learning_rate=t.LR, wd=t.WD, bias_correction=True)
         if t.LAMB_EXCLUDE_SMALL:
@@ -282,13 +285,16 @@ def check_model_config(cfg):
     ModelError
         An unknown model or backbone; the message lists the valid names.
     """
-    from .models import MODELS, PRESETS, BACKBONES
-    names = sorted(set(MODELS) | set(PRESETS))
-    if cfg.MODEL.NAME not in names:
-        raise ModelError("unknown MODEL.NAME %r; valid: %s" % (cfg.MODEL.NAME, ", ".join(names)))
+    _check_model_name(cfg)
     if cfg.MODEL.BACKBONE.NAME not in BACKBONES:
         raise ModelError("unknown MODEL.BACKBONE.NAME %r; valid: %s"
                          % (cfg.MODEL.BACKBONE.NAME, ", ".join(sorted(BACKBONES))))
+
+
+def _check_model_name(cfg):
+    names = model_names()
+    if cfg.MODEL.NAME not in names:
+        raise ModelError("unknown MODEL.NAME %r; valid: %s" % (cfg.MODEL.NAME, ", ".join(names)))
 
 
 def _shapes_match(model_shape, file_shape):
@@ -372,15 +378,18 @@ def load_params(net, path, ctx=None, cfg_name=None):
 # heatmaps or Gaussian vectors); training, evaluation, the predictor, the benchmark, export and the tables
 # use the criterion and the post-processor and never ask.
 
-#: ``MODEL.NAME`` -> output kind. Every other model (``lotr``, ``cnn_ffn`` and their presets) regresses
-#: coordinates in crop pixels.
-OUTPUT_KINDS = {"earp_heatmap": "heatmap", "earp_vector": "vector"}
-
-
 def model_kind(cfg):
     """``'regression'`` (LOTR, CNN+FFN: (B, N, 2) crop pixels), ``'heatmap'`` (Earp: (B, N, h, w) heatmaps)
-    or ``'vector'`` (LOTR Table V "with vectorization": (B, N, 2, S) Gaussian vectors)."""
-    return OUTPUT_KINDS.get(cfg.MODEL.NAME, "regression")
+    or ``'vector'`` (LOTR Table V "with vectorization": (B, N, 2, S) Gaussian vectors): the ``output`` of
+    ``MODEL.NAME``'s registry entry (:data:`lotr_gluon.model_zoo.MODELS`).
+
+    Raises
+    ------
+    ModelError
+        Unknown ``MODEL.NAME`` (the message lists the valid names).
+    """
+    _check_model_name(cfg)
+    return model_entry(cfg.MODEL.NAME).output
 
 
 def needs_anchors(cfg):
@@ -393,6 +402,12 @@ def output_names(net):
     """Names of the elements of ``net``'s tuple output (:attr:`LOTR.TRAINING_OUTPUTS` for LOTR), None for a
     network that returns one array."""
     return LOTR.TRAINING_OUTPUTS if isinstance(net, LOTR) else None
+
+
+def deep_supervision(net):
+    """Whether ``net`` returns every decoder layer's prediction, (L, B, N, 2) (a LOTR built with
+    ``MODEL.AUX.DECODER_LOSS``); False for every other network, exported ones included."""
+    return isinstance(net, LOTR) and bool(net.aux_outputs)
 
 
 def flip_permutation(cfg):
@@ -451,7 +466,6 @@ class Criterion:
         :class:`lotr_gluon.data.targets.WithHeatmapTargets` when there is a ``target_codec``."""
         if self.target_codec is None:
             return dataset
-        from .data.targets import WithHeatmapTargets
         return WithHeatmapTargets(dataset, self.target_codec)
 
     def training_outputs(self, net, on):
@@ -504,6 +518,9 @@ class PostProcessor:
     outputs : tuple of str, optional
         Names of the elements of the network's tuple output, in order (:func:`output_names`, e.g.
         :attr:`LOTR.TRAINING_OUTPUTS`); the ``'landmarks'`` element is post-processed. None: the last element.
+    deep_supervision : bool
+        The landmarks are (L, B, N, 2), one prediction per decoder layer (:func:`deep_supervision`); the last
+        layer's is post-processed.
 
     Raises
     ------
@@ -511,8 +528,9 @@ class PostProcessor:
         ``outputs`` without ``'landmarks'``.
     """
 
-    def __init__(self, input_size, flip_perm=None, codec=None, outputs=None):
+    def __init__(self, input_size, flip_perm=None, codec=None, outputs=None, deep_supervision=False):
         self.input_size = int(input_size)
+        self.deep_supervision = bool(deep_supervision)
         self.flip_perm = None if flip_perm is None else np.asarray(flip_perm)
         self.codec = codec
         self.outputs = None if outputs is None else tuple(outputs)
@@ -534,8 +552,7 @@ class PostProcessor:
         """Decoders that :meth:`decode` accepts (``(None,)`` for regression)."""
         if self.codec is None:
             return (None,)
-        from heatmap_baseline.codec import DECODERS
-        return tuple(getattr(self.codec, "decoders", DECODERS))  # the Gaussian-vector codec has its own
+        return tuple(self.codec.decoders)  # the heatmap codec's, or the Gaussian-vector codec's own
 
     @property
     def default_decoder(self):
@@ -559,9 +576,9 @@ class PostProcessor:
                                  % (len(out), len(self.outputs), ", ".join(self.outputs)))
             else:
                 out = out[self.outputs.index("landmarks")]
-        if self.codec is None and len(out.shape) == 4 and out.shape[-1] == 2:  # (L, B, N, 2)
+        if self.deep_supervision:  # (L, B, N, 2): the last decoder layer
             out = out[-1]
-        return out.asnumpy() if hasattr(out, "asnumpy") else np.asarray(out)
+        return out.asnumpy() if isinstance(out, mx.nd.NDArray) else np.asarray(out)
 
     def decode(self, out, decoder=None):
         """(B, N, 2) float32 crop pixels from a host (numpy) output; ``decoder`` for heatmap models (None:
@@ -592,20 +609,20 @@ class PostProcessor:
         """
         if self.flip_perm is None:
             raise ValueError("flip test needs the scheme's flip permutation")
-        from .data.augment import flip_points
         points = np.asarray(points)
         return 0.5 * (points + flip_points(mirrored, self.input_size, self.flip_perm).astype(points.dtype))
 
 
 def build_criterion(cfg, net):
-    """The training :class:`Criterion` of ``cfg``'s model ``net`` (built with :func:`lotr_gluon.models.build_model`)."""
+    """The training :class:`Criterion` of ``cfg``'s model ``net`` (built with
+    :func:`lotr_gluon.model_zoo.build_model`)."""
     kind = model_kind(cfg)
     loss = build_loss(cfg)
     if kind != "regression":
         return Criterion(loss, target_codec=net.codec, dense=True)
     aux = build_aux_heatmap(cfg, net)
     return Criterion(loss, target_codec=aux[0] if aux else None, aux_loss=aux[1] if aux else None,
-                     deep_supervision=bool(getattr(net, "aux_outputs", False)))
+                     deep_supervision=deep_supervision(net))
 
 
 def build_postprocessor(cfg, net):
@@ -613,7 +630,8 @@ def build_postprocessor(cfg, net):
     identity for coordinate regression; the scheme's flip permutation (:func:`flip_permutation`); the names of
     ``net``'s tuple output (:func:`output_names`)."""
     codec = net.codec if model_kind(cfg) != "regression" else None
-    return PostProcessor(cfg.DATA.INPUT_SIZE, flip_permutation(cfg), codec, output_names(net))
+    return PostProcessor(cfg.DATA.INPUT_SIZE, flip_permutation(cfg), codec, output_names(net),
+                         deep_supervision(net))
 
 
 def build(cfg, anchors=None, ctx=None, train=True, initialize=True):
@@ -631,14 +649,13 @@ def build(cfg, anchors=None, ctx=None, train=True, initialize=True):
         :class:`Criterion`. False: the inference model of :func:`inference_config` and ``criterion`` None
         (:func:`load_model` adds trained weights).
     initialize : bool
-        Initialise the parameters (:func:`lotr_gluon.models.build_model`).
+        Initialise the parameters (:func:`lotr_gluon.model_zoo.build_model`).
 
     Raises
     ------
     ModelError
         Unknown model or backbone.
     """
-    from .models import build_model
     check_model_config(cfg)
     if not train:
         cfg = inference_config(cfg)

@@ -10,7 +10,8 @@ Every tool ends with ``sys.exit(run_main(main))``:
   (or ``LOTR_DEBUG=1``) prints the traceback as well. Any other exception is a bug: traceback, exit 1.
 * :class:`ArgumentParser` is ``argparse.ArgumentParser`` whose usage errors raise :class:`UsageError` (so a
   missing ``--cfg`` is one line, exit 2) and whose :meth:`~ArgumentParser.parse_args` takes the ``KEY VALUE``
-  config overrides anywhere among the flags (``--cfg F DATA.ROOT X --out Y``) into ``args.opts``.
+  config overrides anywhere among the flags (``--cfg F DATA.ROOT X --out Y``, also after an option of several
+  values: ``--cells a b SEED 1``) into ``args.opts`` (:func:`split_overrides`).
 * :func:`ensure_output_dir` / :func:`ensure_output_file` create and probe an output location, raising
   :class:`OutputError` with the path and the cause.
 """
@@ -21,10 +22,14 @@ import sys
 import tempfile
 import traceback
 
+import yaml
+
+from .build import check_model_config, check_training_config
+from .config import flatten_keys, get_defaults, load_config
 from .errors import LotrError, OutputError, UsageError
 
 __all__ = ["ArgumentParser", "ArgumentUsageError", "run_main", "as_lotr_error", "one_line", "ensure_output_dir", "ensure_output_file",
-           "load_cli_config"]
+           "load_cli_config", "split_overrides"]
 
 
 def _is_number(s):
@@ -33,6 +38,23 @@ def _is_number(s):
         return True
     except ValueError:
         return False
+
+
+def split_overrides(argv):
+    """``(rest, opts)``: the ``KEY VALUE`` pairs of ``argv`` whose KEY is a config key (``DATA.ROOT``, ``SEED``)
+    taken out wherever they stand, so that they mix freely with the options (``--cells a b SEED 1 --dry-run``),
+    and the rest in its order."""
+    keys = set(flatten_keys(get_defaults()))
+    rest, opts = [], []
+    i = 0
+    while i < len(argv):
+        if argv[i] in keys and i + 1 < len(argv):
+            opts += argv[i:i + 2]
+            i += 2
+        else:
+            rest.append(argv[i])
+            i += 1
+    return rest, opts
 
 
 class ArgumentUsageError(UsageError, SystemExit):
@@ -77,11 +99,12 @@ class ArgumentParser(argparse.ArgumentParser):
     def parse_args(self, args=None, namespace=None):
         if not self.overrides:
             return super().parse_args(args, namespace)
+        args, opts = split_overrides(list(sys.argv[1:] if args is None else args))
         ns, rest = self.parse_known_args(args, namespace)
         flags = [r for r in rest if r.startswith("-") and not _is_number(r)]
         if flags:
             self.error("unrecognized arguments: %s" % " ".join(flags))
-        ns.opts = list(getattr(ns, "opts", None) or []) + list(rest)
+        ns.opts = list(getattr(ns, "opts", None) or []) + opts + list(rest)
         if len(ns.opts) % 2:
             self.error("config overrides must be KEY VALUE pairs, got an odd number: %s" % " ".join(ns.opts))
         return ns
@@ -101,14 +124,10 @@ def as_lotr_error(err):
     """
     if isinstance(err, LotrError):
         return err
-    try:
-        import yaml
-        if isinstance(err, yaml.YAMLError):
-            mark = getattr(err, "problem_mark", None)
-            where = "%s line %d" % (mark.name, mark.line + 1) if mark is not None else "a YAML file"
-            return UsageError("YAML syntax error in %s: %s" % (where, one_line(getattr(err, "problem", err))))
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(err, yaml.YAMLError):
+        mark = getattr(err, "problem_mark", None)
+        where = "%s line %d" % (mark.name, mark.line + 1) if mark is not None else "a YAML file"
+        return UsageError("YAML syntax error in %s: %s" % (where, one_line(getattr(err, "problem", err))))
     if isinstance(err, FileNotFoundError):
         return UsageError(_os_message(err))
     if isinstance(err, PermissionError) or (isinstance(err, OSError) and err.errno in (errno.EROFS, errno.ENOSPC,
@@ -224,8 +243,6 @@ def load_cli_config(cfg_file, opts=(), extra=()):
     :func:`lotr_gluon.build.check_model_config` (unknown ``MODEL.NAME`` / ``MODEL.BACKBONE.NAME``) and
     :func:`lotr_gluon.build.check_training_config` (``TRAIN.OPTIMIZER``, ``TRAIN.LR_SCHEDULE``), so that a bad
     model is reported before any data loads."""
-    from .build import check_model_config, check_training_config
-    from .config import load_config
     cfg = load_config(cfg_file, list(opts) + list(extra))
     check_model_config(cfg)
     check_training_config(cfg)

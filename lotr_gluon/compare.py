@@ -3,7 +3,9 @@ import os
 
 import numpy as np
 
+from . import markdown
 from .trainer import read_log
+from .vis import plot_training_runs
 
 __all__ = ["summarise_run", "render_table", "plot_runs", "curve_behaviour"]
 
@@ -60,48 +62,29 @@ def _pct(x):
 
 
 def render_table(rows):
-    head = ("| run | epochs | steps | val NME last (%) | val NME best (%) @epoch | AUC (%) | FR (%) | "
-            "mean shape NME (%) | img/s | spread px (pred / gt) | curve |")
-    lines = [head, "|" + "---|" * 11]
+    head = ["run", "epochs", "steps", "val NME last (%)", "val NME best (%) @epoch", "AUC (%)", "FR (%)",
+            "mean shape NME (%)", "img/s", "spread px (pred / gt)", "curve"]
+    body = []
     for r in rows:
         spread = "-" if r.get("last_spread_px") is None else "%.2f / %.2f" % (r["last_spread_px"],
                                                                               r["gt_spread_px"])
-        lines.append("| %s | %d | %d | %s | %s @%s | %s | %s | %s | %s | %s | %s |" % (
-            r["run"], r["epochs"], r["steps"], _pct(r["last_nme"]), _pct(r["best_nme"]), r["best_epoch"],
-            _pct(r["best_auc"]), _pct(r["best_fr"]), _pct(r["baseline_nme"]),
-            "-" if r["images_per_s"] is None else "%.1f" % r["images_per_s"], spread, r["behaviour"]))
-    return "\n".join(lines)
+        body.append([r["run"], "%d" % r["epochs"], "%d" % r["steps"], _pct(r["last_nme"]),
+                     "%s @%s" % (_pct(r["best_nme"]), r["best_epoch"]), _pct(r["best_auc"]), _pct(r["best_fr"]),
+                     _pct(r["baseline_nme"]), "-" if r["images_per_s"] is None else "%.1f" % r["images_per_s"],
+                     spread, r["behaviour"]])
+    return "\n".join(markdown.table(head, body))
 
 
 def plot_runs(run_dirs, path):
-    """Two panels: training loss per step (log scale) and validation NME (%) per epoch, one line per run."""
-    from matplotlib.figure import Figure
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    fig = Figure(figsize=(12, 4.5), dpi=100)
-    FigureCanvasAgg(fig)
-    ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    base = None
+    """Training loss per step and validation NME (%) per epoch of several runs, one line per run, with the mean
+    shape's val NME (:func:`lotr_gluon.vis.plot_training_runs`)."""
+    runs, base = [], None
     for run in run_dirs:
         recs = read_log(os.path.join(run, "log.jsonl"))
-        name = os.path.basename(os.path.normpath(run))
         tr = [(r["step"], r["loss"]) for r in recs if r.get("type") == "train"]
         va = [(r["epoch"], 100 * r["nme"]) for r in recs if r.get("type") == "val"]
         b = next((r for r in recs if r.get("type") == "mean_shape_baseline"), None)
         base = base or (b and 100 * b["nme"])
-        if tr:
-            ax1.plot(*zip(*tr), label=name, lw=1)
-        if va:
-            ax2.plot(*zip(*va), marker="o", ms=3, label=name)
-    if base:
-        ax2.axhline(base, color="k", ls="--", lw=1, label="mean shape %.2f%%" % base)
-    ax1.set_yscale("log")
-    ax1.set_xlabel("step")
-    ax1.set_ylabel("training loss (eq. 20, per face)")
-    ax2.set_xlabel("epoch")
-    ax2.set_ylabel("val NME (%)")
-    ax2.set_yscale("log")
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
+        runs.append((os.path.basename(os.path.normpath(run)), tuple(zip(*tr)) or ((), ()),
+                     tuple(zip(*va)) or ((), ()), False))
+    return plot_training_runs(runs, path, baseline=base, loss_xlabel="step")

@@ -30,16 +30,15 @@ RetinaFace); YuNet and insightface give them. Only the Haar cascade gives a box 
 :class:`lotr_gluon.predictor.Predictor` places five initial points with the box template and re-aligns on its
 own prediction.
 """
-import hashlib
 import os
-import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from typing import Optional
 
 import cv2
 import numpy as np
+import pooch
+import requests
 
 from .errors import DetectorError
 
@@ -185,11 +184,7 @@ def cache_dir():
 
 def file_sha256(path):
     """sha256 (hex) of a file's bytes (a model file's identity: :data:`YUNET_SHA256`, detection caches)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return pooch.file_hash(path, alg="sha256")
 
 
 def find_yunet_model(path=None):
@@ -219,14 +214,14 @@ def find_yunet_model(path=None):
 
 
 def fetch_yunet_model(dest=None, url=YUNET_URL, sha256=YUNET_SHA256, timeout=20.0):
-    """Download YuNet once into the cache and check its sha256.
+    """Download YuNet once into the cache and check its sha256 (:func:`pooch.retrieve`).
 
     Parameters
     ----------
     dest : str, optional
         Target file (default ``<cache_dir()>/face_detection_yunet.onnx``).
     url : str
-        Source (default :data:`YUNET_URL`; ``file://`` URLs work, for tests).
+        Source (default :data:`YUNET_URL`; any http(s) / ftp URL).
     sha256 : str
         Expected digest (default :data:`YUNET_SHA256`, from ``../shared/models/README.md``).
     timeout : float
@@ -235,7 +230,7 @@ def fetch_yunet_model(dest=None, url=YUNET_URL, sha256=YUNET_SHA256, timeout=20.
     Returns
     -------
     str
-        ``dest``, written atomically (temporary file + ``os.replace``) only after the digest matched.
+        ``dest``, written only after the digest matched (pooch downloads to a temporary file and moves it).
 
     Raises
     ------
@@ -243,38 +238,20 @@ def fetch_yunet_model(dest=None, url=YUNET_URL, sha256=YUNET_SHA256, timeout=20.
         Offline or the download failed (the message names the URL and where to put the file by hand), or the
         file's sha256 differs (nothing is kept).
     """
-    import urllib.request
-
     dest = dest or os.path.join(cache_dir(), YUNET_FILE)
     hint = ("put %s (OpenCV Zoo, models/face_detection_yunet, sha256 %s) at %s or pass its path (--det-model PATH "
             "or LOTR_YUNET_MODEL), or use another detector (--detector insightface|opencv)"
             % (YUNET_FILE, sha256[:12] + "...", dest))
-    folder = os.path.dirname(os.path.abspath(dest))
+    folder, name = os.path.split(os.path.abspath(dest))
     try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".yunet_", suffix=".part", dir=folder)
-    except OSError as e:
-        raise DetectorUnavailable("cannot write the model cache %s (%s); %s" % (folder, e.strerror or e, hint)) \
-            from None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(url, timeout=timeout) as resp:
-                    shutil.copyfileobj(resp, out)
-            except (OSError, ValueError) as e:  # URLError, socket timeouts, HTTP errors are OSErrors
-                reason = getattr(e, "reason", None) or e
-                raise DetectorUnavailable("YuNet model not found locally and the download from %s failed (%s: "
-                                          "offline?); %s" % (url, reason, hint)) from None
-        got = file_sha256(tmp)
-        if got != sha256:
-            raise DetectorUnavailable("downloaded YuNet model from %s has sha256 %s, expected %s; not kept. %s"
-                                      % (url, got, sha256, hint))
-        os.replace(tmp, dest)
-        tmp = None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
-    return dest
+        return pooch.retrieve(url, known_hash="sha256:" + sha256, fname=name, path=folder, progressbar=False,
+                              downloader=pooch.HTTPDownloader(timeout=timeout))
+    except ValueError as e:  # pooch: the downloaded file's hash does not match (nothing is kept)
+        raise DetectorUnavailable("downloaded YuNet model from %s does not have the sha256 %s (%s); not kept. %s"
+                                  % (url, sha256, " ".join(str(e).split()), hint)) from None
+    except (OSError, requests.RequestException) as e:  # offline, HTTP errors, an unwritable cache
+        raise DetectorUnavailable("YuNet model not found locally and the download from %s failed (%s: "
+                                  "offline?); %s" % (url, type(e).__name__, hint)) from None
 
 
 class YuNetDetector:

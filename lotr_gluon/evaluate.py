@@ -8,8 +8,10 @@ import time
 import numpy as np
 import mxnet as mx
 
-from .build import PostProcessor, output_names, uses_detections
+from .build import (PostProcessor, build_dataset, build_scheme, contexts, deep_supervision, load_model, output_names,
+                    uses_detections)
 from .data.align import invert_affine, transform_points
+from .data.dataset import mean_shape
 from .metrics import evaluate as evaluate_metrics, nme_per_image
 
 __all__ = ["predict", "evaluate_dataset", "evaluate_weights", "WeightsEvaluation", "mean_shape_baseline", "to_original",
@@ -19,7 +21,7 @@ __all__ = ["predict", "evaluate_dataset", "evaluate_weights", "WeightsEvaluation
 def _default_post(net, dataset, scheme=None):
     """Coordinate regression of ``net`` on ``dataset``'s crops (with ``scheme``'s flip permutation)."""
     return PostProcessor(dataset.input_size, None if scheme is None else scheme.flip_permutation(),
-                         outputs=output_names(net))
+                         outputs=output_names(net), deep_supervision=deep_supervision(net))
 
 
 def _forward(net, post, x, decoder=None):
@@ -223,8 +225,6 @@ def evaluate_weights(cfg, params, flips=(False,), baseline=True):
     DataError
         A split cannot be read.
     """
-    from .build import build_dataset, build_scheme, contexts, load_model
-    from .data.dataset import mean_shape
 
     ctx = contexts(cfg)[0]
     scheme = build_scheme(cfg)

@@ -20,6 +20,8 @@ import warnings
 import numpy as np
 import mxnet as mx
 
+from .model_zoo import build_model, count_params, inference_params
+
 __all__ = ["count_macs", "count_flops", "model_info"]
 
 
@@ -113,7 +115,6 @@ def model_info(cfg):
         per image, 1e9: the papers' "GFLOPs", LOTR Sec. IV-E / Earp Table 6), ``gflops_2x_macs`` (2 x ``gmacs``,
         FLOPs counting the multiply and the add), ``input_size``, ``model``, ``backbone``.
     """
-    from .models import build_model, count_params, inference_params
     net = build_model(cfg)
     n = count_params(net)  # a training-only auxiliary heatmap head is not part of the deployed model
     size_mb = sum(np.prod(p.shape) * np.dtype(p.dtype).itemsize for p in inference_params(net)) / 2 ** 20

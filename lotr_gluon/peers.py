@@ -27,6 +27,9 @@ from importlib.util import find_spec
 
 import numpy as np
 
+from .data.formats import read_image
+from .detection_cache import MATCH_IOU, landmark_box, match_face
+from .detectors import Face
 from .errors import PeerError
 
 __all__ = ["DlibShapePredictor", "find_dlib_model", "import_dlib", "shape_to_array", "to_dlib_rectangle",
@@ -184,7 +187,6 @@ class DlibShapePredictor:
         """dlib's HOG frontal face detector (``get_frontal_face_detector``, the boxes its shape predictor was
         trained on): ``list of lotr_gluon.detectors.Face`` (box ``x0, y0, x1, y1`` with exclusive right and
         bottom, dlib's detection score, no five points), highest score first."""
-        from .detectors import Face
         if self._detector is None:
             self._detector = self._dlib.get_frontal_face_detector()
         rects, scores, _ = self._detector.run(np.ascontiguousarray(rgb), self.upsample, 0.0)
@@ -275,7 +277,6 @@ def peer_boxes(samples, found):
     relation : ndarray (4,)
         The :func:`box_relation` of the matched boxes to their landmarks' boxes, used for the misses.
     """
-    from .detection_cache import landmark_box
     lbs = [landmark_box(s.landmarks) for s in samples]
     hit = [i for i, s in enumerate(samples) if s.name in found]
     conv = box_relation([found[samples[i].name] for i in hit], [lbs[i] for i in hit])
@@ -288,8 +289,6 @@ def peer_boxes(samples, found):
 def dlib_detector_boxes(peer, samples, min_iou=None, progress=False):
     """dlib's HOG boxes of the annotated faces (matched by IoU, :func:`lotr_gluon.detection_cache.match_face`),
     each image detected once: ``{name: box (4,)}`` and the detection seconds (all images)."""
-    from .data.formats import read_image
-    from .detection_cache import MATCH_IOU, landmark_box, match_face
     min_iou = MATCH_IOU if min_iou is None else min_iou
     found, seconds, by_image = {}, 0.0, {}
     for s in samples:
@@ -317,7 +316,6 @@ def predict_peer(peer, samples, boxes, warmup=1):
         Mean wall time of ``peer.predict`` per face (the landmark model only: no image read, no detection),
         after ``warmup`` untimed calls on the first face.
     """
-    from .data.formats import read_image
     preds, seconds, images = [], 0.0, {}
     for k, (s, box) in enumerate(zip(samples, boxes)):
         rgb = images.get(s.image_path)

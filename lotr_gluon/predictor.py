@@ -33,7 +33,8 @@ import os
 import numpy as np
 import mxnet as mx
 
-from .build import PostProcessor, output_names
+from .build import PostProcessor, build_scheme, check_params_file, deep_supervision, load_model, output_names
+from .config import load_config
 from .data.align import IMAGENET_MEAN, IMAGENET_STD, align_face, arcface_template, estimate_similarity, \
     five_points_from_landmarks, invert_affine, normalize_crops, transform_points
 from .data.formats import read_image, to_rgb
@@ -41,6 +42,7 @@ from .data.schemes import LandmarkScheme, get_scheme
 from .detection_cache import MATCH_IOU, landmark_box, match_face
 from .detectors import DEFAULT_BOX_TEMPLATE, Face, five_points_from_box, get_detector
 from .errors import DataError
+from .export import load_symbol
 from .metrics import evaluate as evaluate_metrics, nme_per_image
 
 __all__ = ["Predictor", "BadFaceError", "check_face", "to_rgb", "evaluate_predictor"]
@@ -162,7 +164,8 @@ class Predictor:
         self.detector = detector
         self.flip = bool(flip)
         self.flip_perm = self.scheme.flip_permutation()
-        self.post = postprocess or PostProcessor(self.input_size, self.flip_perm, outputs=output_names(net))
+        self.post = postprocess or PostProcessor(self.input_size, self.flip_perm, outputs=output_names(net),
+                                                 deep_supervision=deep_supervision(net))
         if box_template is None:
             box_template = getattr(detector, "box_template", None)
         self.box_template = np.asarray(DEFAULT_BOX_TEMPLATE if box_template is None else box_template,
@@ -196,8 +199,6 @@ class Predictor:
         Training-only parameters in ``params`` (the auxiliary heatmap head) are skipped silently: the model is
         built without that head (:func:`lotr_gluon.build.load_model`).
         """
-        from .build import check_params_file
-        from .config import load_config
 
         check_params_file(params)
         return cls.from_model(load_config(cfg_file, list(opts or [])), str(params), ctx=ctx, detector=detector, **kw)
@@ -206,7 +207,6 @@ class Predictor:
     def from_model(cls, cfg, params=None, ctx=None, detector="auto", **kw):
         """A predictor from a loaded config and weights (:func:`lotr_gluon.build.load_model`; ``params`` None:
         random initialisation, seed ``mx.random`` first). See :meth:`from_config`."""
-        from .build import build_scheme, load_model
 
         ctx = ctx or mx.cpu()
         net, post = load_model(cfg, params, ctx=ctx)
@@ -238,7 +238,6 @@ class Predictor:
             See :class:`Predictor` (``postprocess`` is needed for exported heatmap models:
             ``PostProcessor(input_size, scheme.flip_permutation(), codec)`` with the model's codec).
         """
-        from .export import load_symbol
 
         for f in ("%s-symbol.json" % prefix, "%s-%04d.params" % (prefix, epoch)):
             if not os.path.isfile(f):

@@ -18,6 +18,7 @@ import mxnet as mx
 from .compare import summarise_run
 from .files import atomic_json
 from .pretrained import initialisation
+from .build import split_label
 
 __all__ = ["code_state", "machine", "alignment", "training_of", "evaluation_record", "write_record", "metrics_line",
            "baseline_line", "RECORD_FILE"]
@@ -87,7 +88,6 @@ def evaluation_record(cfg, params, runs, names, baseline=None, argv=None):
     baseline : dict, optional
         The mean-shape metrics under the same alignment.
     """
-    from .build import split_label
     rec = {"kind": "evaluation", "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "command": " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv)),
            "code": code_state(), "machine": machine(), "config_name": cfg.CFG_NAME,

@@ -22,6 +22,8 @@ before ``lotr_gluon`` makes the setting too late: :data:`SETTINGS` ``["applied_b
 import os
 import sys
 
+from .errors import UsageError
+
 __all__ = ["THREADS_ENV", "SETTINGS", "usable_cores", "configure_threads"]
 
 #: the project's override of the thread count (0 = leave everything to MXNet's defaults)
@@ -75,7 +77,6 @@ def configure_threads(environ=None, cores=None):
             if n < 0:
                 raise ValueError
         except ValueError:
-            from .errors import UsageError
             raise UsageError("%s must be an integer >= 0 (0 = MXNet's default threading), got %r"
                              % (THREADS_ENV, override)) from None
     if user is not None and user.strip() != "":

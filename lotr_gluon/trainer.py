@@ -32,9 +32,9 @@ Reliability rules:
 import json
 import math
 import os
+import pickle
 import random
 import signal
-import tempfile
 import threading
 import time
 import warnings
@@ -51,6 +51,7 @@ from .errors import DivergenceError, Interrupted, RunFolderError
 from .files import append_line, atomic_text, atomic_write, atomic_write_all, json_writer, writing
 from .evaluate import evaluate_dataset, mean_shape_baseline
 from .runlock import run_lock
+from .vis import plot_loss_curves
 
 __all__ = ["Trainer", "TrainingDiverged", "RunFolderError", "atomic_save_params", "lr_at", "read_log",
            "check_run_folder", "RUN_FILES"]
@@ -97,6 +98,18 @@ def check_run_folder(out_dir, resume):
                     "in a new --out folder" if present else "(the folder is empty)"))
 
 
+def _read_states(states_file):
+    """``(states, optimizer)`` of a ``.states`` file (``gluon.Trainer.save_states``; optimizer None when the
+    pickle holds the states alone)."""
+    try:
+        with open(states_file, "rb") as f:
+            saved = pickle.loads(f.read())
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means an unusable file
+        raise RunFolderError("cannot resume: the optimiser state %s is unreadable (%s)"
+                             % (states_file, type(e).__name__)) from None
+    return saved if isinstance(saved, tuple) and len(saved) == 2 else (saved, None)
+
+
 def check_resume_optimizer(states_file, opt_name, opt_params):
     """Check that a checkpoint's optimiser state was written by the optimiser the config asks for now.
 
@@ -117,14 +130,7 @@ def check_resume_optimizer(states_file, opt_name, opt_params):
         The states file holds another optimiser class or other hyper-parameters (the message names both), or
         cannot be read.
     """
-    import pickle
-    try:
-        with open(states_file, "rb") as f:
-            saved = pickle.loads(f.read())
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means an unusable file
-        raise RunFolderError("cannot resume: the optimiser state %s is unreadable (%s)"
-                             % (states_file, type(e).__name__)) from None
-    saved_opt = saved[1] if isinstance(saved, tuple) and len(saved) == 2 else None
+    saved_opt = _read_states(states_file)[1]
     if saved_opt is None:
         return
     wanted = mx.optimizer.Optimizer.opt_registry.get(opt_name.lower())
@@ -154,32 +160,6 @@ def _state_arrays(state):
     return []
 
 
-def unscoped_param_order(net):
-    """Structural parameter names in the optimiser order of the builds that created a model's parts outside
-    its name scope (commits ``5bce47f`` to ``605a54e``, between the issue-13 redesign and ``model_scope``).
-
-    ``gluon.Trainer`` sorts parameters by prefixed name; those builds named the parts' parameters without the
-    model prefix (``mobilenetv20_...``, not ``lotr0_mobilenetv20_...``) while the model's own parameters
-    (``lotr0_pos_embed``) kept it, which sorts otherwise. Used to resume their checkpoints
-    (:func:`match_optimizer_states`).
-
-    Parameters
-    ----------
-    net : gluon.Block
-        The model, built as now (parts in :func:`lotr_gluon.blocks.layers.model_scope`).
-
-    Returns
-    -------
-    list of str
-    """
-    prefix = net.prefix
-    own = {id(p) for p in net._reg_params.values()}  # the model's own parameters kept the prefix
-
-    def unscoped(p):
-        return p.name if id(p) in own or not p.name.startswith(prefix) else p.name[len(prefix):]
-    return structural_names(net, sorted(net.collect_params().values(), key=unscoped))
-
-
 def structural_names(net, params):
     """The structural names (``backbone.features.0.weight``, as ``save_parameters`` writes them) of ``params``,
     parameters of ``net``, in their order; a parameter outside ``net`` keeps its prefixed name."""
@@ -187,20 +167,37 @@ def structural_names(net, params):
     return [names.get(id(p), p.name) for p in params]
 
 
-def _reindex_states(states, saved_names, param_names, where):
-    """``states`` (index -> state) moved from the indices of ``saved_names`` to those of ``param_names``."""
-    index = {n: i for i, n in enumerate(param_names)}
-    remapped = {}
-    for k, v in states.items():
-        name = saved_names[k] if k < len(saved_names) else None
-        if name not in index:
-            raise RunFolderError("cannot resume %s: its optimiser state belongs to a parameter %s that this "
-                                 "model does not have" % (where, name))
-        remapped[index[name]] = v
-    return remapped
+def check_optimizer_states(states_file, param_names, param_shapes, saved_names):
+    """Check that a checkpoint's optimiser states belong, index by index, to this trainer's parameters.
 
+    ``gluon.Trainer`` keeps one state per parameter *index*; a states file of a build that names, orders or
+    shapes the parameters otherwise would hand the states to the wrong parameters.
 
-def _check_state_shapes(states, param_names, param_shapes, where):
+    Parameters
+    ----------
+    states_file : str
+        ``checkpoint_last.states``.
+    param_names, param_shapes : list of str, list of tuple
+        Structural name and shape of the trainer's parameters, in its index order.
+    saved_names : list of str
+        The ``param_order`` stored in ``checkpoint_last.json`` (structural names in the writer's index order).
+
+    Raises
+    ------
+    RunFolderError
+        One line naming the first difference: another parameter at an index, or a state of another shape than
+        its parameter. Nothing is changed.
+    """
+    where = os.path.dirname(os.path.abspath(states_file))
+    if list(saved_names) != list(param_names):
+        i = next((i for i, (a, b) in enumerate(zip(saved_names, param_names)) if a != b),
+                 min(len(saved_names), len(param_names)))
+        saved = saved_names[i] if i < len(saved_names) else "(none)"
+        now = param_names[i] if i < len(param_names) else "(none)"
+        raise RunFolderError("cannot resume %s: optimiser parameter %d is %s in the checkpoint but %s in this "
+                             "model (%d vs %d parameters); train into a new --out"
+                             % (where, i, saved, now, len(saved_names), len(param_names)))
+    states = _read_states(states_file)[0]
     for k, v in sorted(states.items()):
         want = tuple(param_shapes[k]) if k < len(param_shapes) else None
         if want is not None and 0 in want:  # shape not inferred yet: nothing to compare
@@ -209,66 +206,12 @@ def _check_state_shapes(states, param_names, param_shapes, where):
             if want is None or tuple(a.shape) != want:
                 raise RunFolderError(
                     "cannot resume %s: optimiser state %d has shape %s but parameter %d of this model is %s %s; "
-                    "the checkpoint was written by a build that named or ordered the parameters otherwise"
+                    "train into a new --out"
                     % (where, k, tuple(a.shape), k, param_names[k] if want is not None else "(none)", want))
 
 
-def match_optimizer_states(states_file, param_names, param_shapes, saved_names=None, legacy_orders=()):
-    """Give each parameter its own optimiser state from a checkpoint's ``.states`` file.
-
-    ``gluon.Trainer`` keeps one state per parameter *index*, its parameters sorted by their prefixed names
-    (``lotr0_mobilenetv20_...``). A build that names or orders the parameters otherwise would hand every state
-    to another parameter: MXNet then fails mid-epoch on a shape, or, where the shapes agree, trains on with the
-    wrong moments. With ``saved_names`` (the structural names in the writer's index order, which
-    :meth:`Trainer.save_checkpoint` stores in ``checkpoint_last.json``) each state moves to the index of its
-    parameter. Without them (checkpoints written before), the file's own order is used if every state has its
-    parameter's shape, else the first of ``legacy_orders`` under which they all fit.
-
-    Parameters
-    ----------
-    states_file : str
-        ``checkpoint_last.states`` (``gluon.Trainer.save_states``: a pickle of ``(states, optimizer)``).
-    param_names, param_shapes : list of str, list of tuple
-        Structural name and shape of the trainer's parameters, in its index order.
-    saved_names : list of str or None
-        Structural names in the index order of the trainer that wrote ``states_file``.
-    legacy_orders : sequence of list of str
-        Index orders (structural names) of earlier builds, tried for a checkpoint without ``saved_names``
-        (:func:`unscoped_param_order`).
-
-    Returns
-    -------
-    bytes or None
-        The re-indexed pickle to load instead of the file, or None when the file's indices already fit.
-
-    Raises
-    ------
-    RunFolderError
-        A state whose parameter is missing now, or whose shape differs from its parameter's under every order
-        tried (the message names the first mismatch of the file's own order); nothing is changed.
-    """
-    import pickle
-    where = os.path.dirname(os.path.abspath(states_file))
-    with open(states_file, "rb") as f:
-        saved = pickle.loads(f.read())
-    states, opt = saved if isinstance(saved, tuple) and len(saved) == 2 else (saved, None)
-    if saved_names is not None:
-        candidates = [None if list(saved_names) == list(param_names) else saved_names]
-    else:
-        candidates = [None] + [o for o in legacy_orders if list(o) != list(param_names)]
-    first_error = None
-    for names in candidates:
-        try:
-            moved = states if names is None else _reindex_states(states, names, param_names, where)
-            _check_state_shapes(moved, param_names, param_shapes, where)
-        except RunFolderError as e:
-            first_error = first_error or e
-            continue
-        if names is None:
-            return None
-        return pickle.dumps((moved, opt) if opt is not None else moved)
-    raise first_error
-
+#: what ``checkpoint_last.json`` holds (:meth:`Trainer.save_checkpoint`); a resume needs every key
+CHECKPOINT_KEYS = ("epoch", "step", "best_nme", "seed", "loss_history", "rng", "param_order")
 
 #: the end of the message of a failed write in a run folder
 RESUME_HINT = "the last complete checkpoint is kept: make room or fix the folder, then continue with --resume"
@@ -342,12 +285,10 @@ def _rng_state(augmenter=None):
 
 def _set_rng_state(st, augmenter=None):
     """Inverse of :func:`_rng_state`."""
-    if "python" in st:
-        v, keys, gauss = st["python"]
-        random.setstate((v, tuple(keys), gauss))
-    if "numpy" in st:
-        name, keys, pos, has_gauss, gauss = st["numpy"]
-        np.random.set_state((name, np.array(keys, np.uint32), pos, has_gauss, gauss))
+    v, keys, gauss = st["python"]
+    random.setstate((v, tuple(keys), gauss))
+    name, keys, pos, has_gauss, gauss = st["numpy"]
+    np.random.set_state((name, np.array(keys, np.uint32), pos, has_gauss, gauss))
     rng = getattr(augmenter, "rng", None)
     if "augmenter" in st and rng is not None and hasattr(rng, "bit_generator"):
         rng.bit_generator.state = st["augmenter"]
@@ -443,7 +384,7 @@ class Trainer:
         RunFolderError
             No complete checkpoint in the run folder, an unreadable ``checkpoint_last.json``, another
             optimiser than the checkpoint's, or optimiser states that do not fit this model's parameters
-            (:func:`match_optimizer_states`).
+            (:func:`check_optimizer_states`).
         lotr_gluon.build.ParamsFileError
             ``checkpoint_last.params`` is unreadable or belongs to another architecture.
 
@@ -456,24 +397,20 @@ class Trainer:
                 state = json.load(f)
         except (OSError, ValueError) as e:
             raise RunFolderError("cannot resume: %s is unreadable (%s)" % (meta, e)) from None
+        missing = [k for k in CHECKPOINT_KEYS if k not in state]
+        if missing:
+            raise RunFolderError("cannot resume %s: %s lacks %s (a checkpoint of an older build); train into a new "
+                                 "--out" % (self.out_dir, meta, ", ".join(missing)))
         check_resume_optimizer(self._ckpt("checkpoint_last.states"), *build_optimizer(self.cfg))
         # the weights (checked against this architecture: ParamsFileError names what does not match)
         load_params(self.net, self._ckpt("checkpoint_last.params"), ctx=self.ctx,
                     cfg_name=getattr(self.cfg, "CFG_NAME", None))
         states_file = self._ckpt("checkpoint_last.states")
-        blob = match_optimizer_states(states_file, *self._param_order(), saved_names=state.get("param_order"),
-                                      legacy_orders=[unscoped_param_order(self.net)])
-        if blob is None:
-            self.trainer.load_states(states_file)
-        else:  # re-indexed states (the checkpoint's build ordered the parameters otherwise); the run folder unchanged
-            with tempfile.TemporaryDirectory() as tmp:
-                with open(os.path.join(tmp, "states"), "wb") as f:
-                    f.write(blob)
-                self.trainer.load_states(os.path.join(tmp, "states"))
+        check_optimizer_states(states_file, *self._param_order(), saved_names=state["param_order"])
+        self.trainer.load_states(states_file)
         self.epoch, self.step, self.best_nme = state["epoch"], state["step"], state["best_nme"]
-        self.loss_history = list(state.get("loss_history", []))
-        if "rng" in state:
-            _set_rng_state(state["rng"], self.train_set.augmenter)
+        self.loss_history = list(state["loss_history"])
+        _set_rng_state(state["rng"], self.train_set.augmenter)
         dropped = self._drop_records_after(self.step)
         self._log({"type": "resume", "epoch": self.epoch, "step": self.step, "dropped_records": dropped})
         return True
@@ -780,7 +717,6 @@ class Trainer:
 
     def plot_curves(self):
         """Write loss_curve.png and val_curve.png from log.jsonl."""
-        from .vis import plot_loss_curves
         recs = read_log(self._ckpt("log.jsonl"))
         train = [(r["step"], r["loss"]) for r in recs if r.get("type") == "train"]
         val = [(r["step"], 100 * r["nme"]) for r in recs if r.get("type") == "val"]

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter
 
 from . import losses as _losses
 from . import metrics as _metrics
@@ -40,6 +41,7 @@ __all__ = [
     "RED",
     "plot_ced",
     "plot_loss_curves",
+    "plot_training_runs",
     "draw_landmarks",
     "save_prediction_grid",
     "plot_loss_functions",
@@ -247,6 +249,63 @@ def plot_loss_curves(log_records, path, title=None, subplots=None, logy=False, x
     axes[-1].set_xlabel(xlabel)
     if title:
         axes[0].set_title(title)
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+def plot_training_runs(runs, path, title=None, baseline=None, loss_xlabel="epoch"):
+    """Training curves of several runs in one figure: training loss (top) and val NME in % by epoch (bottom),
+    one line per run, both on a log scale where every value is positive; the mean shape's val NME as a dotted
+    line. Used by the table reports and the run comparison.
+
+    Parameters
+    ----------
+    runs : list of tuple
+        ``(label, (loss_x, loss_y), (val_epochs, val_nme_percent), collapsed)``; a collapsed run is drawn
+        dashed, labelled "collapsed", with an x at its last point. Non-finite values are gaps.
+    path : str
+        Output PNG.
+    title : str, optional
+    baseline : float, optional
+        Mean-shape val NME (%).
+    loss_xlabel : str
+        Unit of ``loss_x`` ('epoch' or 'step').
+
+    Returns
+    -------
+    str
+        ``path``.
+    """
+    fig = _new_figure((7.0, 7.0), 100)
+    ax_l, ax_v = fig.add_subplot(2, 1, 1), fig.add_subplot(2, 1, 2)
+    for (label, (le, lv), (ve, vv), bad), color in zip(runs, line_colors(len(runs))):
+        kw = {"linestyle": "--"} if bad else {}
+        name = label + (" (collapsed)" if bad else "")
+        for ax, xs, ys in ((ax_l, le, lv), (ax_v, ve, vv)):
+            if not len(xs):
+                continue
+            ax.plot(xs, [y if math.isfinite(y) else float("nan") for y in ys], marker="." if len(xs) < 50 else None,
+                    label=name, color=color, **kw)
+            if bad:
+                ax.plot([xs[-1]], [next((y for y in reversed(ys) if math.isfinite(y)), float("nan"))], "x",
+                        color=color, markersize=10)
+    if baseline is not None:
+        ax_v.axhline(baseline, color="gray", linestyle=":", label="mean shape")
+    for ax, k in ((ax_l, 1), (ax_v, 2)):   # log scale: the first epochs' errors are 10x the final ones
+        if all(y > 0 for r in runs for y in r[k][1] if math.isfinite(y)):
+            ax.set_yscale("log")
+    if ax_v.get_yscale() == "log":    # NME in plain numbers (3, 4, 5, ... 10, 20) rather than 10^1 alone
+        ax_v.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax_v.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
+    ax_l.set_ylabel("training loss")
+    ax_l.set_xlabel(loss_xlabel)
+    ax_v.set_ylabel("val NME (%)")
+    ax_v.set_xlabel("epoch")
+    for ax in (ax_l, ax_v):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+    if title:
+        ax_l.set_title(title)
     fig.tight_layout()
     return _save_figure(fig, path)
 

@@ -78,10 +78,26 @@ def test_postprocessor_flip_average_hand_values():
         PostProcessor(10).flip_average(p, mirrored)
 
 
+def test_the_builder_tells_criterion_and_postprocessor_about_deep_supervision():
+    """MODEL.AUX.DECODER_LOSS: the network returns every decoder layer's prediction; the builder says so to the
+    criterion (summed over layers) and the post-processor (the last layer), which never read the output shape."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net, criterion, post = build(_cfg("lotr_m", ["MODEL.AUX.DECODER_LOSS", "True", "MODEL.AUX.HEATMAP_WEIGHT",
+                                                     "0.0", "MODEL.HEAD.PER_LANDMARK_OUT", "False"]))
+        plain = build(_cfg("lotr_m"))[2]
+    assert criterion.deep_supervision and post.deep_supervision and not plain.deep_supervision
+    out = net(mx.nd.zeros((2, 3, S, S)))
+    assert out.shape == (2, 2, 106, 2) and post(out).shape == (2, 106, 2)
+    np.testing.assert_array_equal(post(out), out.asnumpy()[-1])
+
+
 def test_postprocessor_output_selection_and_decoding():
     post = PostProcessor(10)
     layers = mx.nd.array(np.arange(2 * 1 * 3 * 2, dtype=np.float32).reshape(2, 1, 3, 2))  # (L, B, N, 2)
-    np.testing.assert_array_equal(post(layers), layers.asnumpy()[-1])  # the last decoder layer
+    deep = PostProcessor(10, deep_supervision=True)  # told by the builder, never guessed from the shape
+    np.testing.assert_array_equal(deep(layers), layers.asnumpy()[-1])  # the last decoder layer
+    np.testing.assert_array_equal(post(layers[0]), layers.asnumpy()[0])
     np.testing.assert_array_equal(post((mx.nd.ones((4,)), layers[0])), layers.asnumpy()[0])  # last of a tuple
     assert not post.decodes and post.decoders == (None,) and post.default_decoder is None
     # a heatmap model: a one-hot map at heatmap pixel (u, v) = (2, 1) is input pixel (u + 0.5) s - 0.5, s = 4

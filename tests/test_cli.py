@@ -62,7 +62,7 @@ def tiny(datatang_root, tmp_path_factory):
     cfg = _write_cfg(base / "tiny.yaml", str(data))
 
     from lotr_gluon.config import load_config
-    from lotr_gluon.models import build_model
+    from lotr_gluon.model_zoo import build_model
     mx.random.seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -204,7 +204,7 @@ def test_params_of_another_architecture(tools, tiny, capsys):
 
 def test_aux_heatmap_weights_load_without_warning(tiny, recwarn):
     from lotr_gluon.build import load_params
-    from lotr_gluon.models import build_model
+    from lotr_gluon.model_zoo import build_model
     from lotr_gluon.config import load_config
     from lotr_gluon.predictor import Predictor
 

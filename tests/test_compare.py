@@ -43,3 +43,13 @@ def test_summarise_and_render(tmp_path):
     assert "| a | 3 | 30 | 4.50 | 4.00 @2 |" in table and "2.50 / 5.50" in table
     plot_runs([str(tmp_path / "a"), str(tmp_path / "b")], str(tmp_path / "c.png"))
     assert (tmp_path / "c.png").stat().st_size > 0
+
+
+def test_markdown_tables_have_one_renderer():
+    from lotr_gluon import markdown
+    assert markdown.table(["a", "b"], [[1, "x"], ["", 2.5]], "lr") == ["| a | b |", "|---|---:|", "| 1 | x |",
+                                                                       "|  | 2.5 |"]
+    with pytest.raises(ValueError, match="3 cells under 2 columns"):
+        markdown.table(["a", "b"], [[1, 2, 3]])
+    with pytest.raises(ValueError, match="l or r"):
+        markdown.table(["a"], [], "c")

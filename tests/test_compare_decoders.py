@@ -16,7 +16,7 @@ from heatmap_baseline import HeatmapCodec
 from lotr_gluon.build import PostProcessor, build_dataset
 
 from lotr_gluon.config import load_config
-from lotr_gluon.models import build_model
+from lotr_gluon.model_zoo import build_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CFG = os.path.join(ROOT, "experiments", "datatang", "earp_mnv2_1.0_sdd.yaml")

@@ -225,14 +225,35 @@ def test_model_search_order(yunet_file, tmp_path, monkeypatch):
         YuNetDetector(str(junk))
 
 
-def test_fetch_once_with_sha256_check(yunet_file, tmp_path, monkeypatch):
+@pytest.fixture
+def served(tmp_path):
+    """``serve(path) -> URL`` of a file over HTTP on 127.0.0.1 (a local server: no network needed)."""
+    import functools
+    import http.server
+    import shutil
+    import threading
+    root = tmp_path / "served"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def serve(path):
+        shutil.copy(str(path), str(root / os.path.basename(str(path))))
+        return "http://127.0.0.1:%d/%s" % (server.server_address[1], os.path.basename(str(path)))
+    yield serve
+    server.shutdown()
+    server.server_close()
+
+
+def test_fetch_once_with_sha256_check(yunet_file, tmp_path, monkeypatch, served):
     with open(yunet_file, "rb") as f:
         assert hashlib.sha256(f.read()).hexdigest() == D.YUNET_SHA256  # the digest of ../shared/models/README.md
     monkeypatch.delenv("LOTR_YUNET_MODEL", raising=False)
     monkeypatch.setenv("LOTR_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(D, "SHARED_MODELS_DIR", str(tmp_path / "no_shared"))
-    url = "file://" + yunet_file
-    monkeypatch.setattr(D, "YUNET_URL", url)
+    url = served(yunet_file)
     calls = []
     real = D.fetch_yunet_model
 
@@ -251,25 +272,26 @@ def test_fetch_once_with_sha256_check(yunet_file, tmp_path, monkeypatch):
     other.write_bytes(b"something else")
     dest = str(tmp_path / "c2" / D.YUNET_FILE)
     with pytest.raises(DetectorUnavailable, match="sha256"):
-        real(dest, url="file://" + str(other))
+        real(dest, url=served(other))
     assert os.listdir(str(tmp_path / "c2")) == []
 
 
 def test_offline_fails_clearly_and_auto_falls_back(tmp_path, monkeypatch):
-    import urllib.request
+    import requests
 
     monkeypatch.delenv("LOTR_YUNET_MODEL", raising=False)
     monkeypatch.setenv("LOTR_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(D, "SHARED_MODELS_DIR", str(tmp_path / "no_shared"))
 
     def offline(*a, **k):
-        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+        raise requests.ConnectionError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.setattr(requests, "get", offline)
     with pytest.raises(DetectorUnavailable) as e:
         get_detector("yunet")
     msg = str(e.value)
     assert "download" in msg and D.YUNET_URL in msg and "offline" in msg and "--det-model" in msg
+    assert "\n" not in msg
     assert os.listdir(str(tmp_path / "cache" / "models")) == []
     with pytest.raises(DetectorUnavailable, match="download off"):
         get_detector("yunet", download=False)

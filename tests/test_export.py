@@ -19,7 +19,7 @@ import pytest
 
 from lotr_gluon.export import (check_onnx, export_onnx, export_symbol, load_symbol, normalize_input,
                                onnx_session, ONNX_OPSET)
-from lotr_gluon.models import get_model
+from lotr_gluon.model_zoo import get_model
 
 warnings.filterwarnings("ignore", category=UserWarning)
 
@@ -153,7 +153,7 @@ def test_cli_end_to_end(tmp_path, capsys):
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
     from lotr_gluon.config import load_config, run_dir
-    from lotr_gluon.models import build_model
+    from lotr_gluon.model_zoo import build_model
 
     cfg_file = _write_cfg(tmp_path)
     cfg = load_config(cfg_file)

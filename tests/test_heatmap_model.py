@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from heatmap_baseline import EarpHeatmapNet, HeatmapMSELoss, PixelShuffle, parse_upsampler
-from lotr_gluon.models import count_params, get_model
+from lotr_gluon.model_zoo import count_params, get_model
 from lotr_gluon.pretrained import PRETRAINED_FILES
 
 # LOTR Table V, heatmap-based models (all parameters, as lotr_gluon.models.count_params counts them)
@@ -158,7 +158,7 @@ def test_earp_configs_carry_paper_settings_and_table_v_count():
     import glob
     import os
     from lotr_gluon.config import load_config
-    from lotr_gluon.models import build_model
+    from lotr_gluon.model_zoo import build_model
     paths = sorted(p for p in glob.glob(os.path.join(ROOT, "experiments", "*", "earp_*.yaml"))
                    if not p.endswith("_vector.yaml"))  # Gaussian-vector configs: tests/test_heatmap_vector.py
     names = {os.path.relpath(p, ROOT).replace(os.sep, "/") for p in paths}
@@ -236,7 +236,7 @@ def test_table_cells_get_earp_settings():
 def test_dddd_baseline_blocks_as_sec_4_1():
     """Earp Sec. 4.1: four deconvolutions, 256 filters, stride 2, each with BN and ReLU, then a conv to 106
     heatmaps; 96x96 heatmaps at 192x192 input."""
-    from lotr_gluon.models import build_model
+    from lotr_gluon.model_zoo import build_model
     cfg = _earp_cfg("experiments/jd/earp_baseline_mnv2_0.25.yaml")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -263,7 +263,7 @@ def test_dddd_baseline_blocks_as_sec_4_1():
 def test_pixel_shuffle_blocks_and_heatmap_conv_before_final_block():
     """Earp Sec. 4.2: S block = conv + BN + ReLU + pixel shuffle; "the heatmaps by adding a 2D convolutional
     layer before the final block" (SSSS); a final D block ends with the Sec. 4.1 heatmap conv (SSSD)."""
-    from lotr_gluon.models import build_model
+    from lotr_gluon.model_zoo import build_model
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         net = build_model(_earp_cfg("experiments/jd/earp_baseline_mnv2_0.25.yaml", "MODEL.HEATMAP.UPSAMPLER", "SSSS"))
@@ -296,7 +296,7 @@ def test_final_s_block_act_bn_relu_or_linear():
     (Earp configs: conv with bias, N(0, 0.001) weights, zero bias, then the shuffle; heatmaps of both signs
     near zero, as the heatmap conv after a final D block). D-ending strategies do not have the block."""
     from heatmap_baseline.upsampling import final_s_block
-    from lotr_gluon.models import build_model
+    from lotr_gluon.model_zoo import build_model
     x = mx.nd.random.normal(shape=(2, 3, 96, 96))
     out, last = {}, {}
     for act in ("bn_relu", "linear"):
@@ -387,7 +387,7 @@ def test_lotr_aux_heatmap_head_unchanged():
     """LOTR's training-only heatmap head (Datatang LOTR configs, MODEL.AUX.HEATMAP_WEIGHT > 0) keeps its layout:
     1x1 reduce 1280 -> 256 (+BN), S = 3x3 conv 256 -> 128 (+BN) + shuffle -> 32, two 4x4 deconvs 32 -> 32 (+BN),
     1x1 conv 32 -> 106 with bias; counted by hand: 660,650 parameters (BN statistics included)."""
-    from lotr_gluon.models import build_model
+    from lotr_gluon.model_zoo import build_model
     from lotr_gluon.config import load_config
     import os
     cfg = load_config(os.path.join(ROOT, "experiments/datatang/lotr_m.yaml"), ["MODEL.BACKBONE.PRETRAINED", "False"])

@@ -13,7 +13,7 @@ import yaml
 from heatmap_baseline.model import EarpHeatmapNet
 from heatmap_baseline.vector import (BandPooling, EarpVectorNet, GaussianVectorCodec, GaussianVectorLoss,
                                      parse_bandwidths)
-from lotr_gluon.models import build_model, count_params, get_model
+from lotr_gluon.model_zoo import build_model, count_params, get_model
 
 warnings.filterwarnings("ignore", category=UserWarning)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -6,7 +6,7 @@ import numpy as np
 import mxnet as mx
 import pytest
 
-from lotr_gluon.models import PRESETS, MODELS, get_model, count_params
+from lotr_gluon.model_zoo import MODELS, get_model, count_params
 from lotr_gluon.models.transformer import MultiHeadAttention, Transformer
 
 warnings.filterwarnings("ignore", category=UserWarning)
@@ -171,8 +171,12 @@ def test_decoder_input_choice():
 
 
 def test_registry_is_complete():
-    assert {"lotr", "cnn_ffn"} <= set(MODELS)
-    assert {"lotr_m", "lotr_m_plus", "lotr_r_plus", "lotr_hr_plus"} <= set(PRESETS)
+    """One registry: every model name, paper presets included, with its builder and output kind."""
+    assert {"lotr", "cnn_ffn", "earp_heatmap", "earp_vector", "lotr_m", "lotr_m_plus", "lotr_r_plus",
+            "lotr_hr_plus", "cnn_ffn_mnv2", "cnn_ffn_r50"} <= set(MODELS)
+    assert MODELS["lotr_m_plus"].make is MODELS["lotr"].make and MODELS["lotr_m_plus"].preset["upsample"]
+    assert {MODELS[n].output for n in ("lotr", "cnn_ffn", "earp_heatmap", "earp_vector")} == {
+        "regression", "heatmap", "vector"}
 
 
 def test_aux_heatmap_head_is_training_only(tmp_path):
@@ -205,7 +209,7 @@ def test_aux_heatmap_head_is_training_only(tmp_path):
 
 def test_init_from_copies_the_backbone_of_another_model(tmp_path):
     """MODEL.INIT_FROM: a heatmap model's trunk goes into LOTR; the rest keeps its own init."""
-    from lotr_gluon.models import load_matching
+    from lotr_gluon.model_zoo import load_matching
     src = _build("earp_heatmap", 64, num_points=10, backbone="mobilenetv2_0.25")
     src(mx.nd.zeros((1, 3, 64, 64)))
     src.save_parameters(str(tmp_path / "src.params"))
@@ -368,7 +372,7 @@ def test_lotr_hr_plus_config_is_the_m_plus_architecture():
     # LOTR Sec. IV-C: LOTR-HR+ "uses the same architecture as LOTR-M+ and LOTR-R+" with an HRNet backbone;
     # Table I: 1x1 conv to 256, deconvolutions 128 and 64 (4x4, stride 2), 2+2 layers, PFFN 512-512-2
     from lotr_gluon.config import load_config
-    from lotr_gluon.models import build_model
+    from lotr_gluon.model_zoo import build_model
     nets = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -473,20 +477,24 @@ def test_build_transformer_passes_its_whole_section():
     every key (lower-cased) without a list of its own. A key the block does not know reaches it and fails."""
     import inspect
     from lotr_gluon.config import get_defaults
-    from lotr_gluon.models import build_transformer
+    from lotr_gluon.model_zoo import build_model
     cfg = get_defaults()
     args = set(inspect.signature(Transformer.__init__).parameters)
     renamed = {"ENC_LAYERS": "num_encoder_layers", "DEC_LAYERS": "num_decoder_layers"}
     assert {renamed.get(k, k.lower()) for k in cfg.MODEL.TRANSFORMER} <= args
     cfg.defrost()
+    cfg.DATA.INPUT_SIZE, cfg.MODEL.NUM_POINTS, cfg.MODEL.HEAD.HIDDEN = 64, 3, [8]
+    cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.PRETRAINED = "mobilenetv2_0.25", False
+    cfg.MODEL.NECK.HIDDEN_DIM, cfg.MODEL.TRANSFORMER.NUM_HEADS = 16, 2
     cfg.MODEL.TRANSFORMER.DEC_LAYERS = 3
     cfg.MODEL.TRANSFORMER.POS_INIT_STD = 0.5
-    tr = build_transformer(cfg.MODEL.TRANSFORMER, 16, return_intermediate=True)
+    cfg.MODEL.AUX.DECODER_LOSS = True
+    tr = build_model(cfg, initialize=False).transformer
     assert len(tr.decoder) == 3 and tr.return_intermediate and tr.pos_init_std == 0.5 and tr.units == 16
     cfg.MODEL.TRANSFORMER.set_new_allowed(True)
     cfg.MODEL.TRANSFORMER.TRIAL_LEVER = 1
     with pytest.raises(TypeError, match="trial_lever"):
-        build_transformer(cfg.MODEL.TRANSFORMER, 16)
+        build_model(cfg, initialize=False)
 
 
 def test_build_model_reads_each_part_from_its_section():
@@ -494,7 +502,7 @@ def test_build_model_reads_each_part_from_its_section():
     layers from MODEL.TRANSFORMER, head from MODEL.HEAD, the auxiliary head (MODEL.AUX.HEATMAP_WEIGHT > 0) with
     the MODEL.HEATMAP layout; cnn_ffn refuses the auxiliary head."""
     from lotr_gluon.config import get_defaults
-    from lotr_gluon.models import build_model
+    from lotr_gluon.model_zoo import build_model
     cfg = get_defaults()
     cfg.defrost()
     cfg.DATA.INPUT_SIZE = 64
@@ -524,7 +532,7 @@ def test_parts_carry_the_model_prefix_so_trainer_state_order_is_kept():
     the checkpoints written before the models were composed from parts (``lotr0_mobilenetv20_...``), so that
     such a checkpoint resumes with every state on its own parameter. A second model counts on (``lotr1_``)."""
     from lotr_gluon.config import load_config
-    from lotr_gluon.models import build_model
+    from lotr_gluon.model_zoo import build_model
     kw = dict(backbone="mobilenetv2_0.25", num_points=3, input_size=64, hidden_dim=16, num_heads=2,
               num_encoder_layers=1, num_decoder_layers=1, head_hidden=(8,), aux_heatmap=True)
     with mx.name.NameManager():

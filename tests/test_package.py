@@ -11,7 +11,7 @@ def test_public_names_import_from_the_package():
     import lotr_gluon
     from lotr_gluon import Predictor, Trainer, build_model, get_model, load_config
     from lotr_gluon.config import load_config as lc
-    from lotr_gluon.models import build_model as bm, get_model as gm
+    from lotr_gluon.model_zoo import build_model as bm, get_model as gm
     from lotr_gluon.predictor import Predictor as P
     from lotr_gluon.trainer import Trainer as T
     assert (Predictor, Trainer, build_model, get_model, load_config) == (P, T, bm, gm, lc)

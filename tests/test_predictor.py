@@ -40,7 +40,7 @@ KEYS = {"landmarks", "five_points", "box", "score", "detector", "align_points", 
 @pytest.fixture(scope="module")
 def tiny_params(tmp_path_factory):
     from lotr_gluon.config import load_config
-    from lotr_gluon.models import build_model
+    from lotr_gluon.model_zoo import build_model
 
     cfg = load_config(CFG, OPTS)
     mx.random.seed(0)

@@ -440,31 +440,18 @@ def test_read_log_skips_partial_last_line(tmp_path):
         assert [r["type"] for r in read_log(str(p))] == ["a", "c"]
 
 
-def test_optimizer_states_follow_their_parameters_by_name(tmp_path):
-    """match_optimizer_states: a states file written by a trainer that ordered the parameters otherwise is
-    re-indexed by the structural names stored in checkpoint_last.json; without names (older checkpoints) a
-    state of another shape than its parameter is a RunFolderError naming both, never a crash mid-epoch."""
-    from lotr_gluon.trainer import match_optimizer_states
-    opt = mx.optimizer.Adam()
+def test_optimizer_states_of_another_shape_are_a_one_line_error(tmp_path):
+    """check_optimizer_states: a state whose shape differs from its parameter's is a RunFolderError naming
+    both, never a crash mid-epoch; the file is left as it was."""
+    from lotr_gluon.trainer import check_optimizer_states
     a, b = mx.nd.full((2, 3), 1.0), mx.nd.full((4,), 2.0)
     path = tmp_path / "checkpoint_last.states"
-    # written with order [w (2, 3), v (4,)]; the reader orders them [v, w]
-    path.write_bytes(pickle.dumps(({0: (a, a * 10), 1: (b, b * 10)}, opt)))
-    blob = match_optimizer_states(str(path), ["v", "w"], [(4,), (2, 3)], saved_names=["w", "v"])
-    states, opt2 = pickle.loads(blob)
-    assert set(states) == {0, 1} and type(opt2) is mx.optimizer.Adam
-    np.testing.assert_array_equal(states[0][1].asnumpy(), np.full((4,), 20.0))
-    np.testing.assert_array_equal(states[1][0].asnumpy(), np.ones((2, 3)))
-    # same order: nothing to re-index
-    assert match_optimizer_states(str(path), ["w", "v"], [(2, 3), (4,)], saved_names=["w", "v"]) is None
-    assert match_optimizer_states(str(path), ["w", "v"], [(2, 3), (4,)]) is None
-    # an old checkpoint (no names) whose indices do not fit
+    path.write_bytes(pickle.dumps(({0: (a, a * 10), 1: (b, b * 10)}, mx.optimizer.Adam())))
+    check_optimizer_states(str(path), ["w", "v"], [(2, 3), (4,)], saved_names=["w", "v"])  # fits: no error
     with pytest.raises(RunFolderError, match=r"optimiser state 0 has shape \(2, 3\) but parameter 0 of this "
-                                             r"model is v \(4,\)"):
-        match_optimizer_states(str(path), ["v", "w"], [(4,), (2, 3)])
-    with pytest.raises(RunFolderError, match="parameter gone that this model does not have"):
-        match_optimizer_states(str(path), ["v"], [(4,)], saved_names=["gone", "v"])
-    assert pickle.loads(path.read_bytes())[0][0][0].shape == (2, 3)  # the file is left as it was
+                                             r"model is w \(3, 2\)"):
+        check_optimizer_states(str(path), ["w", "v"], [(3, 2), (4,)], saved_names=["w", "v"])
+    assert pickle.loads(path.read_bytes())[0][0][0].shape == (2, 3)
 
 
 def test_checkpoint_stores_the_optimizer_parameter_order(datatang_root, tmp_path, one_epoch_run):
@@ -479,43 +466,23 @@ def test_checkpoint_stores_the_optimizer_parameter_order(datatang_root, tmp_path
     assert names == [n for _, n in sorted((p.name, n) for n, p in tr.net._collect_params_with_prefix().items())]
 
 
-def test_checkpoints_of_unscoped_builds_resume_onto_their_parameters(tmp_path):
-    """Builds between the issue-13 redesign and model_scope created the parts outside the model's name scope
-    (``mobilenetv20_...`` instead of ``lotr0_mobilenetv20_...``), so gluon.Trainer sorted their parameters
-    otherwise and their checkpoints store no order. unscoped_param_order gives that order: equal to the
-    Trainer order (sorted prefixed names) of a LOTR composed from parts built at the top level; and a states
-    file in that order is re-indexed onto the right parameters."""
-    from lotr_gluon.blocks.backbones import get_backbone
-    from lotr_gluon.blocks.layers import he_init
-    from lotr_gluon.models import LOTR, get_model
-    from lotr_gluon.models.heads import landmark_head
-    from lotr_gluon.models.lotr import token_neck
-    from lotr_gluon.models.transformer import Transformer
-    from lotr_gluon.trainer import match_optimizer_states, unscoped_param_order
-    kw = dict(num_heads=2, num_encoder_layers=1, num_decoder_layers=1)
-    with mx.name.NameManager():  # as those builds did: every part at the top level
-        trunk = get_backbone("mobilenetv2_0.25")[0]
-        neck = token_neck(trunk.num_channels, 16)
-        tr = Transformer(16, weight_initializer=he_init(), prefix="transformer_", **kw)
-        head, output = landmark_head(16, 3, 64, hidden=(8,))
-        old = LOTR(trunk, neck, tr, head, output, input_size=64)
-    with mx.name.NameManager():
-        new = get_model("lotr", backbone="mobilenetv2_0.25", num_points=3, input_size=64, hidden_dim=16,
-                        head_hidden=(8,), **kw)
-    structural = lambda net: {id(p): k for k, p in net._collect_params_with_prefix().items()}  # noqa: E731
-    old_names, new_names = structural(old), structural(new)
-    old_order = [old_names[id(old.collect_params()[k])] for k in sorted(old.collect_params().keys())]
-    new_order = [new_names[id(new.collect_params()[k])] for k in sorted(new.collect_params().keys())]
-    assert old_order != new_order  # the two builds do order them otherwise
-    assert unscoped_param_order(new) == old_order
-    new.initialize_params()
-    new(mx.nd.zeros((1, 3, 64, 64)))  # gluoncv layers infer their shapes on the first forward
-    shapes = {k: tuple(p.shape) for k, p in new._collect_params_with_prefix().items()}
-    states = {i: mx.nd.full(shapes[n], float(i)) for i, n in enumerate(old_order)}  # state i = i everywhere
-    path = tmp_path / "checkpoint_last.states"
-    path.write_bytes(pickle.dumps((states, mx.optimizer.SGD(momentum=0.9))))
-    blob = match_optimizer_states(str(path), new_order, [shapes[n] for n in new_order],
-                                  legacy_orders=[unscoped_param_order(new)])
-    moved, _ = pickle.loads(blob)
-    for j, name in enumerate(new_order):
-        assert float(moved[j].asnumpy().ravel()[0]) == old_order.index(name), name
+def test_resume_of_a_checkpoint_of_another_build_is_a_one_line_error(datatang_root, tmp_path, one_epoch_run):
+    """A checkpoint whose stored parameter order differs from this build's (another name at an index), or whose
+    checkpoint_last.json lacks a key, is refused with one line naming the difference; the run folder is
+    unchanged."""
+    run = _copy_run(one_epoch_run, tmp_path)
+    meta_file = run / "checkpoint_last.json"
+    meta = json.loads(meta_file.read_text())
+    cfg = _cfg(datatang_root, tmp_path, **{"TRAIN.EPOCHS": "2"})
+    renamed = dict(meta, param_order=["old.name"] + meta["param_order"][1:])
+    meta_file.write_text(json.dumps(renamed))
+    before = _snapshot(run)
+    with pytest.raises(RunFolderError) as err:
+        Trainer(cfg, out_dir=str(run), progress=False, resume=True).resume()
+    msg = str(err.value)
+    assert "\n" not in msg and "optimiser parameter 0 is old.name in the checkpoint but %s in this model" % (
+        meta["param_order"][0]) in msg, msg
+    assert _snapshot(run) == before
+    meta_file.write_text(json.dumps({k: v for k, v in meta.items() if k != "param_order"}))
+    with pytest.raises(RunFolderError, match=r"lacks param_order \(a checkpoint of an older build\)"):
+        Trainer(cfg, out_dir=str(run), progress=False, resume=True).resume()

@@ -16,6 +16,7 @@ import warnings
 
 from lotr_gluon.build import build_dataset
 from lotr_gluon.config import load_config
+from lotr_gluon.trainer import Trainer
 
 
 def time_pipeline(cfg, items, passes):
@@ -33,7 +34,6 @@ def time_pipeline(cfg, items, passes):
 
 def time_training(cfg_file, opts, steps):
     """Training images/s over ``steps`` steps, after one untimed step (graph building, allocation)."""
-    from lotr_gluon.trainer import Trainer
     base = list(opts) + ["TRAIN.VAL_EVERY", "0", "TRAIN.EPOCHS", "1"]
     with tempfile.TemporaryDirectory() as tmp:
         tr = Trainer(load_config(cfg_file, base + ["TRAIN.MAX_STEPS", "1"]), out_dir=tmp, progress=False)

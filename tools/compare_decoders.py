@@ -17,6 +17,8 @@ from lotr_gluon.build import build_dataset, build_scheme, contexts, load_model, 
 from lotr_gluon.config import ConfigError, load_config, run_dir
 from lotr_gluon.cli import ensure_output_dir
 from lotr_gluon.evaluate import evaluate_dataset
+from lotr_gluon import markdown
+from lotr_gluon.vis import plot_ced
 
 DECODERS = ("argmax", "argmax_shift", "dark", "vector")
 
@@ -59,13 +61,12 @@ def main(argv=None):
                      m["network_ms_per_image"], m["decode_ms_per_image"]), flush=True)
     with open(os.path.join(out, "decoders.json"), "w") as f:
         json.dump({"params": os.path.abspath(params), "split": cfg.DATA.TEST_SPLIT, "rows": rows}, f, indent=1)
-    md = ["| decoder | flip | NME (%) | AUC (%) | FR (%) | network ms/img | decode ms/img |", "|---|---|---|---|---|---|---|"]
-    md += ["| %s | %s | %.2f | %.2f | %.2f | %.1f | %.2f |" % (r["decoder"], "on" if r["flip"] else "off",
-           100 * r["nme"], 100 * r["auc"], 100 * r["fr"], r["network_ms_per_image"], r["decode_ms_per_image"])
-           for r in rows]
+    md = markdown.table(["decoder", "flip", "NME (%)", "AUC (%)", "FR (%)", "network ms/img", "decode ms/img"],
+                        [[r["decoder"], "on" if r["flip"] else "off", "%.2f" % (100 * r["nme"]),
+                          "%.2f" % (100 * r["auc"]), "%.2f" % (100 * r["fr"]), "%.1f" % r["network_ms_per_image"],
+                          "%.2f" % r["decode_ms_per_image"]] for r in rows])
     with open(os.path.join(out, "decoders.md"), "w") as f:
         f.write("\n".join(md) + "\n")
-    from lotr_gluon.vis import plot_ced
     plot_ced(curves, scheme.threshold, os.path.join(out, "ced.png"), title="decoders, %s %s" % (cfg.DATA.NAME, split))
     print("\n".join(md))
     print("wrote %s" % out)

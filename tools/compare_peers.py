@@ -41,15 +41,24 @@ import lotr_gluon  # noqa: F401  (first: lotr_gluon.runtime sets the CPU threads
 
 import numpy as np
 
-from lotr_gluon.build import (build_dataset, build_scheme, check_params_file, detections_path, split_label,
-                              split_path)
+from lotr_gluon.benchmark import benchmark_model
+from lotr_gluon.build import (build_dataset, build_samples, build_scheme, check_params_file, detections_path,
+                              split_label, split_path)
 from lotr_gluon.cli import ArgumentParser, ensure_output_dir, load_cli_config, run_main
+from lotr_gluon.data.dataset import mean_shape
+from lotr_gluon.data.formats import load_detections
+from lotr_gluon.detection_cache import ensure_detections
 from lotr_gluon.errors import UsageError
+from lotr_gluon.evaluate import evaluate_weights, mean_shape_baseline
 from lotr_gluon.files import atomic_json, atomic_text
+from lotr_gluon.flops import model_info
 from lotr_gluon.metrics import nme_per_image
-from lotr_gluon.peers import BOX_SOURCES, MISS_RULE
+from lotr_gluon.peers import (BOX_SOURCES, DLIB_TRAINING_NOTE, MISS_RULE, DlibShapePredictor, apply_box_relation,
+                              box_relation, dlib_detector_boxes, find_dlib_model, import_dlib, peer_boxes,
+                              predict_peer)
 from lotr_gluon.records import alignment, code_state, machine
 from lotr_gluon.tables import stats
+from lotr_gluon.vis import plot_ced
 
 SPLITS = ("train", "val", "test")
 
@@ -128,9 +137,6 @@ def render_table(rows, threshold, label, box_note, norm="the scheme's normaliser
 
 def _our_rows(specs, opts, split, flip, faces, timing_runs, timing_warmup):
     """Evaluate each ``(name, cfg file, params)``; rows without the summary (added by the caller)."""
-    from lotr_gluon.benchmark import benchmark_model
-    from lotr_gluon.evaluate import evaluate_weights
-    from lotr_gluon.flops import model_info
     rows = []
     for name, cfg_file, params in specs:
         base = load_cli_config(cfg_file, opts)
@@ -156,8 +162,6 @@ def _our_rows(specs, opts, split, flip, faces, timing_runs, timing_warmup):
 
 def _yunet_boxes(cfg, samples, progress):
     """YuNet's matched boxes of the evaluated split (``DATA.TEST_SPLIT``) from the detections cache: {name: box}."""
-    from lotr_gluon.data.formats import load_detections
-    from lotr_gluon.detection_cache import ensure_detections
     path, _ = ensure_detections(detections_path(cfg, "test", "yunet"), samples, "yunet", progress=progress,
                                 on_error=cfg.DATA.ON_ERROR, dataset=cfg.DATA.NAME,
                                 root=os.path.abspath(cfg.DATA.ROOT), split=split_path(cfg, "test"))
@@ -166,9 +170,6 @@ def _yunet_boxes(cfg, samples, progress):
 
 def _peer_row(cfg, fit_cfg, samples, scheme, box_source, progress):
     """The dlib row; ``fit_cfg``: the config whose ``DATA.TEST_SPLIT`` fits the ``yunet_mapped`` relation."""
-    from lotr_gluon.build import build_samples
-    from lotr_gluon.peers import (DLIB_TRAINING_NOTE, DlibShapePredictor, apply_box_relation, box_relation,
-                                  dlib_detector_boxes, peer_boxes, predict_peer)
     if scheme.name != "300w68":
         raise UsageError("the dlib peer predicts iBUG's 68 points (scheme 300w68); DATA.SCHEME is %s: use --no-peer"
                          % scheme.name)
@@ -230,7 +231,6 @@ def main(argv=None):
     if len({s[0] for s in specs}) != len(specs):
         raise UsageError("two models named alike: %s" % ", ".join(s[0] for s in specs))
     if not args.no_peer:  # fail before any work when the extra is missing
-        from lotr_gluon.peers import find_dlib_model, import_dlib
         import_dlib()
         find_dlib_model()
     cfg = load_cli_config(args.cfg, args.opts, _split_opts(base, args.split))
@@ -250,8 +250,6 @@ def main(argv=None):
         fit_cfg = load_cli_config(args.cfg, args.opts, _split_opts(base, args.map_split))
         rows.append(_peer_row(cfg, fit_cfg, samples, scheme, args.peer_box, not args.no_progress))
     if not args.no_baseline:
-        from lotr_gluon.data.dataset import mean_shape
-        from lotr_gluon.evaluate import mean_shape_baseline
         train_cfg = load_cli_config(args.cfg, args.opts, ["DATA.CACHE", "False"])  # the landmarks, no crops
         _, nmes = mean_shape_baseline(mean_shape(build_dataset(train_cfg, "train")), test_set, scheme)
         rows.append({"name": "mean shape", "kind": "baseline", "flip": False, "nmes": nmes,
@@ -286,7 +284,6 @@ def main(argv=None):
     header = "name," + ",".join('"%s"' % r["name"] for r in rows) + "\n"
     body = "".join("%s,%s\n" % (n, ",".join("%.6f" % r["nmes"][i] for r in rows)) for i, n in enumerate(faces))
     atomic_text(header + body, os.path.join(out, "per_face.csv"))
-    from lotr_gluon.vis import plot_ced
     plot_ced({r["name"]: r["nmes"] for r in rows}, scheme.threshold, os.path.join(out, "ced.png"),
              title="CED, %s" % label)
     print("wrote %s (compare.json, per_face.csv, ced.png)" % out)

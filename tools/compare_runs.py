@@ -7,7 +7,6 @@ validation-NME curves of every run (with the mean-shape baseline as a line when 
 """
 import argparse
 import json
-import os
 import sys
 
 from lotr_gluon.compare import summarise_run, render_table, plot_runs

@@ -31,10 +31,12 @@ import warnings
 import cv2
 import numpy as np
 
-from lotr_gluon.cli import ArgumentParser, ensure_output_dir, ensure_output_file, run_main
+from lotr_gluon.cli import ArgumentParser, ensure_output_dir, ensure_output_file, load_cli_config, run_main
 from lotr_gluon.data.formats import IMAGE_EXTENSIONS, ImageReadError, read_image
 from lotr_gluon.detectors import DETECTORS
 from lotr_gluon.errors import OutputError, UsageError
+from lotr_gluon.predictor import Predictor
+from lotr_gluon.vis import draw_landmarks
 
 BOX_COLOR = (0, 128, 255)  # RGB
 ALIGN_COLOR = (255, 0, 0)
@@ -52,8 +54,6 @@ def face_json(res):
 
 def draw(image_rgb, results):
     """Copy of the image with boxes, alignment points and landmarks of every face."""
-    from lotr_gluon.vis import draw_landmarks
-
     out = np.ascontiguousarray(image_rgb).copy()
     h, w = out.shape[:2]
     s = max(h, w)
@@ -142,7 +142,6 @@ def run_video(pred, path, out_video, args):
 
 def build_predictor(args):
     import mxnet as mx
-    from lotr_gluon.predictor import Predictor
 
     det_kw = {"download": not args.no_download}
     if args.det_model:
@@ -151,7 +150,6 @@ def build_predictor(args):
         if args.detector == "auto":
             det_kw["model"] = args.det_model
     opts = list(args.opts)
-    from lotr_gluon.cli import load_cli_config
     if args.random_init:
         cfg = load_cli_config(args.cfg, opts)
         print("warning: --random-init: an untrained model, its landmarks are meaningless", file=sys.stderr)

@@ -28,6 +28,17 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # the repository root: lotr_gluon and tools.bench_train, from any working directory
+
+from lotr_gluon import errors as E  # noqa: E402
+from lotr_gluon.benchmark import render_markdown  # noqa: E402
+from lotr_gluon.records import baseline_line, metrics_line  # noqa: E402
+from lotr_gluon.tables import get_table, resolve_cells  # noqa: E402
+from lotr_gluon.tables.records import load_records as load_cell_records  # noqa: E402
+from lotr_gluon.tables.report import _num, build_rows, table_agreement  # noqa: E402
+from lotr_gluon.tables.spec import load_paper, paper_value  # noqa: E402
+from lotr_gluon.tables.stats import bootstrap_interval, paired_difference  # noqa: E402
+from tools.bench_train import render  # noqa: E402
 RESULTS = "results"
 #: the files that may hold generated blocks (relative to the repository root)
 DOC_GLOBS = ("README.md", "docs/*.md")
@@ -72,7 +83,6 @@ def _per_face(rec, key):
 
 def interval(rec, key, stat="nme", threshold=None):
     """95% bootstrap interval (fractions) over the faces of a record's evaluation ``key``."""
-    from lotr_gluon.tables.stats import bootstrap_interval
     _, nmes = _per_face(rec, key)
     if not nmes:
         return None
@@ -109,7 +119,6 @@ MODEL_NAMES = {"lotr_m": "LOTR-M", "cnn_ffn_mnv2": "CNN+FFN (MobileNetV2-1.0)", 
 
 def paper_number(paper, table, row, key):
     """``(value, provenance)`` from ``lotr_gluon/tables/paper/`` (None, None when absent)."""
-    from lotr_gluon.tables.spec import load_paper, paper_value
     return paper_value(load_paper(paper, table), row, key)
 
 
@@ -158,7 +167,6 @@ def block_quickstart(records, prefix):
     rec = records.get(path)
     if rec is None:
         return "No quickstart record yet (`results/datatang/quickstart.record.json`).\n"
-    from lotr_gluon.records import baseline_line, metrics_line
     t = rec["training"]
     mc = rec["machine"]
     lines = ["Measured (record %s): %d epochs, %.0f s of training (sum of the epoch times, median %.1f images/s), "
@@ -222,7 +230,6 @@ PAIRS = [("datatang/lotr_m_imagenet_36ep.record.json", "datatang/cnn_ffn_mnv2_im
 
 
 def block_paired(records, prefix):
-    from lotr_gluon.tables.stats import paired_difference
     head = ["| comparison | flip | NME difference [95% paired] | AUC difference [95% paired] | records |",
             "|---|---|---|---|---|"]
     rows = []
@@ -279,9 +286,6 @@ def block_detector_noise(records, prefix):
 
 def _table_block(paper, table, data="datatang"):
     def render(records, prefix):
-        from lotr_gluon.tables import get_table, resolve_cells
-        from lotr_gluon.tables.records import load_records as load_cell_records
-        from lotr_gluon.tables.report import _num, build_rows, table_agreement
         spec = get_table(paper, table)
         dest = os.path.join(ROOT, RESULTS, data, "tables")
         recs = load_cell_records(spec, dest)
@@ -317,7 +321,6 @@ def _table_block(paper, table, data="datatang"):
 
 
 def _paper_dataset(spec):
-    from lotr_gluon.tables.spec import load_paper
     p = load_paper(spec) or {}
     return p.get("dataset", "?")
 
@@ -325,12 +328,9 @@ def _paper_dataset(spec):
 def block_speed(records, prefix):
     out = []
     for path, rec in of_kind(records, "benchmark"):
-        from lotr_gluon.benchmark import render_markdown
         out += ["Record %s, command `%s`:" % (_link(path, prefix), rec.get("command")), "",
                 render_markdown(rec["rows"], machine=rec.get("machine"), notes=rec.get("notes")).rstrip("\n"), ""]
     for path, rec in of_kind(records, "bench_train"):
-        sys.path.insert(0, ROOT)
-        from tools.bench_train import render
         out += ["Record %s, command `%s`:" % (_link(path, prefix), rec.get("command")), "", render(rec), ""]
     if not out:
         return ("No timing record under `results/` yet: run `python tools/benchmark.py --out "
@@ -342,7 +342,6 @@ def block_speed(records, prefix):
 def block_errors(records, prefix):
     """The exit codes of :mod:`lotr_gluon.errors` (not a result: generated so that the page follows the code)."""
     import inspect
-    from lotr_gluon import errors as E
     out = ["| exit code | class | meaning |", "|---:|---|---|"]
     classes = [getattr(E, n) for n in E.__all__]
     for c in sorted(classes, key=lambda c: c.exit_code):

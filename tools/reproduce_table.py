@@ -47,13 +47,14 @@ import warnings
 
 from lotr_gluon.cli import ArgumentParser, ensure_output_dir, run_main
 from lotr_gluon.config import ConfigError
-from lotr_gluon.tables import (get_table, list_tables, parse_scale, render_dry_run, report, resolve_cells,
-                               run_table, select_cells)
+from lotr_gluon.tables import (cell_status, get_table, list_tables, parse_scale, render_dry_run, report,
+                               resolve_cells, run_table, select_cells)
+from lotr_gluon.tables.records import load_records, save_records
 
 
 def build_parser():
-    # overrides are taken out by split_overrides (they may follow --cells GLOB ...); usage errors: one line
-    ap = ArgumentParser(description=__doc__, overrides=False)
+    # KEY VALUE overrides anywhere on the line, also after --cells GLOB ... (lotr_gluon.cli); usage errors: one line
+    ap = ArgumentParser(description=__doc__)
     ap.add_argument("--table", help="table number or roman numeral (6, VI)")
     ap.add_argument("--paper", default="lotr", choices=["lotr", "earp"], help="default lotr")
     ap.add_argument("--data", default="datatang",
@@ -84,33 +85,12 @@ def build_parser():
     ap.add_argument("--no-plots", action="store_true")
     ap.add_argument("--quiet", action="store_true", help="no tqdm bars")
     ap.add_argument("--list", action="store_true", help="list the tables and exit")
-    ap.add_argument("opts", nargs="*", default=[], metavar="KEY VALUE",
-                    help="config overrides for every cell, anywhere on the line (e.g. DATA.ROOT /data/jd)")
     return ap
-
-
-def split_overrides(argv):
-    """Take ``KEY VALUE`` pairs (KEY a config key such as ``DATA.ROOT`` or ``SEED``) out of ``argv``, wherever
-    they are, so that they mix freely with the options (``--cells a b SEED 1 --dry-run``)."""
-    from lotr_gluon.config import flatten_keys, get_defaults
-    keys = set(flatten_keys(get_defaults()))
-    rest, opts = [], []
-    i = 0
-    while i < len(argv):
-        if argv[i] in keys and i + 1 < len(argv):
-            opts += argv[i:i + 2]
-            i += 2
-        else:
-            rest.append(argv[i])
-            i += 1
-    return rest, opts
 
 
 def main(argv=None):
     ap = build_parser()
-    rest, opts = split_overrides(list(sys.argv[1:] if argv is None else argv))
-    args = ap.parse_args(rest)
-    args.opts = list(args.opts) + opts
+    args = ap.parse_args(argv)  # KEY VALUE overrides anywhere on the line -> args.opts
     if args.list:
         for paper, table, label, title, n in list_tables():
             print("--paper %-4s --table %-2s %-22s %-60s %2d cells" % (paper, table, label, title, n))
@@ -138,7 +118,6 @@ def main(argv=None):
         ap.error("--from-records renders committed records: use it with --report-only")
     records = None
     if args.from_records:
-        from lotr_gluon.tables.records import load_records
         records = load_records(spec, args.from_records)
     ensure_output_dir(args.out, "results folder")
     log = lambda msg: print(msg, flush=True)  # noqa: E731
@@ -159,11 +138,9 @@ def main(argv=None):
     print(md)
     print("wrote %s" % ", ".join([paths["md"], paths["csv"], paths["json"]] + list(paths.get("plots", []))))
     if args.save_records:
-        from lotr_gluon.tables.records import save_records
         saved = save_records(resolved, args.save_records, log=log)
         print("saved %d record(s) under %s" % (len(saved), os.path.join(args.save_records, spec.key)))
     if args.report_only:
-        from lotr_gluon.tables import cell_status
         if records is not None:
             missing = [rc.name for rc in resolved if records.get(rc.name, {}).get("cell_hash") != rc.cell_hash]
         else:

@@ -28,6 +28,7 @@ from lotr_gluon.files import atomic_json, atomic_text
 from lotr_gluon.predictor import Predictor, evaluate_predictor
 from lotr_gluon.records import alignment, baseline_line, evaluation_record, metrics_line, write_record
 from lotr_gluon.tables.stats import bootstrap_interval
+from lotr_gluon.vis import plot_ced, save_prediction_grid
 
 
 def main(argv=None):
@@ -74,7 +75,6 @@ def main(argv=None):
         record["predictor"] = metrics["predictor"]
     write_record(record, out)
 
-    from lotr_gluon.vis import plot_ced, save_prediction_grid
     curves = {"%s%s" % (cfg.CFG_NAME, " +flip" if args.flip else ""): nmes}
     if baseline is not None:
         curves["mean shape"] = base_nmes

@@ -1,5 +1,5 @@
-"""Shared model building blocks, layer 2 of the README's "Layers": the CNN backbones
+"""Shared model building blocks (the shared-blocks layer of docs/architecture.md): the CNN backbones
 (:mod:`lotr_gluon.blocks.backbones`) and the initialisation helpers (:mod:`lotr_gluon.blocks.layers`) that both
 model families, LOTR / CNN+FFN (:mod:`lotr_gluon.models`) and the Earp et al. heatmap baseline
-(:mod:`heatmap_baseline`), build on. Imports only layer 1 (:mod:`lotr_gluon.errors`); kept out of
-:mod:`lotr_gluon.models`, whose ``__init__`` is the model registry (layer 4) and imports both families."""
+(:mod:`heatmap_baseline`), build on. Imports only the data layer; the two families never import each other
+(:mod:`lotr_gluon.model_zoo` composes them)."""

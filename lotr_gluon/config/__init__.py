@@ -6,10 +6,10 @@ from yacs.config import CfgNode as CN
 from ..errors import UsageError
 
 from .defaults import get_defaults
-from .legacy import LEGACY_KEYS, is_legacy, legacy_message, migrate_legacy
+from .legacy import LEGACY_KEYS, legacy_message
 
-__all__ = ["get_defaults", "load_config", "load_run_config", "ConfigError", "ConfigFileError", "run_dir",
-           "flatten_keys", "migrate_legacy", "is_legacy", "LEGACY_KEYS"]
+__all__ = ["get_defaults", "load_config", "ConfigError", "ConfigFileError", "run_dir", "flatten_keys",
+           "LEGACY_KEYS"]
 
 
 class ConfigError(UsageError, KeyError):
@@ -149,38 +149,17 @@ def load_config(cfg_file=None, opts=None, freeze=True):
     ------
     ConfigError
         A key of the flat ``MODEL`` section of the earlier layout (the message names the file or "the command
-        line" and the new key, e.g. ``MODEL.ENC_LAYERS moved to MODEL.TRANSFORMER.ENC_LAYERS``; see
-        :func:`load_run_config` for old run folders), an unknown key (the message lists the valid keys at
-        that level), a value whose type differs from the default's (the message names the key and the
+        line" and the new key, e.g. ``MODEL.ENC_LAYERS moved to MODEL.TRANSFORMER.ENC_LAYERS``), an unknown key
+        (the message lists the valid keys at that level), a value whose type differs from the default's (the message names the key and the
         expected type), a YAML syntax error (file and line), or an odd-length ``opts``.
     ConfigFileError
         ``cfg_file`` does not exist (also a ``FileNotFoundError``).
     """
-    return _load(cfg_file, opts, freeze, migrate=False)
-
-
-def load_run_config(cfg_file, opts=None, freeze=True):
-    """The configuration of a run folder (its ``config.yaml``), in the flat ``MODEL`` layout of runs trained
-    in the earlier flat layout or in the current one: :func:`migrate_legacy`, then as :func:`load_config` (defaults <-
-    file <- ``opts``; ``opts`` must use the current keys), except that ``CFG_NAME`` stays the run's name
-    stored in the file. For internal use on old run folders; experiment YAMLs must use the current keys.
-
-    Raises
-    ------
-    ConfigError, ConfigFileError
-        As :func:`load_config`.
-    """
-    return _load(cfg_file, opts, freeze, migrate=True)
-
-
-def _load(cfg_file, opts, freeze, migrate):
     cfg = get_defaults()
     if cfg_file:
         if not os.path.isfile(cfg_file):
             raise ConfigFileError("config file not found: %s" % cfg_file)
         other = _read_yaml(cfg_file)
-        if migrate and is_legacy(other):
-            other = CN(migrate_legacy(other))
         _check_keys(cfg, other, "", cfg_file)
         _check_types(cfg, other, "", "in %s" % cfg_file)
         cfg.merge_from_other_cfg(other)
@@ -203,8 +182,7 @@ def _load(cfg_file, opts, freeze, migrate):
             if isinstance(value, (list, tuple)):
                 _check_items(key, value, expected, "on the command line")
         cfg.merge_from_list(list(opts))
-    if not (migrate and cfg.CFG_NAME):  # a run folder's config.yaml keeps the name of its run
-        cfg.CFG_NAME = os.path.splitext(os.path.basename(cfg_file))[0] if cfg_file else "default"
+    cfg.CFG_NAME = os.path.splitext(os.path.basename(cfg_file))[0] if cfg_file else "default"
     if freeze:
         cfg.freeze()
     return cfg

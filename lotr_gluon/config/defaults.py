@@ -61,7 +61,7 @@ _C.AUG.AID_HAS_HIDE_PROB = 0.3  # AID hide-and-seek: probability that a cell is 
 _C.AUG.AID_HAS_GRIDS = [0, 16, 32, 44]  # AID hide-and-seek: grid sizes, pixels, one drawn uniformly (0 = no hiding; Huang et al. code)
 
 # -------------------------------------------------------------------------------------------- model
-# A model is built from parts, each read by its part's builder (lotr_gluon/models/__init__.py): backbone ->
+# A model is built from parts, each read by its part's builder (lotr_gluon/model_zoo.py): backbone ->
 # neck (1x1 conv, optional deconvolutions) -> Transformer -> head (LOTR), or backbone -> heatmap upsampler
 # (Earp). Old flat keys (MODEL.ENC_LAYERS, ...) are errors naming their new place (lotr_gluon/config/__init__.py).
 _C.MODEL = CN()

@@ -2,12 +2,10 @@
 sections (``MODEL.BACKBONE``, ``NECK``, ``TRANSFORMER``, ``HEAD``, ``AUX``, ``HEATMAP``).
 
 A YAML or a command-line override in the old form is an error naming the new key
-(:func:`lotr_gluon.config.load_config`); :func:`migrate_legacy` rewrites an old configuration dict (the
-``config.yaml`` of a run folder trained before the change) in the new layout, for internal use.
+(:func:`lotr_gluon.config.load_config`).
 """
-import copy
 
-__all__ = ["LEGACY_KEYS", "migrate_legacy", "is_legacy", "legacy_message"]
+__all__ = ["LEGACY_KEYS", "legacy_message"]
 
 _TRANSFORMER = ("NUM_HEADS", "ENC_LAYERS", "DEC_LAYERS", "FFN_HIDDEN", "DROPOUT", "DECODER_INPUT", "POS_IN_VALUES",
                 "NORM_BEFORE", "ATTN_OUT_INIT", "FINAL_NORM", "QUERY_INIT_STD", "POS_INIT_STD", "POS_INIT",
@@ -64,55 +62,3 @@ def legacy_message(key, value=None):
         return "MODEL.BACKBONE is a section now: use MODEL.BACKBONE.NAME"
     new = LEGACY_KEYS.get(key)
     return None if new is None else "%s moved to %s" % (key, new)
-
-
-def is_legacy(d):
-    """True when the config dict ``d`` (nested, as read from YAML) has a key of the old flat ``MODEL``."""
-    model = (d or {}).get("MODEL") or {}
-    return isinstance(model, dict) and any(legacy_message("MODEL." + k, v) for k, v in model.items())
-
-
-def migrate_legacy(d):
-    """An old configuration dict rewritten in the nested ``MODEL`` layout.
-
-    Parameters
-    ----------
-    d : dict
-        A nested config dict (``yaml.safe_load`` of a run folder's ``config.yaml``, or a CfgNode) whose
-        ``MODEL`` section may use the old flat keys (:data:`LEGACY_KEYS`); keys already in the new layout and
-        keys outside ``MODEL`` are kept. ``d`` is not modified.
-
-    Returns
-    -------
-    dict
-        A deep copy of ``d`` with each old key moved to its new place; the values are unchanged. Keys the
-        old file lacks stay absent (merge the result over :func:`lotr_gluon.config.get_defaults`).
-
-    Raises
-    ------
-    lotr_gluon.config.ConfigError
-        An old key and its new key are both present with different values.
-    """
-    out = copy.deepcopy(_plain(d))
-    model = out.get("MODEL")
-    if not isinstance(model, dict):
-        return out
-    for k in sorted(model, key=lambda k: k != "BACKBONE"):  # the old backbone name before its new section
-        if not legacy_message("MODEL." + k, model[k]):
-            continue
-        value = model.pop(k)
-        section, leaf = LEGACY_KEYS["MODEL." + k].split(".")[1:]
-        node = model.setdefault(section, {})
-        if leaf in node and node[leaf] != value:
-            from . import ConfigError
-            raise ConfigError("config has both MODEL.%s (%r) and MODEL.%s.%s (%r)" % (k, value, section, leaf,
-                                                                                    node[leaf]))
-        node[leaf] = value
-    return out
-
-
-def _plain(d):
-    """Nested dicts (a CfgNode becomes a plain dict)."""
-    if isinstance(d, dict):
-        return {k: _plain(v) for k, v in d.items()}
-    return d

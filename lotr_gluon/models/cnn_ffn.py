@@ -4,15 +4,13 @@ backbone -> the same 1x1 conv as LOTR's eq. (8) (to D = ``hidden_dim`` channels,
 -> flatten -> FFN 512-512-2N (:class:`lotr_gluon.models.heads.PFFNHead` with ``flatten``) -> crop pixels
 (:class:`lotr_gluon.models.heads.LandmarkOutput`). Table V: 3.89M parameters (MobileNetV2), 25.24M (ResNet50).
 
-Layer 3 of the README's "Layers": imports only layer 2 (:mod:`lotr_gluon.blocks`) and the shared heads.
+Models layer (docs/architecture.md): imports only the shared blocks (:mod:`lotr_gluon.blocks`).
 """
 from mxnet.gluon import nn, HybridBlock
 
-from ..blocks.backbones import get_backbone
-from ..blocks.layers import he_init, initialize_block, model_scope
-from .heads import landmark_head
+from ..blocks.layers import he_init, initialize_block
 
-__all__ = ["CNNFFN", "make_cnn_ffn", "conv_neck"]
+__all__ = ["CNNFFN", "conv_neck"]
 
 
 def conv_neck(in_channels, hidden_dim=64, prefix="neck_"):
@@ -68,17 +66,3 @@ class CNNFFN(HybridBlock):
     def hybrid_forward(self, F, x):
         out = self.head(self.drop(self.neck(self.backbone(x))))
         return self.to_pixels(F.reshape(out, shape=(0, -1, 2)))
-
-
-def make_cnn_ffn(backbone="mobilenetv2_1.0", num_points=106, input_size=192, hidden_dim=64, head_hidden=(512, 512),
-                 dropout=0.0, coord_units="input_frac", use_anchors=False, anchors=None, head_last_init_std=1e-3,
-                 pretrained=False, pretrained_file="", pretrained_root="", hrnet_stride=None):
-    """CNN+FFN from keywords (``get_model('cnn_ffn', ...)`` and the presets ``cnn_ffn_mnv2``, ``cnn_ffn_r50``);
-    the arguments are those of :func:`lotr_gluon.models.lotr.make_lotr` that apply."""
-    with model_scope(CNNFFN) as prefix:  # parameter names as if CNNFFN built its parts itself
-        trunk = get_backbone(backbone, pretrained, pretrained_file, pretrained_root, hrnet_stride)[0]
-        grid = input_size // trunk.stride
-        neck = conv_neck(trunk.num_channels, hidden_dim)
-        head, output = landmark_head(grid * grid * hidden_dim, num_points, input_size, head_hidden, coord_units,
-                                     anchors, use_anchors, head_last_init_std, flatten=True)
-    return CNNFFN(trunk, neck, head, output, dropout, input_size, prefix=prefix)

@@ -2,8 +2,8 @@
 and the map from its output to pixels of the input crop (:class:`LandmarkOutput`), built together by
 :func:`landmark_head` from the ``MODEL.HEAD`` options.
 
-Layer 3 of the README's "Layers" (imports only :mod:`lotr_gluon.blocks`). Where the paper is silent, the choice
-is an argument with the default we use (all listed in docs/model.md):
+Models layer of docs/architecture.md (imports only :mod:`lotr_gluon.blocks`). Where the paper is silent, the
+choice is an argument with the default we use (all listed in docs/model.md):
 
 - ``coord_units``: the head's output unit. ``'input_frac'`` (default): the PFFN predicts coordinates as a
   fraction of the input size and the output multiplies by ``input_size``, so outputs are pixels of the

@@ -5,27 +5,22 @@ backbone (:mod:`lotr_gluon.blocks.backbones`) -> neck: 1x1 conv [+ deconvolution
 (:func:`token_neck`) -> tokens, eq. (8) -> Transformer encoder/decoder (:class:`Transformer`, eq. (9) to
 eq. (18)) with the learnable 2-D positional encoding P and N learnable landmark queries Y^0 -> position-wise
 FFN (:class:`PFFNHead`, eq. (19)) -> crop pixels (:class:`LandmarkOutput`). Optional, training only: an
-auxiliary heatmap head on the backbone features (:func:`heatmap_baseline.upsampling.heatmap_head`).
+auxiliary heatmap head on the backbone features, a built part handed in by the builder.
 
-:class:`LOTR` takes the parts; :func:`lotr_gluon.models.build_model` builds them from the config sections
-(``MODEL.BACKBONE``, ``MODEL.NECK``, ``MODEL.TRANSFORMER``, ``MODEL.HEAD``, ``MODEL.HEATMAP``) and
-:func:`make_lotr` from keywords (``get_model('lotr', ...)``). The parts' structural parameter names
+:class:`LOTR` takes the parts; :func:`lotr_gluon.model_zoo.make_lotr` builds them (from keywords, or from the
+config sections through :func:`lotr_gluon.model_zoo.build_model`). The parts' structural parameter names
 (``backbone.*``, ``neck.*``, ``pos_embed``, ``query_embed``, ``transformer.*``, ``head.*``, ``to_pixels.*``,
 ``aux_heatmap.*``) are those of every ``.params`` file written so far.
 
-Layer 3 of the README's "Layers": imports layer 2 (:mod:`lotr_gluon.blocks`), its own family and the Earp
-blocks (:mod:`heatmap_baseline.upsampling`).
+Models layer (docs/architecture.md): imports only the shared blocks (:mod:`lotr_gluon.blocks`) and its own
+family.
 """
 import mxnet as mx
 from mxnet.gluon import nn, HybridBlock
 
-from heatmap_baseline.upsampling import heatmap_head
-from ..blocks.backbones import get_backbone
-from ..blocks.layers import he_init, initialize_block, model_scope
-from .heads import landmark_head
-from .transformer import Transformer
+from ..blocks.layers import he_init, initialize_block
 
-__all__ = ["LOTR", "make_lotr", "token_neck"]
+__all__ = ["LOTR", "token_neck"]
 
 
 def token_neck(in_channels, hidden_dim=64, upsample=False, upsample_reduce=256, upsample_filters=(128, 64),
@@ -89,8 +84,8 @@ class LOTR(HybridBlock):
         Crop pixels (anchors, units), from the same call.
     aux_heatmap : HybridBlock or None
         Training-only auxiliary heatmap head on the backbone features (not in the paper; a from-scratch aid
-        after MTLD's multi-task supervision), :func:`heatmap_baseline.upsampling.heatmap_head` (attribute
-        ``upscale``). Its output is returned only after :meth:`set_aux_heatmap_output` ``(True)``; inference,
+        after MTLD's multi-task supervision), built by the builder (attribute ``upscale``). Its output is
+        returned only after :meth:`set_aux_heatmap_output` ``(True)``; inference,
         evaluation and export never run it.
     input_size : int
         Side of the square input crop in pixels (LOTR: 192 for JD-landmark, 256 for WFLW). Fixes the token
@@ -200,45 +195,3 @@ class LOTR(HybridBlock):
         if self._emit_aux_heatmap:
             return out, self.aux_heatmap(fb)  # TRAINING_OUTPUTS; (B, N, hm, hm) heatmaps, training only
         return out
-
-
-def make_lotr(backbone="mobilenetv2_1.0", num_points=106, input_size=192, hidden_dim=64, upsample=False,
-              upsample_reduce=256, upsample_filters=(128, 64), upsample_kernel=4, upsample_batchnorm=False,
-              head_hidden=(512, 512), coord_units="input_frac", use_anchors=False, anchors=None,
-              head_last_init_std=1e-3, head_per_landmark_out=False, aux_outputs=False, aux_heatmap=False,
-              aux_heatmap_upsampler="SDD", aux_heatmap_filters=32, aux_heatmap_reduce=256, pretrained=False,
-              pretrained_file="", pretrained_root="", hrnet_stride=None, **transformer_kwargs):
-    """LOTR from keywords (``get_model('lotr', ...)`` and the paper presets): builds the parts and composes them.
-
-    Parameters
-    ----------
-    backbone, pretrained, pretrained_file, pretrained_root, hrnet_stride :
-        :func:`lotr_gluon.blocks.backbones.get_backbone` (name, weights, HRNet output stride).
-    num_points, input_size : int
-        N landmarks (= landmark queries); side of the input crop, pixels.
-    hidden_dim, upsample, upsample_reduce, upsample_filters, upsample_kernel, upsample_batchnorm :
-        :func:`token_neck` (Table I: D = 64; the "+" models 256 -> 128 -> 64).
-    head_hidden, coord_units, use_anchors, anchors, head_last_init_std, head_per_landmark_out :
-        :func:`lotr_gluon.models.heads.landmark_head`.
-    aux_outputs : bool
-        Return the prediction of every decoder layer, (num_decoder_layers, B, N, 2), for deep supervision.
-    aux_heatmap, aux_heatmap_upsampler, aux_heatmap_filters, aux_heatmap_reduce :
-        Build the training-only auxiliary heatmap head (:func:`heatmap_baseline.upsampling.heatmap_head`) with
-        this layout (default ``'SDD'``, 32, 256: 48x48 heatmaps at 192x192 with a stride-32 backbone).
-    **transformer_kwargs
-        :class:`lotr_gluon.models.transformer.Transformer` options (``num_heads``, ``num_encoder_layers``,
-        ``dropout``, ``final_norm``, ``pos_init``, ``query_init_std``, ...), passed through unchanged.
-    """
-    with model_scope(LOTR) as prefix:  # parameter names as if LOTR built its parts itself
-        trunk = get_backbone(backbone, pretrained, pretrained_file, pretrained_root, hrnet_stride)[0]
-        aux = None
-        if aux_heatmap:
-            aux = heatmap_head(trunk.num_channels, num_points, aux_heatmap_upsampler, aux_heatmap_filters,
-                               aux_heatmap_reduce)
-        neck = token_neck(trunk.num_channels, hidden_dim, upsample, upsample_reduce, tuple(upsample_filters),
-                          upsample_kernel, upsample_batchnorm)
-        transformer = Transformer(hidden_dim, return_intermediate=aux_outputs, weight_initializer=he_init(),
-                                  prefix="transformer_", **transformer_kwargs)
-        head, output = landmark_head(hidden_dim, num_points, input_size, head_hidden, coord_units, anchors,
-                                     use_anchors, head_last_init_std, head_per_landmark_out)
-    return LOTR(trunk, neck, transformer, head, output, aux, input_size, prefix=prefix)

@@ -12,9 +12,9 @@ self-attention) of every layer. ``pos_in_values`` 'cross' / 'all' is a from-scra
 the positional encoding is also added to the values of the decoder's cross-attention ('cross') and of the
 encoder's self-attention ('all'), so that what a landmark query reads carries where it read it.
 
-Layer 3 of the README's "Layers" (imports only MXNet and numpy). Every option of :class:`Transformer` is a key
-of the config section ``MODEL.TRANSFORMER`` with the upper-cased name (``ENC_LAYERS`` / ``DEC_LAYERS`` for
-``num_encoder_layers`` / ``num_decoder_layers``); :func:`lotr_gluon.models.build_transformer` passes the section
+Models layer of docs/architecture.md (imports only MXNet and numpy). Every option of :class:`Transformer` is a
+key of the config section ``MODEL.TRANSFORMER`` with the upper-cased name (``ENC_LAYERS`` / ``DEC_LAYERS`` for
+``num_encoder_layers`` / ``num_decoder_layers``); the model zoo (:mod:`lotr_gluon.model_zoo`) passes the section
 through, so a new option touches this file and that section only.
 """
 import math

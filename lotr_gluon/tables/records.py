@@ -16,6 +16,9 @@ import sys
 import time
 
 from ..files import atomic_json
+from ..compare import summarise_run
+from ..pretrained import initialisation
+from ..records import alignment, code_state, machine
 
 __all__ = ["RECORD_FILE", "cell_record", "write_cell_record", "record_path", "save_records", "load_records"]
 
@@ -23,7 +26,6 @@ RECORD_FILE = "record.json"
 
 
 def _training(train_dir, cfg):
-    from ..compare import summarise_run
     if not os.path.isfile(os.path.join(train_dir, "log.jsonl")):
         return None
     s = summarise_run(train_dir)
@@ -50,8 +52,6 @@ def cell_record(rc, metrics_record, result, argv=None):
     dict
         ``kind: "table_cell"`` and the fields of the module docstring.
     """
-    from ..pretrained import initialisation
-    from ..records import alignment, code_state, machine
     names = list(result.get("names") or [])
     per_face = {k: {n: round(float(v), 6) for n, v in zip(names, vals)}
                 for k, vals in (result.get("nmes") or {}).items()}

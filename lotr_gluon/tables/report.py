@@ -6,12 +6,15 @@ our result shows "—" in the "ours" column, never the paper's value; a "-" of t
 """
 import csv
 import datetime
-import io
 import json
 import math
 import os
 
+from .. import markdown, vis
+from ..compare import summarise_run
+from ..errors import OutputError
 from ..pretrained import initialisation
+from ..trainer import read_log
 from . import stats
 from .runner import _read_json, cell_status, run_config_matches, table_dir
 from .spec import PAPERS, load_paper, paper_entry, paper_grid, paper_value
@@ -129,7 +132,6 @@ def cell_train_log(rc):
 
 def _train_records(rc):
     """The records of :func:`cell_train_log` (``trainer.read_log``), [] where it is None."""
-    from ..trainer import read_log
     p = cell_train_log(rc)
     return read_log(p) if p else []
 
@@ -139,7 +141,6 @@ def training_summary(rc):
     "of": configured, "minutes": sum of the epoch times, "images_per_s": median epoch}``; None before the
     first epoch, for a cell that reuses another cell's weights (``train_from``: counted there), and for a folder
     that holds a run of another configuration of the cell (moved to ``.stash/`` when the cell runs)."""
-    from ..compare import summarise_run
     if rc.source is not None or cell_train_log(rc) is None:
         return None
     s = summarise_run(rc.train_dir)
@@ -171,7 +172,6 @@ def read_per_image(out_dir):
     OutputError
         A malformed file (names it and the line).
     """
-    from ..errors import OutputError
     path = os.path.join(out_dir, "per_image.csv")
     if not os.path.isfile(path):
         return None, {}
@@ -336,15 +336,10 @@ def render_markdown(spec, rows, context=None, paper=None, agreement=None):
     single = len(rows) == 1
     if single:
         r = rows[0]
-        out.append("| metric | paper | ours | ours − paper |")
-        out.append("|---|---:|---:|---:|")
-        for met in spec.metrics:
-            out.append("| %s%s | %s | %s | %s |" % (met.label, _unit(met), _paper_cell(r["paper"][met.key],
-                                                    r["provenance"][met.key], met.decimals),
-                                                    _ours(r, met),
-                                                    _num(r["diff"][met.key], met.decimals)))
-        for met in spec.extras:
-            out.append("| %s%s | | %s | |" % (met.label, _unit(met), _ours(r, met)))
+        body = [[met.label + _unit(met), _paper_cell(r["paper"][met.key], r["provenance"][met.key], met.decimals),
+                 _ours(r, met), _num(r["diff"][met.key], met.decimals)] for met in spec.metrics]
+        body += [[met.label + _unit(met), "", _ours(r, met), ""] for met in spec.extras]
+        out += markdown.table(["metric", "paper", "ours", "ours − paper"], body, "lrrr")
         out.append("")
         out.append("cell %s: backbone from %s; status %s%s" % (r["cell"], r["init"], r["status"],
                                                              (" (%s)" % r["detail"]) if r["detail"] else ""))
@@ -353,9 +348,7 @@ def render_markdown(spec, rows, context=None, paper=None, agreement=None):
         for met in spec.metrics:
             head += ["%s%s paper" % (met.label, _unit(met)), "%s ours" % met.label, "Δ %s" % met.label]
         head += ["%s%s ours" % (met.label, _unit(met)) for met in spec.extras] + ["status", "backbone init"]
-        out.append("| " + " | ".join(head) + " |")
-        out.append("|" + "|".join(["---"] * (2 + bool(spec.cols)) + ["---:"] * (len(head) - 4 - bool(spec.cols))
-                                  + ["---", "---"]) + "|")
+        body = []
         for r in rows:
             cells = [r["cell"] + _scale_mark(r.get("scale"), ctx.get("scale")), r["row"]] + \
                 ([r["col"]] if spec.cols else [])
@@ -365,13 +358,14 @@ def render_markdown(spec, rows, context=None, paper=None, agreement=None):
             cells += [_ours(r, met) for met in spec.extras]
             st = r["status"] + (" (%s)" % r["detail"] if r["detail"] else "")
             cells += ["diverged" if r["diverged"] else st, r["init"]]
-            out.append("| " + " | ".join(cells) + " |")
+            body.append(cells)
+        first = 2 + bool(spec.cols)
+        out += markdown.table(head, body, "l" * first + "r" * (len(head) - first - 2) + "ll")
         if spec.cols:
             met = spec.metrics[0]
             out += ["", "%s%s, ours (paper):" % (met.label, _unit(met)), ""]
-            out.append("| %s | %s |" % (spec.row_label, " | ".join(spec.cols)))
-            out.append("|---|" + "---:|" * len(spec.cols))
             by = {(r["row"], r["col"]): r for r in rows}
+            body = []
             for row in spec.rows:
                 cells = []
                 for col in spec.cols:
@@ -382,7 +376,8 @@ def render_markdown(spec, rows, context=None, paper=None, agreement=None):
                     cells.append("%s (paper %s)" % (_ours(r, met),
                                                    _paper_cell(r["paper"][met.key], r["provenance"][met.key],
                                                                met.decimals)))
-                out.append("| %s | %s |" % (row, " | ".join(cells)))
+                body.append([row] + cells)
+            out += markdown.table([spec.row_label] + list(spec.cols), body, "l" + "r" * len(spec.cols))
     if paper and not spec.cols:
         out += ["", render_paper_grid(spec, rows, paper).rstrip("\n")]
     out += [""] + render_agreement(spec, rows, agreement)
@@ -466,8 +461,7 @@ def render_paper_grid(spec, rows=None, paper=None):
         ours = {(c.row, c.col): None for c in spec.cells}
     grouped = any(g for g, _, _ in lines)
     head = (["group"] if grouped else []) + [paper.get("row_header") or spec.row_label] + cols
-    out = ["%s as printed, paper / ours:" % spec.label, "",
-           "| " + " | ".join(head) + " |", "|" + "---|" * (1 + grouped) + "---:|" * len(cols)]
+    body = []
     for group, row, entries in lines:
         cells = []
         for col in cols:
@@ -488,7 +482,9 @@ def render_paper_grid(spec, rows=None, paper=None):
                 r, met = match
                 cells.append("%s / %s" % (p, _num(r["ours"].get(met.key) if r else None, met.decimals)))
         label = row + (" (paper only)" if row in spec.paper_only else "")
-        out.append("| " + " | ".join(([group or ""] if grouped else []) + [label] + cells) + " |")
+        body.append(([group or ""] if grouped else []) + [label] + cells)
+    out = ["%s as printed, paper / ours:" % spec.label, ""] + markdown.table(
+        head, body, "l" * (1 + grouped) + "r" * len(cols))
     return "\n".join(out) + "\n"
 
 
@@ -498,16 +494,15 @@ def render_dry_run(spec, resolved, context=None):
     ctx = context or {}
     lines = ["%s — %s: %d cells, experiments/%s, scale %s" % (spec.label, spec.title, len(resolved),
                                                             ctx.get("data", "?"), ctx.get("scale", "?")), ""]
-    lines.append("| cell | config | overrides | status |")
-    lines.append("|---|---|---|---|")
+    body = []
     for rc in resolved:
         status, detail = cell_status(rc)
         ov = " ".join(rc.cell.overrides) or "-"
         if rc.cell.train_from:
             ov += " (weights of %s; eval %s)" % (rc.cell.train_from, " ".join(rc.cell.eval_overrides))
-        lines.append("| %s | %s | %s | %s%s |" % (rc.name + _scale_mark(rc.scale, ctx.get("scale")),
-                                                 os.path.relpath(rc.cfg_file), ov, status,
-                                                 " (%s)" % detail if detail else ""))
+        body.append([rc.name + _scale_mark(rc.scale, ctx.get("scale")), os.path.relpath(rc.cfg_file), ov,
+                     status + (" (%s)" % detail if detail else "")])
+    lines += markdown.table(["cell", "config", "overrides", "status"], body)
     if resolved:
         main = [rc for rc in resolved if not _scale_mark(rc.scale, ctx.get("scale"))]
         if main and main[0].scale_opts:
@@ -657,7 +652,6 @@ def plot_training_curves(spec, resolved, out_dir, rows=None):
     (:func:`collapsed`: diverged, non-finite, or not better than the mean shape beyond noise) are drawn dashed,
     labelled "collapsed", with an x at their last epoch; the mean shape's val NME is a dotted line. Returns the
     written paths."""
-    from .. import vis
     rows = build_rows(resolved) if rows is None else rows
     by_row = {r["cell"]: r for r in rows}
     paths = []
@@ -675,38 +669,9 @@ def plot_training_curves(spec, resolved, out_dir, rows=None):
             series.append((_curve_label(spec, rc), (le, lv), (ve, vv), bool(row and collapsed(row))))
         if not series:
             continue
-        fig = vis._new_figure((7.0, 7.0), 100)
-        ax_l, ax_v = fig.add_subplot(2, 1, 1), fig.add_subplot(2, 1, 2)
-        for (label, (le, lv), (ve, vv), bad), color in zip(series, vis.line_colors(len(series))):
-            kw = {"linestyle": "--"} if bad else {}
-            name = label + (" (collapsed)" if bad else "")
-            for ax, xs, ys in ((ax_l, le, lv), (ax_v, ve, vv)):
-                if not xs:
-                    continue
-                ax.plot(xs, [y if math.isfinite(y) else float("nan") for y in ys], marker=".", label=name,
-                        color=color, **kw)
-                if bad:
-                    ax.plot([xs[-1]], [next((y for y in reversed(ys) if math.isfinite(y)), float("nan"))], "x",
-                            color=color, markersize=10)
-        if base is not None:
-            ax_v.axhline(base, color="gray", linestyle=":", label="mean shape")
-        for ax, k in ((ax_l, 1), (ax_v, 2)):   # log scale: the first epochs' errors are 10x the final ones
-            if all(y > 0 for s in series for y in s[k][1] if math.isfinite(y)):
-                ax.set_yscale("log")
-        if ax_v.get_yscale() == "log":    # NME in plain numbers (3, 4, 5, ... 10, 20) rather than 10^1 alone
-            from matplotlib.ticker import FormatStrFormatter
-            ax_v.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-            ax_v.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
-        ax_l.set_ylabel("training loss")
-        ax_v.set_ylabel("val NME (%)")
-        ax_v.set_xlabel("epoch")
-        for ax in (ax_l, ax_v):
-            ax.grid(True, alpha=0.3)
-            ax.legend(fontsize="small")
-        ax_l.set_title("%s training curves%s" % (spec.label, (", " + group) if group else ""))
-        fig.tight_layout()
         p = os.path.join(out_dir, "train_curves%s.png" % _suffix(group, cells))
-        vis._save_figure(fig, p)
+        title = "%s training curves%s" % (spec.label, (", " + group) if group else "")
+        vis.plot_training_runs(series, p, title=title, baseline=base)
         paths.append(p)
     return paths
 
@@ -716,7 +681,6 @@ def make_plots(spec, resolved, out_dir, log=print, rows=None):
     the first cell), training-loss curves per loss function (Table VI), training curves of every cell (loss and
     val NME by epoch, collapsed cells marked: :func:`plot_training_curves`), LOTR Fig. 2 (Table VI). Returns the
     written paths."""
-    from .. import vis
     paths = []
     key = "nme_flip" if spec.primary_flip else "nme_noflip"
     for group, cells in _groups(spec, resolved):

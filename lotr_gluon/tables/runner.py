@@ -22,9 +22,8 @@ Layout (``out_root`` = ``output/tables`` by default)::
 The hashes come from the keys whose value differs from the defaults (:func:`canonical_config`), so a new
 option with a default that changes nothing changes no hash; keys that do not change the result (output folder,
 device list, data-loader workers, logging period, test batch size: :data:`VOLATILE_KEYS`) are left out. A run
-folder holds the training of a cell when its ``config.yaml`` (in the flat ``MODEL`` layout of runs trained
-in the earlier flat layout, migrated with :func:`lotr_gluon.config.migrate_legacy`), merged over the current defaults,
-gives the cell's canonical configuration (:func:`run_config_matches`); ``cell.json``'s train hash is used only
+folder holds the training of a cell when its ``config.yaml``, merged over the current defaults, gives the
+cell's canonical configuration (:func:`run_config_matches`); ``cell.json``'s train hash is used only
 before the trainer wrote ``config.yaml``.
 """
 import fnmatch
@@ -40,10 +39,15 @@ import traceback
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from ..config import get_defaults, load_config, load_run_config
+from ..benchmark import benchmark_model
+from ..build import inference_config
+from ..config import get_defaults, load_config
 from ..errors import LotrError
+from ..evaluate import evaluate_weights
 from ..files import atomic_json
+from ..flops import model_info
 from ..runlock import LOCK_FILE, RunFolderBusy, run_lock
+from ..trainer import Trainer, TrainingDiverged
 from .records import write_cell_record
 from .spec import benchmark_settings, parse_scale, scale_overrides
 
@@ -120,20 +124,20 @@ def config_hash(cfg):
 
 def run_config_matches(run_dir, cfg):
     """Whether the run in ``run_dir`` was trained with ``cfg``: the canonical configuration of its
-    ``config.yaml`` (old flat ``MODEL`` layout migrated, merged over the current defaults:
-    :func:`lotr_gluon.config.load_run_config`) equals ``cfg``'s.
+    ``config.yaml`` (merged over the current defaults: :func:`lotr_gluon.config.load_config`) equals
+    ``cfg``'s.
 
     Returns
     -------
     bool or None
         None when the folder has no ``config.yaml`` (the trainer has not started); False when it cannot be
-        read as a configuration (e.g. a key removed since).
+        read as a configuration (e.g. a key removed or moved since).
     """
     path = os.path.join(run_dir, "config.yaml")
     if not os.path.isfile(path):
         return None
     try:
-        run_cfg = load_run_config(path)
+        run_cfg = load_config(path)
     except LotrError:
         return False
     return canonical_config(run_cfg) == canonical_config(cfg)
@@ -141,11 +145,9 @@ def run_config_matches(run_dir, cfg):
 
 def _same_training(rc, d, meta):
     """Whether folder ``d`` (its ``cell.json`` read as ``meta``) holds a run of ``rc``'s training
-    configuration: by its config.yaml (:func:`run_config_matches`), else by the train hash of cell.json."""
-    if meta is None:
-        return False
-    same = run_config_matches(d, rc.cfg)
-    return meta.get("train_hash") == rc.train_hash if same is None else same
+    configuration: the train hash of cell.json is the cell's and its config.yaml, once written, gives the cell's
+    configuration (:func:`run_config_matches`; a changed default keeps the hash but not the config)."""
+    return meta is not None and meta.get("train_hash") == rc.train_hash and run_config_matches(d, rc.cfg) is not False
 
 
 # ------------------------------------------------------------------------------------------ cells
@@ -351,11 +353,7 @@ def _prepare_dir(rc, out_root, log):
     meta_path = os.path.join(d, "cell.json")
     meta = _read_json(meta_path)
     files = _files(d)
-    same = _same_training(rc, d, meta)
-    if same and meta.get("train_hash") != rc.train_hash:  # e.g. trained before the nested MODEL sections (other hashes)
-        atomic_json(dict(meta, train_hash=rc.train_hash, train_hash_before=meta.get("train_hash")), meta_path)
-        log("    the run there has this configuration (its config.yaml); train hash updated")
-    elif files and not same:
+    if files and not _same_training(rc, d, meta):
         old = (meta or {}).get("train_hash") or "unknown-%d" % int(time.time())
         if old == rc.train_hash:  # same hash, other config.yaml (a default changed since): keep both apart
             old = "%s-other-%d" % (old, int(time.time()))
@@ -388,7 +386,6 @@ def _find_reusable(rc, out_root):
 
 # ------------------------------------------------------------------------------------------ training
 def _default_trainer():
-    from ..trainer import Trainer
     return Trainer
 
 
@@ -447,7 +444,6 @@ def evaluate_cell(cfg, params, flips=(False, True), out_dir=None):
         ``metrics`` ({'noflip' / 'flip': metrics dict of :func:`lotr_gluon.evaluate.evaluate_dataset`}),
         ``nmes`` (same keys, lists), ``names``, ``threshold``, ``mean_shape_baseline``.
     """
-    from ..evaluate import evaluate_weights
 
     run = evaluate_weights(cfg, params, flips=flips, baseline=True)  # the evaluation of tools/test.py
     out = {"metrics": {}, "nmes": {}, "names": [s.name for s in run.test_set.samples],
@@ -472,8 +468,6 @@ def evaluate_cell(cfg, params, flips=(False, True), out_dir=None):
 
 
 def _model_info(cfg):
-    from ..build import inference_config
-    from ..flops import model_info
     c = inference_config(cfg)  # no backbone weights read; training-only heads are not counted anyway
     import warnings
     with warnings.catch_warnings():
@@ -483,13 +477,9 @@ def _model_info(cfg):
 
 # ------------------------------------------------------------------------------------------ timing
 def load_benchmark():
-    """``(benchmark_model, None)`` from :mod:`lotr_gluon.benchmark`, or ``(None, reason)`` when it cannot be
-    imported (then Table V's timing columns stay empty)."""
-    try:
-        from .. import benchmark as bm
-        return bm.benchmark_model, None
-    except Exception as err:  # noqa: BLE001  (module absent or broken: timing is optional)
-        return None, "%s: %s" % (type(err).__name__, err)
+    """``(benchmark_model, None)``: the timing function of :mod:`lotr_gluon.benchmark` (the pair's second
+    element, a reason why timing is unavailable, is None)."""
+    return benchmark_model, None
 
 
 def run_benchmark(fn, cfg, params, runs=100, warmup=10):
@@ -557,7 +547,6 @@ def run_cell(rc, out_root="output/tables", trainer_cls=None, evaluate_fn=None, b
     A diverging training (NaN loss, :class:`lotr_gluon.trainer.TrainingDiverged`) is a result: metrics.json
     records ``diverged: true`` and the values are NaN (LOTR Table VII reports NaN for the deepest models).
     """
-    from ..trainer import TrainingDiverged
     evaluate_fn = evaluate_fn or evaluate_cell
     t0 = time.time()
     record = {"cell": rc.name, "table": rc.spec.key, "cell_hash": rc.cell_hash, "train_hash": rc.train_hash,

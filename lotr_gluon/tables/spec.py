@@ -41,7 +41,6 @@ other field equals ``cell.col``. Row keys are the paper's names with markup, cit
   JD-landmark test set).
 """
 import json
-import math
 import os
 from collections import namedtuple
 from dataclasses import dataclass, field
