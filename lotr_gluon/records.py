@@ -20,7 +20,7 @@ from .files import atomic_json
 from .pretrained import initialisation
 from .build import split_label
 
-__all__ = ["code_state", "machine", "alignment", "training_of", "evaluation_record", "write_record", "metrics_line",
+__all__ = ["code_state", "machine", "alignment", "training_of", "evaluation_record", "write_record", "predictor_line", "metrics_line",
            "baseline_line", "RECORD_FILE"]
 
 RECORD_FILE = "record.json"
@@ -130,6 +130,16 @@ def metrics_line(metrics, nme_interval, auc_interval, threshold, flip):
         "bootstrap over faces)" % (100 * metrics["nme"], 100 * nme_interval[0], 100 * nme_interval[1], threshold,
                                    100 * metrics["auc"], 100 * auc_interval[0], 100 * auc_interval[1], threshold,
                                    100 * metrics["fr"], metrics["num_images"], bool(flip))
+
+
+def predictor_line(pm, threshold):
+    """The Predictor line ``tools/test.py --predictor`` prints: its NME with the interval, AUC, FR, misses and
+    the largest per-face difference from the evaluation (``pm``: the ``predictor`` entry of metrics.json)."""
+    return ("NME %.2f%% [%.2f, %.2f]  AUC@%.2f %.2f%%  FR@%.2f %.2f%%  (%s on the whole photos, end to end; %d faces "
+            "missed; largest per-face difference from the line above %.4f points)" % (
+                100 * pm["nme"], 100 * pm["nme_interval"][0], 100 * pm["nme_interval"][1], threshold,
+                100 * pm["auc"], threshold, 100 * pm["fr"], pm["detector"], pm["detector_misses"],
+                100 * pm["max_face_difference"]))
 
 
 def baseline_line(baseline, threshold):

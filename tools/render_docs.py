@@ -32,7 +32,7 @@ sys.path.insert(0, ROOT)  # the repository root: lotr_gluon and tools.bench_trai
 
 from lotr_gluon import errors as E  # noqa: E402
 from lotr_gluon.benchmark import render_markdown  # noqa: E402
-from lotr_gluon.records import baseline_line, metrics_line  # noqa: E402
+from lotr_gluon.records import baseline_line, metrics_line, predictor_line  # noqa: E402
 from lotr_gluon.tables import get_table, resolve_cells  # noqa: E402
 from lotr_gluon.tables.records import load_records as load_cell_records  # noqa: E402
 from lotr_gluon.tables.report import _num, build_rows, table_agreement  # noqa: E402
@@ -178,6 +178,8 @@ def block_quickstart(records, prefix):
         m = rec["metrics"][key]
         lines.append("model      : " + metrics_line(m, interval(rec, key, "nme"), interval(rec, key, "auc"),
                                                     m["threshold"], key == "flip"))
+        if key == "no_flip" and rec.get("predictor"):
+            lines.append("predictor  : " + predictor_line(rec["predictor"], m["threshold"]))
     base = rec.get("mean_shape_baseline")
     if base:
         lines.append("mean shape : " + baseline_line(base, base["threshold"]))

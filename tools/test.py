@@ -26,7 +26,8 @@ from lotr_gluon.config import run_dir
 from lotr_gluon.evaluate import evaluate_weights
 from lotr_gluon.files import atomic_json, atomic_text
 from lotr_gluon.predictor import Predictor, evaluate_predictor
-from lotr_gluon.records import alignment, baseline_line, evaluation_record, metrics_line, write_record
+from lotr_gluon.records import (alignment, baseline_line, evaluation_record, metrics_line, predictor_line,
+                                write_record)
 from lotr_gluon.tables.stats import bootstrap_interval
 from lotr_gluon.vis import plot_ced, save_prediction_grid
 
@@ -62,6 +63,7 @@ def main(argv=None):
     if args.predictor:
         pred = Predictor.from_model(cfg, params, detector=cfg.DATA.DETECTOR)
         p_metrics, p_nmes, _ = evaluate_predictor(pred, test_set.samples, scheme, flip=args.flip)
+        p_metrics["detector"] = cfg.DATA.DETECTOR
         p_metrics["max_face_difference"] = float(abs(p_nmes - nmes).max()) if len(nmes) else 0.0
         p_metrics["nme_interval"] = list(bootstrap_interval(p_nmes, "nme", scheme.threshold)[1:])
         metrics["predictor"] = p_metrics
@@ -92,12 +94,7 @@ def main(argv=None):
             alignment(cfg), metrics["detector_misses"], metrics["num_images"],
             " (%s)" % ", ".join(metrics["detector_miss_names"][:10]) if metrics["detector_misses"] else ""))
     if args.predictor:
-        pm = metrics["predictor"]
-        print("predictor  : NME %.2f%% [%.2f, %.2f]  AUC@%.2f %.2f%%  FR@%.2f %.2f%%  (%s on the whole photos, end to "
-              "end; %d faces missed; largest per-face difference from the line above %.4f points)" % (
-                  100 * pm["nme"], 100 * pm["nme_interval"][0], 100 * pm["nme_interval"][1], scheme.threshold,
-                  100 * pm["auc"], scheme.threshold, 100 * pm["fr"], cfg.DATA.DETECTOR, pm["detector_misses"],
-                  100 * pm["max_face_difference"]))
+        print("predictor  : " + predictor_line(metrics["predictor"], scheme.threshold))
     if baseline is not None:
         print("mean shape : " + baseline_line(baseline, scheme.threshold))
     print("wrote %s" % out)
