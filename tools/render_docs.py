@@ -354,7 +354,17 @@ def block_errors(records, prefix):
 
 
 #: block name -> renderer(records, link prefix from the document to the repository root)
-BLOCKS = {"quickstart": block_quickstart, "glance": block_glance, "evaluations": block_evaluations,
+def block_peers(records, prefix):
+    """The tables of ``tools/compare_peers.py`` (records of kind ``peer_comparison``), as the tool printed them."""
+    out = []
+    for path, rec in of_kind(records, "peer_comparison"):
+        out += ["Record %s, command `%s`:" % (_link(path, prefix), rec.get("command")), "",
+                rec["table"].rstrip("\n"), ""]
+        out += ["Reference: %s." % r for r in rec.get("references", [])] + ([""] if rec.get("references") else [])
+    return "\n".join(out).rstrip("\n") + "\n" if out else "No peer comparison under `results/` yet.\n"
+
+
+BLOCKS = {"quickstart": block_quickstart, "peers": block_peers, "glance": block_glance, "evaluations": block_evaluations,
           "paired": block_paired, "training-runs": block_training_runs, "detector-noise": block_detector_noise,
           "table-lotr-5": _table_block("lotr", 5), "table-lotr-6": _table_block("lotr", 6),
           "table-lotr-7": _table_block("lotr", 7), "table-earp-3": _table_block("earp", 3),
