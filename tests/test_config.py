@@ -251,3 +251,19 @@ def test_fractional_lr_steps_are_mid_epoch_steps():
     assert lr_at(1.49, 1.0, cfg.TRAIN.LR_STEPS, 0.1) == 1.0
     assert lr_at(1.5, 1.0, cfg.TRAIN.LR_STEPS, 0.1) == pytest.approx(0.1)
     assert load_config(None, ["DATA.MEAN", "[0, 0.5, 1]"]).DATA.MEAN == [0, 0.5, 1]  # ints are numbers too
+
+
+def test_datatang_alignment_noise_is_the_measured_one():
+    """The Datatang configs' AUG.ALIGN_NOISE_STD is what tools/detector_noise.py measured on the train faces."""
+    import glob
+    import json
+    from lotr_gluon.config import load_config
+    rec = json.load(open(os.path.join(ROOT, "results", "datatang", "detector_noise_train.json")))
+    used = 0
+    for path in sorted(glob.glob(os.path.join(ROOT, "experiments", "datatang", "*.yaml"))):
+        cfg = load_config(path)
+        if any(cfg.AUG.ALIGN_NOISE_STD):
+            used += 1
+            assert list(cfg.AUG.ALIGN_NOISE_STD) == rec["align_noise_std"], path
+            assert cfg.DATA.ALIGN == "detector" and cfg.AUG.ROTATION == 0.0, path
+    assert used >= 5
