@@ -14,6 +14,7 @@ import sys
 import time
 
 import mxnet as mx
+import yaml
 
 from .compare import summarise_run
 from .files import atomic_json
@@ -72,8 +73,19 @@ def training_of(params):
     if not os.path.isfile(os.path.join(folder, "log.jsonl")):
         return None
     s = summarise_run(folder)
-    return {"run_folder": folder, "epochs": s["epochs"], "steps": s["steps"], "train_seconds": s["train_seconds"],
-            "images_per_s": s["images_per_s"], "best_epoch": s["best_epoch"], "best_val_nme": s["best_nme"]}
+    out = {"run_folder": folder, "epochs": s["epochs"], "steps": s["steps"], "train_seconds": s["train_seconds"],
+           "images_per_s": s["images_per_s"], "best_epoch": s["best_epoch"], "best_val_nme": s["best_nme"]}
+    cfg_file = os.path.join(folder, "config.yaml")
+    if os.path.isfile(cfg_file):  # how the training faces were aligned and jittered (older runs: no such keys)
+        with open(cfg_file) as f:
+            run_cfg = yaml.safe_load(f) or {}
+        data, aug = run_cfg.get("DATA") or {}, run_cfg.get("AUG") or {}
+        out["alignment"] = ("detections %s" % data["DETECTIONS"] if data.get("DETECTIONS")
+                            else "detector %s" % data.get("DETECTOR", "yunet") if data.get("ALIGN") == "detector"
+                            else "ground-truth five points")
+        out["align_noise_std"] = list(aug.get("ALIGN_NOISE_STD") or [0.0, 0.0, 0.0])
+        out["rotation_deg"] = aug.get("ROTATION")
+    return out
 
 
 def evaluation_record(cfg, params, runs, names, baseline=None, argv=None):

@@ -104,6 +104,15 @@ def _align(rec):
     return "detector yunet" if a.startswith("detector yunet") else a
 
 
+def _trained_on(rec):
+    """How the training faces were aligned (``training.alignment`` of the record), with the alignment-noise
+    augmentation when it was on; '?' when the record does not say."""
+    t = rec.get("training") or {}
+    if "alignment" not in t:
+        return "?"
+    return t["alignment"] + (" + measured noise" if any(t.get("align_noise_std") or ()) else "")
+
+
 def _epochs(rec):
     t = rec.get("training") or {}
     return str(t["epochs"]) if t.get("epochs") else "—"
@@ -188,15 +197,17 @@ def block_quickstart(records, prefix):
 
 
 def block_glance(records, prefix):
-    head = ["| model | data (faces) | backbone init | epochs | alignment | NME [95%] | NME, flip test | "
+    head = ["| model | data (faces) | backbone init | epochs | trained on | evaluated on | NME [95%] | NME, flip test | "
             "AUC, flip test | paper NME, flip test | paper AUC, flip test | record |",
-            "|---|---|---|---:|---|---|---|---|---|---|---|"]
+            "|---|---|---|---:|---|---|---|---|---|---|---|---|"]
     rows = []
     for path, rec in _evaluations(records):
+        if len(path.split(os.sep)) > 3:  # results/<data>/<file> only; studies in sub-folders are in docs/
+            continue
         pn, pa = _paper_cells(rec)
-        rows.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        rows.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             MODEL_NAMES.get(rec.get("config_name"), rec.get("config_name")), _data(rec), rec.get("init"),
-            _epochs(rec),
+            _epochs(rec), _trained_on(rec),
             _align(rec), _with_ci(rec, "no_flip"), _with_ci(rec, "flip"), _with_ci(rec, "flip", "auc"), pn, pa,
             _link(path, prefix)))
     if not rows:
@@ -205,8 +216,8 @@ def block_glance(records, prefix):
 
 
 def block_evaluations(records, prefix):
-    head = ["| model | config | data (faces) | init | epochs | alignment | flip | NME [95%] | AUC [95%] | FR | "
-            "threshold | mean shape NME | record |", "|---|---|---|---|---:|---|---|---|---|---:|---:|---:|---|"]
+    head = ["| model | config | data (faces) | init | epochs | trained on | evaluated on | flip | NME [95%] | AUC [95%] | "
+            "FR | threshold | mean shape NME | record |", "|---|---|---|---|---:|---|---|---|---|---|---:|---:|---:|---|"]
     rows = []
     for path, rec in _evaluations(records):
         base = rec.get("mean_shape_baseline") or {}
@@ -214,9 +225,9 @@ def block_evaluations(records, prefix):
             m = (rec.get("metrics") or {}).get(key)
             if not m:
                 continue
-            rows.append("| %s | `%s` | %s | %s | %s | %s | %s | %s | %s | %s | %.2f | %s | %s |" % (
+            rows.append("| %s | `%s` | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f | %s | %s |" % (
                 MODEL_NAMES.get(rec.get("config_name"), rec.get("config_name")), rec.get("config_name"), _data(rec),
-                rec.get("init"), _epochs(rec), _align(rec), "on" if key == "flip" else "off",
+                rec.get("init"), _epochs(rec), _trained_on(rec), _align(rec), "on" if key == "flip" else "off",
                 _with_ci(rec, key, "nme"), _with_ci(rec, key, "auc"), _pct(m["fr"]), m["threshold"],
                 _pct(base["nme"]) if base else "—", _link(path, prefix)))
     return "\n".join(head + rows) + "\n" if rows else "No evaluation record under `results/` yet.\n"
@@ -227,8 +238,18 @@ PAIRS = [("datatang/lotr_m_imagenet_36ep.record.json", "datatang/cnn_ffn_mnv2_im
           "LOTR-M minus CNN+FFN, same recipe and schedule, ground-truth five points"),
          ("datatang/lotr_m_imagenet_36ep_yunet_eval.record.json", "datatang/lotr_m_imagenet_36ep.record.json",
           "the same LOTR-M weights aligned on YuNet's five points minus on the ground-truth five points"),
-         ("datatang/quickstart.record.json", "datatang/lotr_m_imagenet_36ep.record.json",
-          "the quickstart's 16 epochs minus the full 36")]
+         ("datatang/alignment_study/qs12cos_noise_det_eval_det.record.json",
+          "datatang/alignment_study/qs12cos_det_eval_det.record.json",
+          "LOTR-M, 12 epochs, trained and evaluated on YuNet's five points: with the measured alignment noise minus "
+          "with rotation +-5 deg"),
+         ("datatang/alignment_study/qs12cos_det_eval_det.record.json",
+          "datatang/alignment_study/qs12cos_gt_eval_det.record.json",
+          "LOTR-M, 12 epochs, evaluated on YuNet's five points: trained on YuNet's minus trained on the ground-truth "
+          "five points"),
+         ("datatang/alignment_study/qs12cos_noise_det_eval_det.record.json",
+          "datatang/alignment_study/qs12cos_noise_gt_eval_gt.record.json",
+          "the detector protocol (trained and evaluated on YuNet's five points) minus the ground-truth protocol, the "
+          "same recipe (12 epochs, measured alignment noise)")]
 
 
 def block_paired(records, prefix):
