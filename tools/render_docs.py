@@ -385,7 +385,18 @@ def block_peers(records, prefix):
     return "\n".join(out).rstrip("\n") + "\n" if out else "No peer comparison under `results/` yet.\n"
 
 
-BLOCKS = {"quickstart": block_quickstart, "peers": block_peers, "glance": block_glance, "evaluations": block_evaluations,
+def block_peers_summary(records, prefix):
+    """The peer comparisons that include one of our models (not the peer-only records), for the README."""
+    out = []
+    for path, rec in of_kind(records, "peer_comparison"):
+        if not any(r.get("kind") == "ours" for r in rec.get("rows", [])):
+            continue
+        out += ["Record %s:" % _link(path, prefix), "", rec["table"].rstrip("\n"), ""]
+        out += ["Reference: %s." % r for r in rec.get("references", [])] + ([""] if rec.get("references") else [])
+    return "\n".join(out).rstrip("\n") + "\n" if out else "No comparison of our models with a peer yet.\n"
+
+
+BLOCKS = {"quickstart": block_quickstart, "peers": block_peers, "peers-summary": block_peers_summary, "glance": block_glance, "evaluations": block_evaluations,
           "paired": block_paired, "training-runs": block_training_runs, "detector-noise": block_detector_noise,
           "table-lotr-5": _table_block("lotr", 5), "table-lotr-6": _table_block("lotr", 6),
           "table-lotr-7": _table_block("lotr", 7), "table-earp-3": _table_block("earp", 3),
