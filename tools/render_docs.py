@@ -238,6 +238,9 @@ PAIRS = [("datatang/lotr_m_imagenet_36ep.record.json", "datatang/cnn_ffn_mnv2_im
           "LOTR-M minus CNN+FFN, same recipe and schedule, ground-truth five points"),
          ("datatang/lotr_m_imagenet_36ep_yunet_eval.record.json", "datatang/lotr_m_imagenet_36ep.record.json",
           "the same LOTR-M weights aligned on YuNet's five points minus on the ground-truth five points"),
+         ("datatang/quickstart.record.json", "datatang/quickstart_gt_eval.record.json",
+          "the quickstart's weights on YuNet's five points (what the Predictor scores) minus on the ground-truth "
+          "five points"),
          ("datatang/alignment_study/qs12cos_noise_det_eval_det.record.json",
           "datatang/alignment_study/qs12cos_det_eval_det.record.json",
           "LOTR-M, 12 epochs, trained and evaluated on YuNet's five points: with the measured alignment noise minus "
