@@ -42,7 +42,9 @@ def _opts(datatang_root, tmp, train, val, **extra):
     o = {"DATA.ROOT": str(datatang_root), "DATA.TRAIN_SPLIT": str(tmp / "train.txt"),
          "DATA.VAL_SPLIT": str(tmp / "val.txt"), "DATA.INPUT_SIZE": "64", "MODEL.BACKBONE.NAME": "mobilenetv2_0.25", "MODEL.BACKBONE.PRETRAINED": "False",
          "TRAIN.BATCH_SIZE": "4", "TRAIN.EPOCHS": "1", "TRAIN.LOG_EVERY": "1", "OUTPUT_DIR": str(tmp / "out"),
-         "MODEL.TRANSFORMER.DROPOUT": "0.1", "WORKERS": "0"}  # dropout on: the MXNet generator matters for resume
+         "MODEL.TRANSFORMER.DROPOUT": "0.1", "WORKERS": "0",  # dropout on: the MXNet generator matters for resume
+         # the step schedule: these runs are resumed with more epochs, and a cosine lr depends on TRAIN.EPOCHS
+         "TRAIN.LR_SCHEDULE": "step"}
     o.update(extra)
     return [x for kv in o.items() for x in kv]
 

@@ -484,7 +484,7 @@ def test_real_tiny_cell_end_to_end(datatang_root, tmp_path, capsys):
     names = [l.split(",")[0] for l in open(d / "per_image.csv").read().splitlines()[1:]]
     assert sorted(rec["per_face_nme"]["flip"]) == sorted(names)
     assert np.mean(list(rec["per_face_nme"]["flip"].values())) == pytest.approx(m["metrics"]["flip"]["nme"], abs=1e-6)
-    assert rec["alignment"] == "ground-truth five points" and rec["init"] == "scratch"
+    assert rec["alignment"].startswith("detector yunet") and rec["init"] == "scratch"
     assert rec["training"]["epochs"] == 1 and "MODEL:" in rec["config"] and rec["machine"]["cores"]
     assert set(rec["code"]) == {"commit", "dirty"}
     # committed records: saved, then the table renders from them alone, the same row as from the run folder

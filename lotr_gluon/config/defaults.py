@@ -159,7 +159,7 @@ _C.TRAIN.LAMB_UPPER_BOUND = -1.0    # LAMB trust-ratio upper bound (<0 = none)
 _C.TRAIN.LAMB_EXCLUDE_SMALL = False # no layer-wise adaptation (plain Adam step) for queries, pos-enc, biases and norms
 _C.TRAIN.EPOCHS = 100           # LOTR: 100
 _C.TRAIN.LR_STEPS = [50, 75]    # epochs where the lr is multiplied by LR_FACTOR (LOTR: 50, 75); a fractional epoch (1.5) steps mid-epoch
-_C.TRAIN.LR_SCHEDULE = "step"   # step: LR_STEPS x LR_FACTOR (LOTR Sec. IV-C) | cosine: half-cosine from LR to 0 over EPOCHS (SGDR without restarts; LR_STEPS ignored)
+_C.TRAIN.LR_SCHEDULE = "step"   # step: LR_STEPS x LR_FACTOR (LOTR Sec. IV-C) | cosine: half-cosine from LR to 0 over EPOCHS (SGDR without restarts; LR_STEPS ignored; a resume with another EPOCHS follows the new curve)
 _C.TRAIN.LR_FACTOR = 0.1         # lr multiplier at each of LR_STEPS (LOTR: 0.1)
 _C.TRAIN.WARMUP_EPOCHS = 0.0    # linear warm-up from 0 (paper: none)
 _C.TRAIN.BATCH_SIZE = 32        # total over devices (LOTR: 32)
