@@ -20,6 +20,7 @@ setup(
         "yacs>=0.1.8",
         "tqdm>=4.60",
         "pillow>=9",  # EXIF orientation and image headers
+        "pooch>=1.6",  # model download, cache and checksum (lotr_gluon.detectors)
     ],
     extras_require={
         # MXNet is an extra so that users choose the CPU or the CUDA wheel (both import as `mxnet`).
