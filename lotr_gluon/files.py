@@ -16,7 +16,7 @@ from mxnet.base import MXNetError
 
 from .errors import OutputError
 
-__all__ = ["atomic_write", "atomic_write_all", "atomic_json", "atomic_text", "append_line", "writing", "json_default",
+__all__ = ["read_json", "atomic_write", "atomic_write_all", "atomic_json", "atomic_text", "append_line", "writing", "json_default",
            "json_writer"]
 
 
@@ -112,3 +112,13 @@ def append_line(path, line, hint=""):
             os.close(fd)
         if n != len(line):
             raise OSError(28, "No space left on device (%d of %d bytes written)" % (n, len(line)))
+
+
+def read_json(path):
+    """The JSON object in ``path``, or None when the file is missing, unreadable or not JSON (a run folder's
+    optional metadata: cell.json, metrics.json, checkpoint_last.json, a record)."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None

@@ -378,28 +378,30 @@ def block_errors(records, prefix):
 
 
 #: block name -> renderer(records, link prefix from the document to the repository root)
-def block_peers(records, prefix):
-    """The tables of ``tools/compare_peers.py`` (records of kind ``peer_comparison``), as the tool printed them."""
+def _peer_tables(records, prefix, ours_only):
+    """The tables of ``tools/compare_peers.py`` (records of kind ``peer_comparison``), as the tool printed them,
+    with their references; ``ours_only``: only the records that include one of our models."""
     out = []
     for path, rec in of_kind(records, "peer_comparison"):
-        out += ["Record %s, command `%s`:" % (_link(path, prefix), rec.get("command")), "",
-                rec["table"].rstrip("\n"), ""]
+        if ours_only and not any(r.get("kind") == "ours" for r in rec.get("rows", [])):
+            continue
+        what = "Record %s:" % _link(path, prefix) if ours_only else "Record %s, command `%s`:" % (
+            _link(path, prefix), rec.get("command"))
+        out += [what, "", rec["table"].rstrip("\n"), ""]
         out += ["Reference: %s." % r for r in rec.get("references", [])] + ([""] if rec.get("references") else [])
-    return "\n".join(out).rstrip("\n") + "\n" if out else "No peer comparison under `results/` yet.\n"
+    return "\n".join(out).rstrip("\n") + "\n" if out else None
+
+
+def block_peers(records, prefix):
+    return _peer_tables(records, prefix, False) or "No peer comparison under `results/` yet.\n"
 
 
 def block_peers_summary(records, prefix):
-    """The peer comparisons that include one of our models (not the peer-only records), for the README."""
-    out = []
-    for path, rec in of_kind(records, "peer_comparison"):
-        if not any(r.get("kind") == "ours" for r in rec.get("rows", [])):
-            continue
-        out += ["Record %s:" % _link(path, prefix), "", rec["table"].rstrip("\n"), ""]
-        out += ["Reference: %s." % r for r in rec.get("references", [])] + ([""] if rec.get("references") else [])
-    return "\n".join(out).rstrip("\n") + "\n" if out else "No comparison of our models with a peer yet.\n"
+    return _peer_tables(records, prefix, True) or "No comparison of our models with a peer yet.\n"
 
 
-BLOCKS = {"quickstart": block_quickstart, "peers": block_peers, "peers-summary": block_peers_summary, "glance": block_glance, "evaluations": block_evaluations,
+BLOCKS = {"quickstart": block_quickstart, "peers": block_peers, "peers-summary": block_peers_summary,
+          "glance": block_glance, "evaluations": block_evaluations,
           "paired": block_paired, "training-runs": block_training_runs, "detector-noise": block_detector_noise,
           "table-lotr-5": _table_block("lotr", 5), "table-lotr-6": _table_block("lotr", 6),
           "table-lotr-7": _table_block("lotr", 7), "table-earp-3": _table_block("earp", 3),

@@ -9,13 +9,12 @@ cells' records to ``<dest>/<paper>-<table>/<cell>.record.json`` (``/`` in a cell
 :func:`load_records` reads them back for ``tools/reproduce_table.py --report-only --from-records`` and for the
 documentation (``tools/render_docs.py``).
 """
-import json
 import os
 import shlex
 import sys
 import time
 
-from ..files import atomic_json
+from ..files import atomic_json, read_json
 from ..compare import summarise_run
 from ..pretrained import initialisation
 from ..records import alignment, code_state, machine
@@ -82,21 +81,13 @@ def record_path(dest, spec, cell_name):
     return os.path.join(dest, spec.key, cell_name.replace("/", "__") + ".record.json")
 
 
-def _read(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
 def save_records(resolved, dest, log=print):
     """Copy the record of every finished cell of ``resolved`` (its ``record.json``, current cell hash) to
     :func:`record_path`; returns the paths written. Cells without a record (not finished, or finished before
     records were written: rerun the cell's evaluation) are listed in the log."""
     written, without = [], []
     for rc in resolved:
-        rec = _read(os.path.join(rc.out_dir, RECORD_FILE))
+        rec = read_json(os.path.join(rc.out_dir, RECORD_FILE))
         if rec is None or rec.get("cell_hash") != rc.cell_hash:
             without.append(rc.name)
             continue
@@ -115,7 +106,7 @@ def load_records(spec, dest):
     out = {}
     for c in spec.cells:
         path = record_path(dest, spec, c.name)
-        rec = _read(path)
+        rec = read_json(path)
         if rec is not None:
             rec["_path"] = path
             out[c.name] = rec

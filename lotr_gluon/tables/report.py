@@ -13,10 +13,11 @@ import os
 from .. import markdown, vis
 from ..compare import summarise_run
 from ..errors import OutputError
+from ..files import read_json
 from ..pretrained import initialisation
 from ..trainer import read_log
 from . import stats
-from .runner import _read_json, cell_status, run_config_matches, table_dir
+from .runner import cell_status, run_config_matches, table_dir
 from .spec import PAPERS, load_paper, paper_entry, paper_grid, paper_value
 
 __all__ = ["build_rows", "render_markdown", "render_dry_run", "render_paper_grid", "write_report", "make_plots",
@@ -81,7 +82,7 @@ def build_rows(resolved, paper=None, records=None):
     for rc in resolved:
         if records is None:
             status, detail = cell_status(rc)
-            m = _read_json(os.path.join(rc.out_dir, "metrics.json")) if status == "done" else None
+            m = read_json(os.path.join(rc.out_dir, "metrics.json")) if status == "done" else None
         else:
             status, detail, m = _record_status(rc, records.get(rc.name))
         values = (m or {}).get("values") or {}
@@ -217,7 +218,7 @@ def _add_intervals(spec, r, m, out_dir, per_image=None):
     if not names:
         return
     r["faces"], r["per_image"] = names, per
-    r["threshold"] = m.get("threshold") or (_read_json(os.path.join(out_dir, "per_image.json")) or {}).get("threshold")
+    r["threshold"] = m.get("threshold") or (read_json(os.path.join(out_dir, "per_image.json")) or {}).get("threshold")
     for met in tuple(spec.metrics) + tuple(spec.extras):
         st = stats.stat_of_key(met.key)
         nm = per.get(_eval_of(spec, met.key, per))
@@ -688,7 +689,7 @@ def make_plots(spec, resolved, out_dir, log=print, rows=None):
         for rc in cells:
             if cell_status(rc)[0] != "done":
                 continue
-            pi = _read_json(os.path.join(rc.out_dir, "per_image.json")) or {}
+            pi = read_json(os.path.join(rc.out_dir, "per_image.json")) or {}
             _, per = read_per_image(rc.out_dir)  # per_image.csv first, per_image.json where it is alone
             pi = dict(pi, **{"nme_" + k: v for k, v in per.items()})
             if not pi:
@@ -698,7 +699,7 @@ def make_plots(spec, resolved, out_dir, log=print, rows=None):
                 continue
             curves[_curve_label(spec, rc)] = nmes
             threshold = threshold or pi.get("threshold") or (
-                _read_json(os.path.join(rc.out_dir, "metrics.json")) or {}).get("threshold")
+                read_json(os.path.join(rc.out_dir, "metrics.json")) or {}).get("threshold")
             base = base or pi.get("nme_mean_shape")
         if curves:
             if base:

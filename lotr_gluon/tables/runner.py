@@ -44,7 +44,7 @@ from ..build import inference_config
 from ..config import get_defaults, load_config
 from ..errors import LotrError
 from ..evaluate import evaluate_weights
-from ..files import atomic_json
+from ..files import atomic_json, read_json
 from ..flops import model_info
 from ..runlock import LOCK_FILE, RunFolderBusy, run_lock
 from ..trainer import Trainer, TrainingDiverged
@@ -276,20 +276,12 @@ def select_cells(resolved, patterns):
 
 
 # ------------------------------------------------------------------------------------------ status
-def _read_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
 
 def _train_state(rc):
     """('trained' | 'partial' | 'other' | 'none', detail) of the training folder of a cell."""
     d = rc.train_cell.out_dir
-    meta = _read_json(os.path.join(d, "cell.json"))
-    ckpt = _read_json(os.path.join(d, "checkpoint_last.json"))
+    meta = read_json(os.path.join(d, "cell.json"))
+    ckpt = read_json(os.path.join(d, "checkpoint_last.json"))
     if meta is None:
         return ("other", "files of an unknown run") if ckpt or os.path.isfile(os.path.join(d, "model_best.params")) \
             else ("none", "")
@@ -309,7 +301,7 @@ STASHED_RUN = "a run of this configuration in .stash/, restored when run"
 
 def cell_status(rc):
     """``(status, detail)``: status is 'done', 'partial' or 'missing' (see the module docstring)."""
-    m = _read_json(os.path.join(rc.out_dir, "metrics.json"))
+    m = read_json(os.path.join(rc.out_dir, "metrics.json"))
     # the hash counts only non-default keys: after a default changed, the run's config.yaml tells them apart
     if m is not None and m.get("cell_hash") == rc.cell_hash \
             and run_config_matches(rc.train_dir, rc.train_cell.cfg) is not False:
@@ -321,7 +313,7 @@ def cell_status(rc):
         return "partial", detail + (" (of %s)" % rc.source.name if rc.source is not None else "")
     if rc.source is None:
         stash = os.path.join(rc.table_dir, ".stash", "%s-%s" % (rc.name.replace("/", "__"), rc.train_hash))
-        sm = _read_json(os.path.join(stash, "metrics.json"))
+        sm = read_json(os.path.join(stash, "metrics.json"))
         if sm is not None and sm.get("cell_hash") == rc.cell_hash:
             return "partial", STASHED_RESULTS
         if os.path.isfile(os.path.join(stash, "cell.json")):
@@ -351,7 +343,7 @@ def _prepare_dir(rc, out_root, log):
     d = rc.out_dir
     os.makedirs(d, exist_ok=True)
     meta_path = os.path.join(d, "cell.json")
-    meta = _read_json(meta_path)
+    meta = read_json(meta_path)
     files = _files(d)
     if files and not _same_training(rc, d, meta):
         old = (meta or {}).get("train_hash") or "unknown-%d" % int(time.time())
@@ -377,7 +369,7 @@ def _find_reusable(rc, out_root):
         d = os.path.dirname(path)
         if os.path.abspath(d) == os.path.abspath(rc.out_dir) or "%s.stash%s" % (os.sep, os.sep) in d + os.sep:
             continue
-        meta = _read_json(path)
+        meta = read_json(path)
         if meta and meta.get("trained") and os.path.isfile(os.path.join(d, "model_best.params")) \
                 and _same_training(rc, d, meta):
             return d
@@ -397,7 +389,7 @@ def ensure_trained(rc, out_root="output/tables", trainer_cls=None, progress=True
     _prepare_dir(rc, out_root, log)
     d = rc.out_dir
     meta_path = os.path.join(d, "cell.json")
-    meta = _read_json(meta_path)
+    meta = read_json(meta_path)
     if meta and meta.get("train_hash") == rc.train_hash and meta.get("trained") \
             and os.path.isfile(os.path.join(d, "model_best.params")):
         return d
@@ -560,13 +552,13 @@ def run_cell(rc, out_root="output/tables", trainer_cls=None, evaluate_fn=None, b
         atomic_json(record, os.path.join(rc.out_dir, "metrics.json"))
         write_cell_record(rc, record, {})
         return record
-    done = _read_json(os.path.join(rc.out_dir, "metrics.json"))
+    done = read_json(os.path.join(rc.out_dir, "metrics.json"))
     if done and done.get("cell_hash") == rc.cell_hash:  # restored from .stash/ with its results
         log("    results of this configuration restored from .stash/")
         return done
     if rc.source is not None:
         os.makedirs(rc.out_dir, exist_ok=True)
-        old = _read_json(os.path.join(rc.out_dir, "metrics.json"))
+        old = read_json(os.path.join(rc.out_dir, "metrics.json"))
         if old and old.get("cell_hash") != rc.cell_hash:  # results of another configuration of this
             for f in _files(rc.out_dir):                    # evaluation-only cell: recomputed below
                 os.remove(os.path.join(rc.out_dir, f))
@@ -578,7 +570,7 @@ def run_cell(rc, out_root="output/tables", trainer_cls=None, evaluate_fn=None, b
     bench = None
     if rc.spec.benchmark:
         bench = _bench(rc, params, benchmark, log)
-    train_meta = _read_json(os.path.join(train_dir, "cell.json")) or {}
+    train_meta = read_json(os.path.join(train_dir, "cell.json")) or {}
     record.update(values=cell_values(rc.spec, result, info, bench), metrics=result.get("metrics"),
                   mean_shape_baseline=result.get("mean_shape_baseline"), threshold=result.get("threshold"),
                   num_images=len(result.get("names", [])), model_info=info, benchmark=bench,
@@ -647,7 +639,7 @@ def run_table(resolved, out_root="output/tables", trainer_cls=None, evaluate_fn=
         head = "[%*d/%d] %-*s" % (len(str(n)), i, n, width, rc.name)
         status, detail = cell_status(rc)
         if status == "done":
-            m = _read_json(os.path.join(rc.out_dir, "metrics.json")) or {}
+            m = read_json(os.path.join(rc.out_dir, "metrics.json")) or {}
             if rc.spec.benchmark and (retime or (m.get("values") or {}).get("ms_noflip") is None) \
                     and not m.get("diverged"):
                 fn, _ = benchmark if benchmark is not None else load_benchmark()
@@ -657,7 +649,7 @@ def run_table(resolved, out_root="output/tables", trainer_cls=None, evaluate_fn=
                     m.setdefault("values", {}).update(ms_noflip=m["benchmark"].get("ms_noflip"),
                                                       ms_flip=m["benchmark"].get("ms_flip"))
                     atomic_json(m, os.path.join(rc.out_dir, "metrics.json"))
-                    rec = _read_json(os.path.join(rc.out_dir, "record.json"))
+                    rec = read_json(os.path.join(rc.out_dir, "record.json"))
                     if rec is not None:  # the record carries the new timing too
                         rec.update(benchmark=m["benchmark"], values=m["values"])
                         atomic_json(rec, os.path.join(rc.out_dir, "record.json"))

@@ -483,7 +483,6 @@ def paper_grid(paper_data):
     """The paper's table as printed: ``(columns, lines)`` with ``lines`` = ``[(group, row, {column: entry})]``
     in the paper's order. Columns are the file's ``columns`` plus any extra column of its entries (a number from
     the text, such as LOTR III's GFLOPs), without the ``(std)`` half of a ``mean ± std`` cell."""
-    by = paper_data.get("index_by", "row")
     cols = list(paper_data.get("columns", []))
     lines, index = [], {}
     for e in paper_data.get("values", []):
